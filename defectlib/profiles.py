@@ -43,7 +43,40 @@ NB00 = {
 NB01: dict[str, dict] = {"smoke": {}, "cpu": {}, "paper": {}}
 
 # --- 02 Severstal two-stage (paper 001) ----------------------------------------------------------
-NB02: dict[str, dict] = {"smoke": {}, "cpu": {}, "paper": {}}
+# Paper: Sec. 5 and REFERENCE.md section 2. "cpu" trains for a fixed number of steps, cut short by
+# ``budget_s`` (seconds per training stage) on a crowded machine; the notebook records what ran.
+# Per-dataset sizes: crops (h, w) alternate by epoch; MTD tiles (sizes vary) are resized first.
+_NB02_SHARED = {
+    "lr": 1e-3, "plateau_factor": 0.5, "plateau_patience": 3, "tversky_alpha": 0.3,
+    "val_fraction": 0.15, "test_fraction": 0.15, "dark_threshold": 0.05,
+    "gate_threshold": 0.5, "pixel_threshold": 0.5,                 # the paper's fixed values
+    "gate_grid": (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),     # tuned on validation
+    "pixel_grid": (0.3, 0.4, 0.5, 0.6, 0.7), "min_area_grid": (0,),
+}
+NB02: dict[str, dict] = {
+    "smoke": {**_NB02_SHARED, "encoders": ("resnet34",), "classifier": "resnet34",
+              "standin_images": 16, "severstal_scale": 0.25, "crops": {"severstal": ((64, 96), (64, 128))},
+              "image_size": {"mtd": (96, 96)}, "neu_seg_train_limit": 32,
+              "seg_batch_size": 4, "seg_epochs": 1, "tversky_epochs": 1, "steps_per_epoch": 2,
+              "cls_batch_size": 4, "cls_epochs": 1, "cls_steps_per_epoch": 2, "val_limit": 8,
+              "eval_limit": 8, "budget_s": None},
+    "cpu": {**_NB02_SHARED, "encoders": ("resnet34",), "classifier": "resnet50",
+            "standin_images": 240, "severstal_scale": 0.5,
+            "crops": {"severstal": ((128, 192), (128, 256)), "neu-seg": ((160, 160), (160, 192)),
+                      "mtd": ((160, 160), (160, 192))},
+            "image_size": {"mtd": (192, 192)}, "neu_seg_train_limit": None,
+            "seg_batch_size": 8, "seg_epochs": 8, "tversky_epochs": 3, "steps_per_epoch": 30,
+            "cls_batch_size": 8, "cls_epochs": 6, "cls_steps_per_epoch": 25, "val_limit": 64,
+            "eval_limit": None, "budget_s": {"seg": 420, "tversky": 150, "cls": 300}},
+    "paper": {**_NB02_SHARED, "encoders": ("resnet34", "resnet50", "efficientnet_b3"),
+              "classifier": "resnet50", "standin_images": 240, "severstal_scale": 1.0,
+              "crops": {"severstal": ((256, 384), (256, 512)), "neu-seg": ((192, 192), (160, 192)),
+                        "mtd": ((256, 256), (256, 320))},
+              "image_size": {"mtd": (320, 320)}, "neu_seg_train_limit": None,
+              "seg_batch_size": 5, "seg_epochs": 70, "tversky_epochs": 40, "steps_per_epoch": None,
+              "cls_batch_size": 4, "cls_epochs": 20, "cls_steps_per_epoch": None, "val_limit": None,
+              "eval_limit": None, "budget_s": None},
+}
 
 # --- 03 OCINet on NRSD-MN (paper 003) ------------------------------------------------------------
 NB03: dict[str, dict] = {"smoke": {}, "cpu": {}, "paper": {}}
@@ -67,3 +100,18 @@ def get(notebook: str, profile: str, dry_run: bool = False) -> Config:
     if dry_run:
         cfg.update(dry_run=True, max_steps=2, max_eval_batches=1)
     return cfg
+
+
+def table(notebook: str, dry_run: bool = False) -> str:
+    """The three profiles of ``notebook`` side by side, as a markdown table (for notebooks/README)."""
+    cfgs = {p: get(notebook, p, dry_run=dry_run) for p in PROFILE_NAMES}
+    names = list(dict.fromkeys(k for c in cfgs.values() for k in c if k != "profile"))
+
+    def cell(value: Any) -> str:
+        text = "-" if value is None else repr(value) if isinstance(value, str) else str(value)
+        return text if len(text) <= 40 else text[:37] + "..."
+
+    lines = ["| setting | " + " | ".join(PROFILE_NAMES) + " |", "|---" * (len(PROFILE_NAMES) + 1) + "|"]
+    lines += [f"| {k} | " + " | ".join(cell(cfgs[p].get(k)) for p in PROFILE_NAMES) + " |"
+              for k in names]
+    return "\n".join(lines)

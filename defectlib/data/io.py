@@ -28,7 +28,7 @@ def read_gray(path: str | os.PathLike) -> np.ndarray:
                 arr = np.asarray(im, dtype=np.float32)
                 arr = arr / max(float(arr.max()), 1.0) * 255.0
                 return arr.astype(np.uint8)
-            return np.asarray(im.convert("L"))
+            return np.array(im.convert("L"))
     except FileNotFoundError:
         raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:

@@ -1,0 +1,67 @@
+"""The ``defectlib`` command: ``run`` the notebooks, ``report`` on a run, ``data`` tools, ``papers``.
+
+    defectlib run --profile smoke              # every notebook, smoke profile (what `make run` does)
+    defectlib run --only 01 --profile cpu      # one notebook, the reduced real experiment
+    defectlib report latest --against runs/OLD # what changed between two runs
+    defectlib data --help                      # dataset tools (defectlib.data.cli)
+    defectlib papers danet/table3/phase5       # the papers' own numbers, as recorded in defectlib
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+
+def _papers(argv: list[str]) -> int:
+    from . import papers
+    p = argparse.ArgumentParser(prog="defectlib papers",
+                                description="List the papers' numbers whose key starts with PREFIX.")
+    p.add_argument("prefix", nargs="?", default="")
+    args = p.parse_args(argv)
+    found = papers.keys(args.prefix)
+    if not found:
+        print(f"no paper numbers under {args.prefix!r}; top level: "
+              f"{sorted({k.split('/')[0] for k in papers.TABLES})}", file=sys.stderr)
+        return 1
+    for key in found:
+        print(f"{key:55s} {papers.describe(key)}")
+    return 0
+
+
+def _data(argv: list[str]) -> int:
+    try:
+        module = importlib.import_module("defectlib.data.cli")
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("defectlib.data.cli", "defectlib.data"):
+            raise
+        print("defectlib data: the dataset tools (defectlib/data/cli.py) are not installed in this "
+              "checkout yet.", file=sys.stderr)
+        return 2
+    return module.main(argv) or 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    commands = {"run": "run the notebooks through papermill into a new runs/ folder",
+                "report": "rebuild a run's report.md, optionally --against another run",
+                "data": "dataset tools (locate, check, stand-ins)",
+                "papers": "list the papers' own numbers by key prefix"}
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands:
+        print(__doc__.strip() + "\n\ncommands:\n" +
+              "\n".join(f"  {k:8s} {v}" for k, v in commands.items()))
+        return 0 if not argv or argv[0] in ("-h", "--help") else 2
+    cmd, rest = argv[0], argv[1:]
+    if cmd == "run":
+        from .run import main as run_main
+        return run_main(rest)
+    if cmd == "report":
+        from .report import main as report_main
+        return report_main(rest)
+    if cmd == "data":
+        return _data(rest)
+    return _papers(rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,306 @@
+"""``defectlib data check PATH``: validate a dataset folder and find duplicates / near-duplicates.
+
+Reports every problem instead of stopping at the first: counts per split and class, image/mask and
+image/annotation pairs, decodability, sizes, mask value ranges, boxes inside images, RLE validity.
+Duplicates: identical pixels (exact hash), near-duplicates by a 64-bit perceptual hash (DCT of a
+32x32 thumbnail, Zauner 2010) with Hamming distance <= ``max_hamming``, confirmed by the mean
+absolute grey difference (MAD) of the full images being below ``mad_threshold``. Each pair is
+labelled within-split or cross-split -- cross-split pairs leak test images into training.
+"""
+from __future__ import annotations
+
+import hashlib
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from scipy.fft import dctn
+
+from .errors import (AnnotationError, DatasetError, DatasetNotFoundError, EmptyDatasetError, MaskSizeError,
+                     MissingFileError)
+from .io import IMAGE_EXTS, read_gray
+
+
+@dataclass
+class Sample:
+    key: str
+    split: str
+    image: Path
+    mask: Path | None = None
+    xml: Path | None = None
+    rles: dict | None = None
+    label: str = ""
+
+
+@dataclass
+class Pair:
+    a: str
+    b: str
+    hamming: int
+    mad: float
+    kind: str  # "identical" or "near"
+
+    @property
+    def cross_split(self) -> bool:
+        return self.a.split("/")[0] != self.b.split("/")[0]
+
+
+@dataclass
+class Report:
+    path: Path
+    kind: str
+    counts: dict = field(default_factory=dict)
+    problems: list = field(default_factory=list)
+    warnings: list = field(default_factory=list)
+    pairs: list = field(default_factory=list)
+    info: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def __str__(self) -> str:
+        lines = [f"defectlib data check: {self.path}  (format: {self.kind})", "", "Counts:"]
+        for k, v in self.counts.items():
+            lines.append(f"  {k}: {v}")
+        for k, v in self.info.items():
+            lines.append(f"  {k}: {v}")
+        lines += ["", f"Problems: {len(self.problems)}"] + [f"  [{type(p).__name__}] {p}" for p in self.problems]
+        lines += ["", f"Warnings: {len(self.warnings)}"] + [f"  {w}" for w in self.warnings]
+        ident = [p for p in self.pairs if p.kind == "identical"]
+        near = [p for p in self.pairs if p.kind == "near"]
+        cross = [p for p in self.pairs if p.cross_split]
+        lines += ["", f"Duplicates: {len(ident)} identical, {len(near)} near-duplicate pairs "
+                      f"({len(cross)} across splits)"]
+        for p in sorted(self.pairs, key=lambda p: (not p.cross_split, p.mad)):
+            where = "CROSS-SPLIT" if p.cross_split else "same split"
+            lines.append(f"  {p.kind:9s} {where:11s} MAD={p.mad:5.2f} hamming={p.hamming:2d}  {p.a}  {p.b}")
+        lines.append("")
+        lines.append("OK" if self.ok else f"{len(self.problems)} problem(s) found")
+        return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- format detection and enumeration
+def detect_kind(root: Path) -> str:
+    if (root / "ANNOTATIONS").is_dir() or (root / "train" / "annotations").is_dir():
+        return "neu-det"
+    if (root / "images" / "training").is_dir() or (root / "annotations" / "training").is_dir():
+        return "neu-seg"
+    if any(p.name.startswith("MT_") for p in root.iterdir() if p.is_dir()):
+        return "mtd"
+    if (root / "train.csv").is_file():
+        return "severstal"
+    if (root / "2086").is_dir() or (root / "1130").is_dir() or (root / "test" / "man-made").is_dir():
+        return "nrsd-mn"
+    return "folder"
+
+
+def _images(folder: Path, ext: str | None = None) -> dict[str, Path]:
+    if not folder.is_dir():
+        return {}
+    return {p.stem: p for p in sorted(folder.iterdir())
+            if p.suffix.lower() in IMAGE_EXTS and (ext is None or p.suffix.lower() == ext)}
+
+
+def _pair(report, split, imgs: dict, others: dict, what: str, label: str = "", attr="mask") -> list[Sample]:
+    out = []
+    for stem, p in imgs.items():
+        if stem not in others:
+            report.problems.append(MissingFileError(p, f"image has no {what}"))
+            continue
+        out.append(Sample(f"{split}/{stem}", split, p, label=label, **{attr: others[stem]}))
+    for stem in sorted(set(others) - set(imgs)):
+        report.problems.append(MissingFileError(others[stem], f"{what} has no image"))
+    return out
+
+
+def _enumerate(root: Path, kind: str, report: Report) -> list[Sample]:
+    samples: list[Sample] = []
+    if kind == "neu-det":
+        from .neu_det import filename_class
+        layouts = [("all", root / "IMAGES", root / "ANNOTATIONS")] if (root / "ANNOTATIONS").is_dir() else \
+            [(s, root / s / "images", root / s / "annotations") for s in ("train", "validation", "val", "test")
+             if (root / s).is_dir()]
+        for split, idir, adir in layouts:
+            xmls = {p.stem: p for p in sorted(adir.glob("*.xml"))} if adir.is_dir() else {}
+            for s in _pair(report, split, _images(idir), xmls, "annotation (.xml)", attr="xml"):
+                s.label = filename_class(s.image.stem)
+                samples.append(s)
+    elif kind == "neu-seg":
+        for split in ("training", "test"):
+            imgs = _images(root / "images" / split, ".jpg")
+            samples += _pair(report, split, imgs, _images(root / "annotations" / split, ".png"), "mask (.png)")
+    elif kind == "mtd":
+        for d in sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("MT_")):
+            folder = d / "Imgs"
+            samples += _pair(report, d.name, _images(folder, ".jpg"), _images(folder, ".png"), "mask (.png)",
+                             label=d.name[3:])
+    elif kind == "nrsd-mn":
+        from .nrsd_mn import SPLITS, split_dirs
+        for split in SPLITS:
+            try:
+                idir, gdir = split_dirs(root, split)
+            except DatasetError as exc:
+                report.warnings.append(str(exc))
+                continue
+            samples += _pair(report, split, _images(idir), _images(gdir, ".png"), "mask (.png)")
+    elif kind == "severstal":
+        from .severstal import read_train_csv
+        try:
+            rles, listed, fmt = read_train_csv(root / "train.csv")
+        except DatasetError as exc:
+            report.problems.append(exc)
+            rles, listed, fmt = {}, [], "?"
+        report.info["train.csv format"] = fmt
+        for split in ("train_images", "test_images"):
+            imgs = {p.name: p for p in _images(root / split).values()}
+            for name, p in imgs.items():
+                r = rles.get(name, {}) if split == "train_images" else None
+                lab = ("+".join(map(str, sorted(r))) or "clean") if r is not None else "test"
+                samples.append(Sample(f"{split}/{name}", split, p, rles=r, label=lab))
+            if split == "train_images":
+                for name in listed:
+                    if name not in imgs:
+                        report.problems.append(MissingFileError(root / split / name, "listed in train.csv but missing"))
+    else:
+        imgs = _images(root / "images") or _images(root)
+        masks = _images(root / "masks")
+        if masks:
+            samples += _pair(report, "all", imgs, masks, "mask")
+        else:
+            samples += [Sample(f"all/{k}", "all", p) for k, p in imgs.items()]
+    return samples
+
+
+# ---------------------------------------------------------------- per-sample checks and hashes
+def phash(arr: np.ndarray) -> np.uint64:
+    """64-bit DCT perceptual hash of a grey image."""
+    small = np.asarray(Image.fromarray(arr).resize((32, 32), Image.Resampling.BOX), dtype=np.float32)
+    low = dctn(small, norm="ortho")[:8, :8].ravel()
+    bits = (low[1:] > np.median(low[1:])).astype(np.uint64)
+    return np.uint64((bits << np.arange(63, dtype=np.uint64)).sum())
+
+
+def _check_sample(s: Sample, kind: str, report: Report, mask_values: Counter) -> np.ndarray | None:
+    from .neu_det import parse_voc
+    from .severstal import decode_masks
+    try:
+        img = read_gray(s.image)
+    except DatasetError as exc:
+        report.problems.append(exc)
+        return None
+    if img.max() == img.min():
+        report.warnings.append(f"{s.image}: constant image (every pixel = {img.max()})")
+    if s.xml is not None:
+        try:
+            rec = parse_voc(s.xml)
+            if (rec.height, rec.width) != img.shape:
+                report.problems.append(AnnotationError(s.xml, f"<size> {rec.width}x{rec.height} differs from the "
+                                                              f"image's {img.shape[1]}x{img.shape[0]}"))
+            for lab in rec.labels:
+                report.counts.setdefault("boxes per class", Counter())[int(lab)] += 1
+            if rec.labels.size == 0:
+                report.warnings.append(f"{s.xml}: no objects")
+        except DatasetError as exc:
+            report.problems.append(exc)
+    if s.mask is not None:
+        try:
+            m = read_gray(s.mask)
+            if m.shape != img.shape:
+                raise MaskSizeError(s.mask, f"mask is {m.shape[1]}x{m.shape[0]} but image {s.image.name} "
+                                            f"is {img.shape[1]}x{img.shape[0]}")
+            vals, cnt = np.unique(m, return_counts=True)
+            mask_values.update(dict(zip(vals.tolist(), cnt.tolist())))
+            if kind == "neu-seg" and vals.max() > 3:
+                report.problems.append(AnnotationError(s.mask, f"value {vals.max()} is not a class index 0..3"))
+            if kind in ("mtd", "nrsd-mn", "folder") and s.label != "Free" and not (m > 127).any():
+                report.warnings.append(f"{s.mask}: empty mask (no pixel > 127) in a defect folder")
+        except DatasetError as exc:
+            report.problems.append(exc)
+    if s.rles:
+        try:
+            decode_masks(s.rles, img.shape, source=f"train.csv [{s.image.name}]")
+        except DatasetError as exc:
+            report.problems.append(exc)
+    return img
+
+
+def _near_pairs(keys, hashes, shapes, paths, max_hamming, mad_threshold, exact) -> list[Pair]:
+    h = np.asarray(hashes, dtype=np.uint64)
+    n = len(h)
+    cands = []
+    for start in range(0, n, 512):
+        block = h[start:start + 512]
+        d = np.bitwise_count(block[:, None] ^ h[None, :])
+        ii, jj = np.nonzero(d <= max_hamming)
+        keep = jj > ii + start
+        cands += [(int(i + start), int(j), int(d[i, j])) for i, j in zip(ii[keep], jj[keep])]
+    exact_groups = defaultdict(list)
+    for i, e in enumerate(exact):
+        exact_groups[e].append(i)
+    seen, pairs = set(), []
+    for g in exact_groups.values():
+        for a in range(len(g)):
+            for b in range(a + 1, len(g)):
+                i, j = g[a], g[b]
+                seen.add((i, j))
+                pairs.append(Pair(keys[i], keys[j], int(np.bitwise_count(h[i] ^ h[j])), 0.0, "identical"))
+    for i, j, d in cands:
+        if (i, j) in seen or shapes[i] != shapes[j]:
+            continue
+        mad = float(np.abs(read_gray(paths[i]).astype(np.float32) - read_gray(paths[j])).mean())
+        if mad < mad_threshold:
+            pairs.append(Pair(keys[i], keys[j], d, mad, "near"))
+    return pairs
+
+
+def check_dataset(path, kind: str | None = None, max_hamming: int = 12, mad_threshold: float = 3.0,
+                  duplicates: bool = True, progress: bool = False) -> Report:
+    """Check a dataset folder; returns a :class:`Report` (``print(report)`` for the text)."""
+    root = Path(path)
+    if not root.is_dir():
+        report = Report(root, kind or "?")
+        report.problems.append(DatasetNotFoundError(root, "folder not found"))
+        return report
+    kind = kind or detect_kind(root)
+    report = Report(root, kind)
+    samples = _enumerate(root, kind, report)
+    if not samples:
+        report.problems.append(EmptyDatasetError(root, f"no samples found for format {kind!r}"))
+        return report
+    report.counts["samples per split"] = dict(Counter(s.split for s in samples))
+    labels = Counter(f"{s.split}/{s.label}" for s in samples if s.label)
+    if labels:
+        report.counts["samples per split/class"] = dict(sorted(labels.items()))
+    mask_values: Counter = Counter()
+    keys, hashes, shapes, paths, exact = [], [], [], [], []
+    sizes: Counter = Counter()
+    it = samples
+    if progress:
+        from tqdm.auto import tqdm
+        it = tqdm(samples, desc=f"check {root.name}")
+    for s in it:
+        img = _check_sample(s, kind, report, mask_values)
+        if img is None:
+            continue
+        sizes[f"{img.shape[1]}x{img.shape[0]}"] += 1
+        if duplicates:
+            keys.append(s.key)
+            paths.append(s.image)
+            shapes.append(img.shape)
+            hashes.append(phash(img))
+            exact.append(hashlib.sha1(img.tobytes() + str(img.shape).encode()).hexdigest())
+    report.info["image sizes (WxH)"] = dict(sizes.most_common(5)) | ({"...": f"{len(sizes)} sizes"} if len(sizes) > 5 else {})
+    if mask_values:
+        vals = sorted(mask_values)
+        report.info["mask values"] = (f"{len(vals)} distinct, {vals[:6]}{'...' if len(vals) > 6 else ''}; "
+                                      f"{sum(c for v, c in mask_values.items() if v not in (0, 255, 1, 2, 3))} "
+                                      "pixels outside {0,1,2,3,255}")
+    if "boxes per class" in report.counts:
+        from .neu_det import CLASSES
+        report.counts["boxes per class"] = {CLASSES[k - 1]: v for k, v in sorted(report.counts["boxes per class"].items())}
+    if duplicates:
+        report.pairs = _near_pairs(keys, hashes, shapes, paths, max_hamming, mad_threshold, exact)
+    return report

@@ -1,0 +1,57 @@
+"""NEU-Seg: 200x200 hot-rolled steel images with class-index masks (inclusion, patches, scratches).
+
+Usually cited as the segmentation set of H. Dong et al., "PGA-Net", IEEE TII 16(12), 2020.
+Layout: ``images/{training,test}/<id>.jpg`` + ``annotations/{training,test}/<id>.png``; mask values
+0 background, 1 inclusion, 2 patches, 3 scratches. 300 file names exist in BOTH splits as
+different images, so samples are keyed ``<split>/<name>``. See SOURCE.md for its overlaps with
+NEU-DET and its 16 cross-split near-duplicates.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import AnnotationError, DatasetNotFoundError
+from .folder import PairedMasks, pair_folder
+
+CLASSES = ("background", "inclusion", "patches", "scratches")
+SPLIT_ALIASES = {"train": "training", "training": "training", "test": "test", "val": "test"}
+
+
+class NEUSeg(PairedMasks):
+    """``ds[i]`` -> ``(image [1,200,200], mask)``; mask int64 ``[H, W]`` class indices 0..3, or with
+    ``binary=True`` float ``[1, H, W]`` (any defect). ``ids`` are ``"training/000201"`` style."""
+
+    CLASSES = CLASSES
+
+    def __init__(self, root, split: str = "training", binary: bool = False, transforms=None, ids=None):
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise DatasetNotFoundError(self.root, "NEU-Seg folder not found")
+        if split not in SPLIT_ALIASES:
+            raise ValueError(f"unknown NEU-Seg split {split!r}; choose 'training' or 'test'")
+        split = SPLIT_ALIASES[split]
+        items = pair_folder(self.root / "images" / split, self.root / "annotations" / split,
+                            mask_ext=".png", id_prefix=f"{split}/")
+        if ids is not None:
+            keep = set(ids)
+            items = [it for it in items if it[0] in keep]
+        self.split, self.binary = split, binary
+        if binary:
+            super().__init__(items, transforms=transforms, mask_fn=lambda m: (m > 0).astype(np.uint8))
+        else:
+            super().__init__(items, transforms=transforms, mask_fn=self._index_mask, mask_dtype=torch.int64)
+
+    def _index_mask(self, m: np.ndarray) -> np.ndarray:
+        if m.max() >= len(CLASSES):
+            raise AnnotationError(None, f"mask value {int(m.max())} is not a class index 0..3")
+        return m
+
+    def __getitem__(self, i: int):
+        try:
+            image, mask = super().__getitem__(i)
+        except AnnotationError as exc:
+            raise AnnotationError(self.mask_paths[i], exc.problem) from None
+        return image, (mask if self.binary else mask[0])

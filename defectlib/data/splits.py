@@ -1,0 +1,119 @@
+"""Reproducible, leakage-free splits.
+
+NEU-DET has no official split (REFERENCE.md section 6). The "1440/360" convention is a per-class
+240/60 split: :func:`neu_det_split` makes it seeded and stratified by file-name class, and keeps
+byte-identical images (``patches_101`` / ``patches_105``) on the same side. The AMFF-YOLOX 1620/180
+lists are read from ``splits/`` when present. NEU-Seg ships its own split; its samples are keyed
+``<split>/<name>`` because 300 file names occur in both splits as different images.
+"""
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from pathlib import Path
+from typing import Hashable, Sequence
+
+import numpy as np
+
+from .errors import MissingFileError, SplitError
+from .neu_det import NEUDET, filename_class
+
+
+def identical_groups(paths: Sequence[Path]) -> list[list[int]]:
+    """Indices of byte-identical files, grouped (singletons included), by SHA-256 of the bytes."""
+    by_hash: dict[str, list[int]] = defaultdict(list)
+    for i, p in enumerate(paths):
+        by_hash[hashlib.sha256(Path(p).read_bytes()).hexdigest()].append(i)
+    return list(by_hash.values())
+
+
+def stratified_split(labels: Sequence[Hashable], test_fraction: float = 0.2, seed: int = 0,
+                     groups: Sequence[Sequence[int]] | None = None) -> tuple[list[int], list[int]]:
+    """Seeded split of indices, ``round(test_fraction * n_c)`` test samples per label ``c``.
+
+    ``groups`` (lists of indices that must stay together, e.g. identical images) are placed as one
+    unit, under the label of their first member. Returns sorted (train, test) index lists.
+    """
+    n = len(labels)
+    groups = [list(g) for g in groups] if groups is not None else []
+    grouped = {i for g in groups for i in g}
+    units = groups + [[i] for i in range(n) if i not in grouped]
+    by_label: dict[Hashable, list[list[int]]] = defaultdict(list)
+    for u in units:
+        by_label[labels[u[0]]].append(u)
+    rng = np.random.default_rng(seed)
+    train, test = [], []
+    for lab in sorted(by_label, key=str):
+        us = sorted(by_label[lab])
+        order = rng.permutation(len(us))
+        target = int(round(test_fraction * sum(len(u) for u in us)))
+        taken = 0
+        for k in order:
+            u = us[k]
+            if taken + len(u) <= target:
+                test += u
+                taken += len(u)
+            else:
+                train += u
+        if taken != target:
+            raise SplitError(None, f"cannot place exactly {target} samples of {lab!r} in test with groups kept together")
+    return sorted(train), sorted(test)
+
+
+def neu_det_split(root, scheme: str = "stratified", seed: int = 0, test_fraction: float = 0.2
+                  ) -> tuple[list[str], list[str]]:
+    """(train ids, test ids) of NEU-DET.
+
+    ``scheme="stratified"``: seeded, ``test_fraction`` per file-name class (0.2 -> 240/60 per class,
+    1440/360 in all), identical images on the same side. ``scheme="amff_yolox"``: the 1620/180 lists
+    in ``<root>/splits/amff_yolox_{train,test}.txt`` (SplitError when absent).
+    """
+    root = Path(root)
+    if scheme == "amff_yolox":
+        lists = []
+        for part in ("train", "test"):
+            f = root / "splits" / f"amff_yolox_{part}.txt"
+            if not f.is_file():
+                raise SplitError(f, "split list not found (it ships with the real NEU-DET copy only)")
+            lists.append([ln.strip() for ln in f.read_text().split() if ln.strip()])
+        overlap = set(lists[0]) & set(lists[1])
+        if overlap:
+            raise SplitError(root / "splits", f"train and test lists share {len(overlap)} ids")
+        return lists[0], lists[1]
+    if scheme != "stratified":
+        raise ValueError(f"unknown NEU-DET split scheme {scheme!r}; use 'stratified' or 'amff_yolox'")
+    ds = NEUDET(root)
+    groups = [g for g in identical_groups([img for img, _ in ds.files]) if len(g) > 1]
+    labels = [filename_class(i) for i in ds.ids]
+    tr, te = stratified_split(labels, test_fraction, seed, groups)
+    return [ds.ids[i] for i in tr], [ds.ids[i] for i in te]
+
+
+def neu_seg_ids(root, split: str) -> list[str]:
+    """``["training/000201", ...]``: NEU-Seg sample keys of one split (split/name, never name alone)."""
+    folder = Path(root) / "images" / split
+    if not folder.is_dir():
+        raise MissingFileError(folder, "NEU-Seg split folder not found")
+    return sorted(f"{split}/{p.stem}" for p in folder.glob("*.jpg"))
+
+
+def neu_seg_near_duplicates(root) -> list[tuple[str, str, float]]:
+    """Pairs listed in ``near_duplicates.txt`` as (key a, key b, mean abs grey difference)."""
+    f = Path(root) / "near_duplicates.txt"
+    if not f.is_file():
+        return []
+    out = []
+    for line in f.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            mad, a, b = line.split()[:3]
+            out.append((a.rsplit(".", 1)[0], b.rsplit(".", 1)[0], float(mad)))
+    return out
+
+
+def neu_seg_clean_test_ids(root) -> list[str]:
+    """NEU-Seg test keys without the test images that near-duplicate a training image."""
+    leaked = set()
+    for a, b, _ in neu_seg_near_duplicates(root):
+        if a.split("/")[0] != b.split("/")[0]:
+            leaked.add(a if a.startswith("test/") else b)
+    return [k for k in neu_seg_ids(root, "test") if k not in leaked]

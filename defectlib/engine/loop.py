@@ -1,0 +1,264 @@
+"""The training loop every notebook uses: :func:`fit` (a thin wrapper around :class:`Trainer`).
+
+One optimizer step (what the papers call an iteration)::
+
+    losses = loss_fn(model, batch, device)        # dict; "loss" is the one back-propagated
+    scaler.scale(losses["loss"]).backward()       # AMP loss scaling (identity without CUDA AMP)
+    clip_grad_norm_(params, grad_clip)            # optional: ||g||_2 <= grad_clip
+    optimizer.step(); schedule.step_iteration()   # the warm-up advances per step
+
+and after every epoch: evaluation (every ``eval_every`` epochs and at the end), the epoch
+schedule, ``best.pt`` when the monitored value improved, ``last.pt``, early stopping. Runs on one
+CPU, one GPU, or many GPUs under ``torchrun`` (see ``distributed``).
+
+Exact resumption: at the start of epoch ``e`` every random generator (python, numpy, torch, the
+loader's and its sampler's) is reseeded from ``(seed, e, rank)``, and ``last.pt`` also holds the
+generators' states. What epoch ``e`` draws - shuffling order, augmentations, dropout - then
+depends only on the seed and ``e``, so "2 epochs" and "1 epoch, stop, resume, 1 epoch" give
+bit-identical weights on CPU. (Loaders with ``persistent_workers=True`` keep their worker RNGs
+across epochs and are the exception.)
+"""
+from __future__ import annotations
+
+import math
+import random
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from ..runtime import resolve_device, seed_everything
+from . import distributed as D
+from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .config import TrainConfig
+from .helpers import LossFn
+from .history import History
+from .progress import tqdm
+from .schedules import EarlyStopping, LRSchedule, build_optimizer
+
+# settings that may change between a run and its resumption without a warning
+_RUN_LENGTH_KEYS = {"epochs", "max_steps", "max_eval_batches", "resume", "progress", "checkpoint_dir", "eval_every"}
+
+
+def fit(model: torch.nn.Module, train_loader: DataLoader, cfg: TrainConfig, loss_fn: LossFn | None = None,
+        device: str | torch.device = "auto", evaluate: Callable[[torch.nn.Module], Mapping] | None = None,
+        monitor: str | None = None, params: Iterable[Any] | None = None) -> History:
+    """Train ``model`` on ``train_loader`` as ``cfg`` says; returns the :class:`History`.
+
+    - ``loss_fn(model, batch, device)`` returns a dict of scalar tensors; ``"loss"`` is minimised,
+      the other terms are averaged into the history as ``loss_<name>`` (see ``supervised_loss``,
+      ``detection_loss``).
+    - ``evaluate(model)`` returns a dict of floats; it runs in eval mode without gradients every
+      ``cfg.eval_every`` epochs and at the end (on rank 0 only under torchrun).
+    - ``monitor`` names the value that drives the plateau schedule, early stopping and ``best.pt``;
+      default ``"val_loss"`` (see ``loss_evaluator``) when ``evaluate`` is given, else the training
+      ``"loss"``. Its direction is ``cfg.monitor_mode`` ("auto": minimised if the name has "loss").
+    - ``params``: what to optimise (tensors, or torch param-group dicts with their own ``lr``);
+      default every parameter with ``requires_grad``: freeze a backbone by clearing its flags.
+    """
+    return Trainer(model, train_loader, cfg, loss_fn, device, evaluate, monitor, params).run()
+
+
+class Trainer:
+    """The state of one training run; :meth:`run` trains, :meth:`state_dict` is the checkpoint."""
+
+    def __init__(self, model: torch.nn.Module, train_loader: DataLoader, cfg: TrainConfig,
+                 loss_fn: LossFn | None, device: str | torch.device = "auto",
+                 evaluate: Callable[[torch.nn.Module], Mapping] | None = None, monitor: str | None = None,
+                 params: Iterable[Any] | None = None):
+        if loss_fn is None:
+            raise TypeError("fit needs loss_fn(model, batch, device) -> {'loss': tensor, ...}; "
+                            "see defectlib.engine.supervised_loss and detection_loss")
+        if len(train_loader) == 0:
+            raise ValueError(f"train_loader yields no batch ({len(train_loader.dataset)} samples, batch_size="
+                             f"{train_loader.batch_size}, drop_last={train_loader.drop_last})")
+        self.cfg, self.loss_fn, self.evaluate_fn = cfg, loss_fn, evaluate
+        self.dist = D.init_from_env()
+        self.main = self.dist.is_main
+        self.device = D.device_for(self.dist, resolve_device(device))
+        self.seed = 0 if cfg.seed is None else int(cfg.seed)
+        if cfg.seed is not None:
+            seed_everything(self.seed, deterministic=cfg.deterministic and self.device.type == "cpu")
+        self.model = model.to(self.device)
+        params = [p for p in model.parameters() if p.requires_grad] if params is None else list(params)
+        self.optimizer = build_optimizer(params, cfg)
+        self.clip_params = [p for g in self.optimizer.param_groups for p in g["params"]]
+        self.amp = bool(cfg.amp) and self.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.loader = D.distributed_loader(train_loader, self.dist, self.seed)
+        # what loss_fn sees: the model itself, or its DistributedDataParallel wrapper under torchrun
+        self.net = D.wrap_model(model, self.dist, self.device, cfg.sync_bn, cfg.find_unused_parameters)
+        self.ckpt_dir = None if cfg.checkpoint_dir is None else Path(cfg.checkpoint_dir)
+        self.monitor = monitor or ("val_loss" if evaluate is not None else "loss")
+        self.explicit_monitor = monitor is not None
+        self.schedule = LRSchedule(self.optimizer, cfg, monitor_mode=cfg.mode_for(self.monitor))
+        self.stopper = (EarlyStopping(cfg.early_stop_patience, cfg.early_stop_min_delta, cfg.mode_for(self.monitor))
+                        if cfg.early_stopping else None)
+        self.history = History()
+        self.epoch = 0  # epochs completed
+        self.step = 0   # optimizer steps taken
+
+    # ----------------------------------------------------------------------------- checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "schedule": self.schedule.state_dict(), "scaler": self.scaler.state_dict(),
+                "early_stopping": None if self.stopper is None else self.stopper.state_dict(),
+                "rng": rng_state(), "rank": self.dist.rank, "epoch": self.epoch, "step": self.step,
+                "history": self.history.state_dict(), "config": self.cfg.to_dict()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        self.scaler.load_state_dict(state["scaler"])
+        if self.stopper is not None and state.get("early_stopping") is not None:
+            self.stopper.load_state_dict(state["early_stopping"])
+        self.history = History.from_state_dict(state["history"])
+        self.epoch, self.step = int(state["epoch"]), int(state["step"])
+        if self.dist.rank == state.get("rank", 0):
+            set_rng_state(state["rng"])
+
+    def _maybe_resume(self) -> None:
+        path = None if self.ckpt_dir is None else self.ckpt_dir / "last.pt"
+        if not (self.cfg.resume and path is not None and path.is_file()):
+            return
+        state = load_checkpoint(path, map_location=self.device)
+        saved = state.get("config", {})
+        changed = {k: (saved[k], v) for k, v in self.cfg.to_dict().items()
+                   if k in saved and saved[k] != v and k not in _RUN_LENGTH_KEYS}
+        if changed and self.main:
+            warnings.warn(f"resuming {path} with different settings {changed} (checkpoint, now); the "
+                          "optimizer and schedule states of the checkpoint are used", stacklevel=3)
+        self.load_state_dict(state)
+        self._say(f"resumed from {path} after epoch {self.epoch} (step {self.step})")
+
+    # ----------------------------------------------------------------------------- one epoch
+    def _seed_epoch(self, epoch: int) -> None:
+        if self.cfg.seed is not None:
+            s = int(np.random.SeedSequence([self.seed, epoch, self.dist.rank]).generate_state(1)[0])
+            random.seed(s)
+            np.random.seed(s)
+            torch.manual_seed(s)
+            for gen in (getattr(self.loader, "generator", None), getattr(self.loader.sampler, "generator", None)):
+                if isinstance(gen, torch.Generator):
+                    gen.manual_seed(s)
+        if hasattr(self.loader.sampler, "set_epoch"):  # DistributedSampler: a new shuffle per epoch
+            self.loader.sampler.set_epoch(epoch)
+
+    def train_epoch(self, epoch: int) -> tuple[dict[str, float], str | None]:
+        """One pass over the loader (or up to ``max_steps``): mean loss terms and why it stopped early."""
+        cfg = self.cfg
+        self._seed_epoch(epoch)
+        self.net.train()
+        total = len(self.loader) if cfg.max_steps is None else min(len(self.loader), cfg.max_steps - self.step)
+        bar = tqdm(self.loader, total=total, desc=f"epoch {epoch + 1}/{cfg.epochs}", dynamic_ncols=True,
+                   disable=not (self.main and cfg.progress))
+        sums: dict[str, float] = {}
+        n, stopped = 0, None
+        for batch in bar:
+            with torch.autocast(device_type=self.device.type, enabled=self.amp):
+                terms = self.loss_fn(self.net, batch, self.device)
+            loss = terms["loss"]
+            if not torch.isfinite(loss):
+                parts = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in terms.items())
+                raise FloatingPointError(f"training loss is not finite at step {self.step + 1} (epoch {epoch + 1}):"
+                                         f" {parts}; lower lr (now {self.schedule.lr():.3g}) or set grad_clip")
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            if cfg.grad_clip is not None:
+                self.scaler.unscale_(self.optimizer)
+                torch.nn.utils.clip_grad_norm_(self.clip_params, cfg.grad_clip)
+            lr = self.schedule.lr()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.schedule.step_iteration()
+            self.step += 1
+            n += 1
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach())
+            self.history.steps.append({"step": self.step, "epoch": epoch + 1, "loss": float(loss.detach()), "lr": lr})
+            bar.set_postfix(loss=f"{sums['loss'] / n:.4f}", lr=f"{lr:.2e}", refresh=False)
+            if cfg.max_steps is not None and self.step >= cfg.max_steps:
+                stopped = "max_steps"
+                break
+        bar.close()
+        means = D.mean_across({k: v / n for k, v in sums.items()}, self.dist)
+        return {(k if k.startswith("loss") else f"loss_{k}"): v for k, v in means.items()}, stopped
+
+    def evaluate(self) -> dict[str, float]:
+        """``evaluate(model)`` in eval mode without gradients, on rank 0, broadcast to every rank."""
+        metrics = None
+        if self.main:
+            flags = {m: m.training for m in self.model.modules()}
+            self.model.eval()
+            try:
+                with torch.no_grad():
+                    out = self.evaluate_fn(self.model)
+            finally:
+                for m, flag in flags.items():
+                    m.train(flag)
+            if not isinstance(out, Mapping):
+                raise TypeError(f"evaluate(model) must return a dict of floats, got {type(out).__name__}")
+            metrics = {k: float(v) for k, v in out.items()}
+        return D.broadcast(metrics, self.dist)
+
+    # ----------------------------------------------------------------------------- the run
+    def run(self) -> History:
+        cfg = self.cfg
+        self._maybe_resume()
+        h = self.history
+        if h.stopped == "early_stopping":
+            return h
+        for epoch in range(self.epoch, cfg.epochs):
+            if cfg.max_steps is not None and self.step >= cfg.max_steps:
+                break
+            t0 = time.perf_counter()
+            losses, stopped = self.train_epoch(epoch)
+            record: dict[str, Any] = {"epoch": epoch + 1, "step": self.step, "lr": self.schedule.lr(), **losses}
+            evaluated = self.evaluate_fn is not None and (
+                (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs or stopped is not None)
+            if evaluated:
+                for k, v in self.evaluate().items():
+                    record[k if k not in record else f"val_{k}"] = v
+            record["time_s"] = time.perf_counter() - t0
+            if stopped:
+                record["partial"] = True
+
+            value = record.get(self.monitor)
+            if value is None and (evaluated or self.evaluate_fn is None) and (
+                    self.explicit_monitor or self.schedule.needs_metric or self.stopper is not None):
+                raise KeyError(f"monitor={self.monitor!r} is not among the recorded values {sorted(record)}; "
+                               "pass fit(..., monitor=<one of them>)")
+            self.schedule.step_epoch(value)
+            if value is not None and math.isfinite(value):
+                self._track_best(epoch, value)
+            if value is not None and self.stopper is not None and self.stopper.step(float(value)):
+                stopped = "early_stopping"  # a NaN validation counts as a validation without improvement
+            h.epochs.append(record)
+            h.stopped = stopped
+            self.epoch = epoch + 1
+            shown = ", ".join(f"{k}={v:.4g}" for k, v in record.items() if isinstance(v, float) and k != "lr")
+            self._say(f"epoch {epoch + 1}: {shown}, lr={record['lr']:.3g}" + (f" [{stopped}]" if stopped else ""))
+            if self.ckpt_dir is not None:
+                if self.main:
+                    save_checkpoint(self.ckpt_dir / "last.pt", self.state_dict())
+                D.barrier(self.dist)
+            if stopped:
+                break
+        return h
+
+    def _track_best(self, epoch: int, value: float) -> None:
+        best, minimise = self.history.best, self.cfg.mode_for(self.monitor) == "min"
+        if best is None or (value < best["value"] if minimise else value > best["value"]):
+            self.history.best = {"epoch": epoch + 1, "name": self.monitor, "value": float(value)}
+            if self.ckpt_dir is not None and self.main:
+                save_checkpoint(self.ckpt_dir / "best.pt", {"model": self.model.state_dict(), "epoch": epoch + 1,
+                                                            "monitor": self.monitor, "value": float(value)})
+
+    def _say(self, text: str) -> None:
+        if self.main and self.cfg.progress:
+            tqdm.write(text)

@@ -1,0 +1,193 @@
+"""Executing one notebook: a ``papermill`` process of its own, and what to say when it fails.
+
+Each notebook runs in a separate ``python -m papermill`` process started in a new session, so its
+kernel inherits an environment of its own (``CUDA_VISIBLE_DEVICES`` for one GPU, thread counts) and
+the whole process group can be stopped on a timeout or Ctrl-C. When a notebook fails, the failing
+cell is read back from the executed notebook (papermill marks it); when it fails before any cell
+runs (kernel missing, timeout), the error comes from the end of its log. Used by
+:mod:`defectlib.run`.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_PROGRESS = re.compile(r"(\d+)/(\d+) \[")
+
+
+def detect_gpus(env: dict | None = None) -> list[str]:
+    """GPU ids visible to this process: ``CUDA_VISIBLE_DEVICES`` if set, else ``nvidia-smi -L``."""
+    env = os.environ if env is None else env
+    if "CUDA_VISIBLE_DEVICES" in env:
+        ids = [x.strip() for x in env["CUDA_VISIBLE_DEVICES"].split(",")]
+        return [x for x in ids if x and x != "-1"]
+    if shutil.which("nvidia-smi") is None:
+        return []
+    try:
+        res = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    lines = [ln for ln in res.stdout.splitlines() if ln.startswith("GPU ")] if res.returncode == 0 else []
+    return [str(i) for i in range(len(lines))]
+
+
+def notebook_kernel(path: Path) -> str | None:
+    meta = json.loads(Path(path).read_text()).get("metadata", {})
+    return meta.get("kernelspec", {}).get("name")
+
+
+# --- one notebook ---------------------------------------------------------------------------------
+@dataclass
+class Job:
+    path: Path
+    run_dir: Path
+    parameters: dict
+    stem: str = ""
+    status: str = "pending"            # pending | running | ok | failed | timeout | interrupted
+    elapsed_s: float | None = None
+    error: dict | None = None
+    gpu: str | None = None
+    proc: subprocess.Popen | None = field(default=None, repr=False)
+    started: float | None = None
+    log_file: object = field(default=None, repr=False)
+
+    def __post_init__(self):
+        self.stem = self.stem or self.path.stem
+
+    @property
+    def output_dir(self) -> Path:
+        return self.run_dir / self.stem
+
+    @property
+    def executed(self) -> Path:
+        return self.run_dir / f"{self.stem}.ipynb"
+
+    @property
+    def log(self) -> Path:
+        return self.output_dir / "papermill.log"
+
+
+def papermill_command(job: Job, kernel: str | None, cwd: Path, start_timeout: int = 120) -> list[str]:
+    cmd = [sys.executable, "-m", "papermill", str(job.path), str(job.executed),
+           "-y", json.dumps(job.parameters), "--cwd", str(cwd), "--progress-bar",
+           "--start-timeout", str(start_timeout)]
+    kernel = kernel or notebook_kernel(job.path) or "python3"
+    return cmd + ["-k", kernel]
+
+
+def failure_from_notebook(executed: Path) -> dict | None:
+    """The failing cell of a papermill-executed notebook: its index in the source notebook,
+    ``In [n]``, first source lines, the exception and the last traceback lines (ANSI stripped)."""
+    try:
+        nb = json.loads(Path(executed).read_text())
+    except (OSError, ValueError):
+        return None
+    index = 0
+    for cell in nb.get("cells", []):
+        tags = cell.get("metadata", {}).get("tags", [])
+        if "injected-parameters" in tags or "papermill-error-cell-tag" in tags:
+            continue
+        index += 1
+        errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+        failed = cell.get("metadata", {}).get("papermill", {}).get("exception")
+        if not errors and not failed:
+            continue
+        source = cell.get("source", "")
+        source = "".join(source) if isinstance(source, list) else source
+        err = errors[0] if errors else {}
+        tb = [_ANSI.sub("", line) for line in err.get("traceback", [])]
+        return {"cell": index, "execution_count": cell.get("execution_count"),
+                "source": "\n".join(source.splitlines()[:12]),
+                "ename": err.get("ename", "Error"), "evalue": err.get("evalue", ""),
+                "traceback": "\n".join("\n".join(tb).splitlines()[-25:])}
+    return None
+
+
+def log_failure(log: Path, timeout_msg: str | None = None) -> dict:
+    """A failure outside any cell (kernel did not start, timeout...): the error from the log."""
+    tail = _tail(log, 25)
+    if timeout_msg:
+        return {"cell": None, "ename": "Timeout", "evalue": timeout_msg, "traceback": tail}
+    for line in reversed(tail.splitlines()):
+        m = re.match(r"^([A-Za-z_][\w.]*(?:Error|Exception|Kernel|Exit)\w*): (.+)$", line.strip())
+        if m:
+            return {"cell": None, "ename": m.group(1).rsplit(".", 1)[-1], "evalue": m.group(2),
+                    "traceback": tail}
+    return {"cell": None, "ename": "papermill", "evalue": "failed before running a cell",
+            "traceback": tail}
+
+
+def check_kernel(name: str) -> None:
+    """Raise ValueError naming the installed kernels if ``name`` is not one of them."""
+    from jupyter_client.kernelspec import KernelSpecManager
+    names = sorted(KernelSpecManager().find_kernel_specs())
+    if name not in names:
+        raise ValueError(f"no Jupyter kernel named {name!r}; installed: {', '.join(names)} "
+                         "(see `jupyter kernelspec list`)")
+
+
+def _tail(path: Path, n: int = 20) -> str:
+    try:
+        text = _ANSI.sub("", Path(path).read_text(errors="replace")).replace("\r", "\n")
+    except OSError:
+        return ""
+    lines = [ln for ln in text.splitlines() if ln.strip() and not _PROGRESS.search(ln)]
+    return "\n".join(lines[-n:])
+
+
+def _progress(path: Path) -> str:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(max(0, os.path.getsize(path) - 4000))
+            text = fh.read().decode(errors="replace")
+    except OSError:
+        return ""
+    hits = _PROGRESS.findall(text)
+    return f"cell {hits[-1][0]}/{hits[-1][1]}" if hits else "starting kernel"
+
+
+def fmt_time(seconds: float | None) -> str:
+    """``75.2`` -> ``"1:15"``; under ten seconds keeps a decimal (``"3.4 s"``)."""
+    if seconds is None:
+        return "-"
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    return f"{h}:{rest // 60:02d}:{rest % 60:02d}" if h else f"{rest // 60}:{rest % 60:02d}"
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    """Stop a papermill process we started, and its kernel (same process group)."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=10)
+    except (ProcessLookupError, subprocess.TimeoutExpired, PermissionError):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def child_env(jobs: int, cpu_parallel: bool) -> dict:
+    """Environment for each papermill process (its kernel inherits it)."""
+    env = dict(os.environ)
+    # Figures render inline in executed notebooks only if no other backend is forced.
+    if not env.get("MPLBACKEND", "").startswith("module://matplotlib_inline"):
+        env.pop("MPLBACKEND", None)
+    # The notebook sees exactly the data_root the runner injects: make run = embedded default.
+    env.pop("DEFECTLIB_DATA", None)
+    if cpu_parallel and jobs > 1:  # N notebooks share the cores instead of each taking all
+        threads = str(max(1, (os.cpu_count() or 1) // jobs))
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            env.setdefault(var, threads)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env

@@ -1,0 +1,105 @@
+"""Classification metrics: confusion matrix, precision, recall, and the defect gate of paper 001.
+
+Paper 001 puts a binary classifier ("is this steel image defective?") in front of the U-Net: an
+image with ``p(defective) < 0.5`` gets four empty masks. The gate's cost is its *false-negative
+rate*, ``FNR = FN / (TP + FN)``: the share of defective images it lets through as clean, whose
+defects the segmenter never sees. Its benefit is the true negatives: clean images whose masks are
+then exactly empty (Dice 1 in the Kaggle metric). The paper prints its confusion matrices with
+rows = real (defective, clean) and columns = predicted (defective, clean), i.e.
+``[[TP, FN], [FP, TN]]`` (ResNet-50: ``[[695, 21], [365, 719]]``).
+
+``precision = TP / (TP + FP)``, ``recall = TP / (TP + FN)`` (per class in the multi-class case,
+one-vs-rest on the confusion matrix), ``accuracy = trace / total``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["confusion_matrix", "precision_recall", "GateReport", "gate_report"]
+
+
+def _np(x, dtype=None):
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    x = np.asarray(x)
+    return x.astype(dtype, copy=False) if dtype is not None else x
+
+
+def confusion_matrix(y_true, y_pred, num_classes=None):
+    """``C[i, j]`` = number of samples of true class ``i`` predicted as ``j`` (scikit-learn's layout)."""
+    t, p = _np(y_true, np.int64).ravel(), _np(y_pred, np.int64).ravel()
+    if t.shape != p.shape:
+        raise ValueError(f"{t.size} true labels but {p.size} predictions")
+    k = int(num_classes) if num_classes is not None else int(max(t.max(initial=0), p.max(initial=0))) + 1
+    if t.size and (min(t.min(), p.min()) < 0 or max(t.max(), p.max()) >= k):
+        raise ValueError(f"labels must lie in [0, {k})")
+    return np.bincount(t * k + p, minlength=k * k).reshape(k, k)
+
+
+def precision_recall(cm):
+    """Per-class ``(precision, recall)`` arrays from a confusion matrix (NaN where undefined)."""
+    cm = np.asarray(cm, np.float64)
+    tp = np.diag(cm)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return tp / cm.sum(0), tp / cm.sum(1)
+
+
+@dataclass
+class GateReport:
+    """A defective/clean gate scored on images; ``matrix`` in the paper's layout [[TP, FN], [FP, TN]]."""
+
+    tp: int
+    fn: int
+    fp: int
+    tn: int
+    threshold: float
+
+    @property
+    def matrix(self) -> np.ndarray:
+        return np.array([[self.tp, self.fn], [self.fp, self.tn]])
+
+    @property
+    def precision(self) -> float:
+        return self.tp / (self.tp + self.fp) if self.tp + self.fp else float("nan")
+
+    @property
+    def recall(self) -> float:
+        return self.tp / (self.tp + self.fn) if self.tp + self.fn else float("nan")
+
+    @property
+    def false_negative_rate(self) -> float:
+        """Defective images passed as clean: ``FN / (TP + FN)`` (= 1 - recall)."""
+        return self.fn / (self.tp + self.fn) if self.tp + self.fn else float("nan")
+
+    @property
+    def false_positive_rate(self) -> float:
+        """Clean images sent to the segmenter: ``FP / (FP + TN)``."""
+        return self.fp / (self.fp + self.tn) if self.fp + self.tn else float("nan")
+
+    @property
+    def accuracy(self) -> float:
+        n = self.tp + self.fn + self.fp + self.tn
+        return (self.tp + self.tn) / n if n else float("nan")
+
+    def as_dict(self) -> dict:
+        return {"tp": self.tp, "fn": self.fn, "fp": self.fp, "tn": self.tn, "precision": self.precision,
+                "recall": self.recall, "false_negative_rate": self.false_negative_rate,
+                "false_positive_rate": self.false_positive_rate, "accuracy": self.accuracy}
+
+
+def gate_report(is_defective, p_defective, threshold=0.5) -> GateReport:
+    """Score a gate: ``is_defective`` (bool per image) against ``p_defective >= threshold``.
+
+    Paper 001's rule: an image is sent to the segmenter when ``p(defective) >= 0.5``.
+    """
+    y = _np(is_defective).astype(bool).ravel()
+    p = _np(p_defective, np.float64).ravel()
+    if y.shape != p.shape:
+        raise ValueError(f"{y.size} labels but {p.size} probabilities")
+    pred = p >= threshold
+    tp = int(np.count_nonzero(pred & y))
+    fn = int(np.count_nonzero(~pred & y))
+    fp = int(np.count_nonzero(pred & ~y))
+    return GateReport(tp, fn, fp, int(y.size - tp - fn - fp), float(threshold))

@@ -1,0 +1,215 @@
+"""OCINet's training and evaluation protocol (paper Sec. III-E, IV-A), used by notebook 03.
+
+Training (Sec. IV-A-2): images and masks resized to 352x352, rotations and flips, Adam lr 1e-4,
+batch 16, 70 epochs, lr x0.1 after epoch 30; loss Eq. (1) = deep supervision over S^1..S^4 with
+weights (1, 1, 1/2, 1/4) of BCE + IoU (:class:`defectlib.losses.DeepSupervisionLoss`). The paper
+says "rotate and flip" without details (the authors' data loader has its augmentations commented
+out); we read it as a random multiple of 90 degrees plus horizontal and vertical flips.
+
+Evaluation, as the authors' test script and metric code do it (REFERENCE.md section 3):
+only the image is resized; S^1 goes through a sigmoid, is resized back to the ground truth's own
+size, min-max normalised per image, binarised with Otsu's threshold, and every metric is computed
+per image and then averaged over images. "PA" in their code is the foreground recall TP/|GT|,
+not the pixel accuracy of their Eq. (5): both are reported, labelled. wFm (Margolin) is computed
+on the min-max normalised map.
+
+Data (:func:`build_data`): NRSD-MN when a real copy is under ``data_root`` (train on 2,086 man-made
+images; test columns "man-made" and "natural"); otherwise, if real NEU-Seg and MTD are there,
+a binary steel/tile task with two real test columns: NEU-Seg test (all defect classes merged into
+one) and held-out MTD defective tiles; otherwise the NRSD-MN-format stand-in.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import ConcatDataset, Dataset, Subset
+
+from defectlib.data import MTD, NEUSeg, NRSDMN, locate
+from defectlib.engine import supervised_loss, to_device
+from defectlib.losses import DeepSupervisionLoss
+from defectlib.metrics import minmax_normalize, otsu_binarize, segmentation_scores, weighted_fmeasure
+
+METRICS = ("PA", "pixel_accuracy", "wFm", "IoU", "Dice")
+METRIC_NOTES = {
+    "PA": "foreground recall TP/|GT| (the authors' code's 'PA')",
+    "pixel_accuracy": "(TP+TN)/N, the paper's Eq. (5)",
+    "wFm": "Margolin's weighted F-measure, beta^2 = 1",
+    "IoU": "Eq. (7)", "Dice": "Eq. (8)",
+}
+
+
+# --- transforms ----------------------------------------------------------------------------------
+class TrainTransform:
+    """Resize image (bilinear) and mask (nearest) to ``size``; if ``augment``, a random rotation by a
+    multiple of 90 degrees and random horizontal / vertical flips (the same for image and mask)."""
+
+    def __init__(self, size: int, augment: bool = True):
+        self.size, self.augment = int(size), augment
+
+    def __call__(self, image: torch.Tensor, mask: torch.Tensor):
+        image = F.interpolate(image[None], size=(self.size, self.size), mode="bilinear",
+                              align_corners=False, antialias=True)[0]
+        mask = F.interpolate(mask[None].float(), size=(self.size, self.size), mode="nearest")[0]
+        if self.augment:
+            k = random.randrange(4)
+            image, mask = torch.rot90(image, k, (1, 2)), torch.rot90(mask, k, (1, 2))
+            if random.random() < 0.5:
+                image, mask = image.flip(2), mask.flip(2)
+            if random.random() < 0.5:
+                image, mask = image.flip(1), mask.flip(1)
+        return image.contiguous(), mask.contiguous()
+
+
+class EvalTransform:
+    """Resize only the image (the mask keeps its own size, as the authors evaluate)."""
+
+    def __init__(self, size: int):
+        self.size = int(size)
+
+    def __call__(self, image: torch.Tensor, mask: torch.Tensor):
+        image = F.interpolate(image[None], size=(self.size, self.size), mode="bilinear",
+                              align_corners=False, antialias=True)[0]
+        return image, mask
+
+
+def collate_eval(batch):
+    """Images stacked (same size after the transform), masks kept as a list (sizes may differ)."""
+    return torch.stack([b[0] for b in batch]), [b[1] for b in batch]
+
+
+# --- data ----------------------------------------------------------------------------------------
+@dataclass
+class OCINetData:
+    """The training set and the named test sets (``columns``: test name -> paper column)."""
+    train: Dataset
+    tests: dict[str, Dataset]
+    columns: dict[str, str]
+    dataset: str
+    real: bool
+    notes: list[str] = field(default_factory=list)
+
+
+def _seeded_subset(ds: Dataset, n: int | None, seed: int) -> Dataset:
+    if n is None or n >= len(ds):
+        return ds
+    idx = np.random.default_rng(seed).permutation(len(ds))[:n]
+    return Subset(ds, sorted(idx.tolist()))
+
+
+def mtd_defective_split(root, test_fraction: float = 0.25, seed: int = 0) -> tuple[list[str], list[str]]:
+    """MTD defective tiles with a non-empty mask, split per class (seeded): (train ids, test ids)."""
+    ds = MTD(root, classes=[c for c in MTD.CLASSES if c != "Free"])
+    rng = np.random.default_rng(seed)
+    train, test = [], []
+    for label in sorted(set(ds.labels)):
+        ids = [i for i, lab in zip(ds.ids, ds.labels) if lab == label]
+        ids = [i for i in ids if ds.load_arrays(ds.ids.index(i))[1].max() > ds.threshold]
+        ids = [ids[j] for j in rng.permutation(len(ids))]
+        k = max(1, round(test_fraction * len(ids)))
+        test += ids[:k]
+        train += ids[k:]
+    return sorted(train), sorted(test)
+
+
+def build_data(data_root=None, size: int = 352, seed: int = 0, augment: bool = True,
+               test_limit: int | None = None) -> OCINetData:
+    """Datasets for notebook 03 (see the module docstring for which data is chosen).
+
+    ``test_limit`` keeps a seeded subset of each test set (cpu / smoke profiles).
+    """
+    train_tf, eval_tf = TrainTransform(size, augment), EvalTransform(size)
+    nrsd, nrsd_real = locate("nrsd-mn", data_root)
+    notes: list[str] = []
+    if not nrsd_real and data_root is not None:
+        neu, neu_real = locate("neu-seg", data_root)
+        mtd, mtd_real = locate("mtd", data_root)
+        if neu_real and mtd_real:
+            mtd_train, mtd_test = mtd_defective_split(mtd, seed=seed)
+            train = ConcatDataset([NEUSeg(neu, "training", binary=True, transforms=train_tf),
+                                   MTD(mtd, ids=mtd_train, transforms=train_tf)])
+            tests = {"NEU-Seg test": NEUSeg(neu, "test", binary=True, transforms=eval_tf),
+                     "MTD defective (held out)": MTD(mtd, ids=mtd_test, transforms=eval_tf)}
+            notes.append(f"NRSD-MN is not available (password-protected); trained on real NEU-Seg "
+                         f"training (3 defect classes merged into one) + {len(mtd_train)} MTD defective "
+                         f"tiles; tested on NEU-Seg test and {len(mtd_test)} held-out MTD defective tiles "
+                         f"(per-class seeded 75/25 split, tiles with an empty mask dropped).")
+            return OCINetData(train, {k: _seeded_subset(v, test_limit, seed) for k, v in tests.items()},
+                              {"NEU-Seg test": "man-made", "MTD defective (held out)": "natural"},
+                              "NEU-Seg + MTD (binary)", True, notes)
+    train = NRSDMN(nrsd, "train", transforms=train_tf)
+    tests = {"man-made": NRSDMN(nrsd, "test-man-made", transforms=eval_tf),
+             "natural": NRSDMN(nrsd, "test-natural", transforms=eval_tf)}
+    name = "NRSD-MN" if nrsd_real else "NRSD-MN stand-in (generated)"
+    if not nrsd_real:
+        notes.append("generated NRSD-MN-format stand-in: numbers exercise the code, they measure nothing")
+    return OCINetData(train, {k: _seeded_subset(v, test_limit, seed) for k, v in tests.items()},
+                      {"man-made": "man-made", "natural": "natural"}, name, nrsd_real, notes)
+
+
+# --- loss ----------------------------------------------------------------------------------------
+def ocinet_loss_fn(weights=(1.0, 1.0, 0.5, 0.25)):
+    """``loss_fn`` for :func:`defectlib.engine.fit`: Eq. (1) on the model's four logit maps."""
+    return supervised_loss(DeepSupervisionLoss(weights))
+
+
+# --- evaluation ----------------------------------------------------------------------------------
+def score_maps(probs: list[np.ndarray], masks: list[np.ndarray]) -> dict[str, np.ndarray]:
+    """Per-image scores (fractions) of probability maps against binary masks of the same size."""
+    out = {k: [] for k in METRICS}
+    for p, g in zip(probs, masks):
+        p, g = p[None].astype(np.float32), g[None] > 0.5
+        s = segmentation_scores(otsu_binarize(p), g, reduction="none")
+        out["PA"].append(s["foreground_recall"][0])
+        out["pixel_accuracy"].append(s["pixel_accuracy"][0])
+        out["IoU"].append(s["iou"][0])
+        out["Dice"].append(s["dice"][0])
+        out["wFm"].append(weighted_fmeasure(minmax_normalize(p), g.astype(np.float64), reduction="none")[0])
+    return {k: np.asarray(v, dtype=np.float64) for k, v in out.items()}
+
+
+@torch.no_grad()
+def predict_maps(model, loader, device, max_batches: int | None = None):
+    """Sigmoid of S^1, resized to each ground truth's size: lists of (image, prob [H,W], mask [H,W])."""
+    model.eval()
+    images, probs, masks = [], [], []
+    for i, (x, ys) in enumerate(loader):
+        if max_batches is not None and i >= max_batches:
+            break
+        out = model(to_device(x, device))
+        s1 = (out[0] if isinstance(out, (list, tuple)) else out).float().sigmoid().cpu()
+        for img, p, y in zip(x, s1, ys):
+            size = y.shape[-2:]
+            probs.append(F.interpolate(p[None], size=size, mode="bilinear", align_corners=False)[0, 0].numpy())
+            masks.append(y.reshape(size).numpy())
+            images.append(F.interpolate(img[None], size=size, mode="bilinear", align_corners=False)[0, 0].numpy())
+    return images, probs, masks
+
+
+def evaluate(model, loader, device, max_batches: int | None = None, keep: int = 0) -> dict:
+    """The authors' protocol on one test set: mean of per-image scores, in %.
+
+    Returns ``{metric: value %}`` plus ``"n_images"``; with ``keep > 0`` also ``"samples"``: the first
+    ``keep`` (image, prob, mask) triples for figures.
+    """
+    images, probs, masks = predict_maps(model, loader, device, max_batches)
+    per_image = score_maps(probs, masks)
+    res = {k: 100.0 * float(v.mean()) if len(v) else float("nan") for k, v in per_image.items()}
+    res["n_images"] = len(probs)
+    if keep:
+        res["samples"] = list(zip(images[:keep], probs[:keep], masks[:keep]))
+    return res
+
+
+def error_overlay(pred, target) -> np.ndarray:
+    """Fig. 6 colouring: white = correct defect pixel, red = false positive, green = missed, black
+    elsewhere. ``pred`` / ``target`` boolean ``[H, W]``; returns uint8 ``[H, W, 3]``."""
+    pred, target = np.asarray(pred, bool), np.asarray(target, bool)
+    rgb = np.zeros(pred.shape + (3,), np.uint8)
+    rgb[pred & target] = (255, 255, 255)
+    rgb[pred & ~target] = (255, 0, 0)
+    rgb[~pred & target] = (0, 255, 0)
+    return rgb

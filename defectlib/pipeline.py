@@ -1,0 +1,129 @@
+"""The two-stage pipeline of the Severstal paper (paper 001, section 4 and Figure 7).
+
+A. Bionda, "Severstal defect segmentation", IACV 2019-2020: "the idea is to use the classifier to
+decide, during inference time, whether an image could contain a defect or not and if the answer is
+true pass it to the U-Net to segment the defect, otherwise the segmentation inference is skipped and
+whole-zero masks are generated."
+
+    mask_c(x) = 1[ p_cls(x) >= t_gate ] * 1[ sigmoid(unet(x))_c >= t_pix ]      (then min-area filter)
+
+The paper uses t_gate = t_pix = 0.5 (REFERENCE.md section 2). Here they are parameters, chosen with
+:func:`tune_thresholds` on VALIDATION predictions, never on the test set. :func:`apply_thresholds`
+is the single place the rule above is written; :meth:`TwoStagePipeline.predict` and the tuning
+both call it, so what is tuned is exactly what is deployed.
+"""
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+
+def _per_class(value: float | Sequence[float], num_classes: int, device) -> torch.Tensor:
+    t = torch.as_tensor(value, dtype=torch.float32, device=device).flatten()
+    if t.numel() == 1:
+        t = t.expand(num_classes)
+    if t.numel() != num_classes:
+        raise ValueError(f"expected 1 or {num_classes} per-class values, got {t.numel()}")
+    return t.view(1, num_classes, 1, 1)
+
+
+def apply_thresholds(probs: torch.Tensor, scores: torch.Tensor | None, gate_threshold: float = 0.5,
+                     pixel_threshold: float | Sequence[float] = 0.5,
+                     min_area: int | Sequence[int] = 0) -> torch.Tensor:
+    """The pipeline's decision rule on precomputed outputs.
+
+    ``probs`` [N, C, H, W] per-class pixel probabilities; ``scores`` [N] p(defective) from the
+    classifier, or None for the U-Net alone. ``pixel_threshold`` and ``min_area`` may be per class;
+    a class mask with fewer than ``min_area`` pixels is emptied (0 disables). Returns bool masks.
+    """
+    n, c = probs.shape[:2]
+    masks = probs >= _per_class(pixel_threshold, c, probs.device)
+    if scores is not None:
+        if scores.shape != (n,):
+            raise ValueError(f"scores must have shape [{n}], got {list(scores.shape)}")
+        masks &= (scores >= gate_threshold).view(n, 1, 1, 1)
+    min_area_t = _per_class(min_area, c, probs.device).view(1, c)
+    if (min_area_t > 0).any():
+        small = masks.flatten(2).sum(-1) < min_area_t
+        masks &= ~small.view(n, c, 1, 1)
+    return masks
+
+
+class TwoStagePipeline(nn.Module):
+    """Classifier gate + segmenter. ``predict(images)`` -> (bool masks [B,C,H,W], p(defective) [B]).
+
+    Images whose p(defective) is below ``gate_threshold`` are not passed to the segmenter at all
+    (their masks are empty), which is also why the pipeline is cheaper than the U-Net alone on a line
+    where most strips are clean. ``classifier`` returns one logit per image, ``segmenter`` C logits
+    per pixel; a pipeline without a classifier (``classifier=None``) is the U-Net alone.
+    """
+
+    def __init__(self, classifier: nn.Module | None, segmenter: nn.Module, gate_threshold: float = 0.5,
+                 pixel_threshold: float | Sequence[float] = 0.5, min_area: int | Sequence[int] = 0):
+        super().__init__()
+        self.classifier = classifier
+        self.segmenter = segmenter
+        self.gate_threshold = gate_threshold
+        self.pixel_threshold = pixel_threshold
+        self.min_area = min_area
+
+    @torch.no_grad()
+    def scores(self, images: torch.Tensor) -> torch.Tensor:
+        """p(defective) per image (ones when there is no classifier)."""
+        if self.classifier is None:
+            return torch.ones(images.shape[0], device=images.device)
+        self.classifier.eval()
+        return torch.sigmoid(self.classifier(images).reshape(images.shape[0]))
+
+    @torch.no_grad()
+    def segment(self, images: torch.Tensor) -> torch.Tensor:
+        """Per-class pixel probabilities of the segmenter, [B, C, H, W]."""
+        self.segmenter.eval()
+        return torch.sigmoid(self.segmenter(images))
+
+    @torch.no_grad()
+    def predict(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Bool masks [B, C, H, W] and p(defective) [B]; both networks are put in eval mode."""
+        self.eval()
+        scores = self.scores(images)
+        keep = scores >= self.gate_threshold
+        probs = None
+        if keep.any():
+            seg = self.segment(images[keep])
+            probs = seg.new_zeros((images.shape[0], *seg.shape[1:]))
+            probs[keep] = seg
+        if probs is None:  # every image gated out: the segmenter is never run
+            c = getattr(self.segmenter, "num_classes", None)
+            if c is None:
+                raise ValueError("all images were gated out and the segmenter has no `num_classes` "
+                                 "to size the empty masks")
+            probs = images.new_zeros((images.shape[0], c, *images.shape[-2:]))
+        masks = apply_thresholds(probs, scores, self.gate_threshold, self.pixel_threshold,
+                                 self.min_area)
+        return masks, scores
+
+    forward = predict
+
+
+def tune_thresholds(probs: torch.Tensor, targets: torch.Tensor, metric: Callable,
+                    scores: torch.Tensor | None = None,
+                    gate_grid: Sequence[float] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
+                    pixel_grid: Sequence[float] = (0.3, 0.4, 0.5, 0.6, 0.7),
+                    min_area_grid: Sequence[int] = (0,)) -> tuple[dict, list[dict]]:
+    """Grid-search the thresholds that maximise ``metric(pred_masks, target_masks)`` on VALIDATION
+    data. ``scores`` None tunes the U-Net alone (no gate). Returns (best, table) where ``best`` has
+    keys gate_threshold, pixel_threshold, min_area, score and ``table`` lists every grid point.
+    Ties go to the first grid point, so order the grids from the paper's default outwards if the
+    default should win ties.
+    """
+    gates = (None,) if scores is None else tuple(gate_grid)
+    table = []
+    for gate, pix, area in itertools.product(gates, pixel_grid, min_area_grid):
+        masks = apply_thresholds(probs, scores, 0.0 if gate is None else gate, pix, area)
+        table.append({"gate_threshold": gate, "pixel_threshold": pix, "min_area": area,
+                      "score": float(metric(masks, targets))})
+    best = max(table, key=lambda r: r["score"])
+    return dict(best), table

@@ -1,0 +1,337 @@
+"""A run's ``results.json`` and ``report.md``: every metric beside the paper's own number.
+
+The runner (:mod:`defectlib.run`) calls :func:`write_results` as notebooks finish and
+:func:`write_report` at the end. Rebuild or compare later from the command line:
+
+    defectlib report runs/20261122T010203Z-cpu                  # rewrite its report.md
+    defectlib report latest --against runs/20261101T090000Z-cpu # what changed after an upgrade?
+
+``--against`` adds a section with the change of every metric (and of library versions and
+settings) and exits 1 when a metric moved by more than ``--tol`` or disappeared: the
+reproducibility check to run after upgrading torch or editing the library.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import os
+import platform
+import sys
+from pathlib import Path
+
+from . import papers
+from .execute import fmt_time
+from .record import git_commit, library_versions
+
+PROFILE_NOTES = {
+    "smoke": "**smoke**: seconds of plumbing (tiny sizes, a few steps). The numbers show the code "
+             "runs end to end; they say nothing about the method.",
+    "cpu": "**cpu**: reduced-scale experiments (smaller inputs, fewer epochs, 2 CPU cores). Compare "
+           "the direction of each effect with the paper, not the absolute number.",
+    "paper": "**paper**: the papers' own settings; numbers should land near theirs.",
+}
+DRY_NOTE = "**dry run**: 2 optimizer steps and one evaluation batch; no number here means anything."
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def run_metadata(run_dir: Path, **fields) -> dict:
+    """What every run records about itself: when, where, with which code and libraries."""
+    return {"run": Path(run_dir).name, "started": _now(), **fields, "git_commit": git_commit(),
+            "versions": library_versions(),
+            "host": {"platform": platform.platform(), "cpus": os.cpu_count()}}
+
+
+def write_results(run_dir: Path, meta: dict, jobs: list, finished: bool = False) -> Path:
+    """Write the combined ``<run>/results.json`` from the runner's jobs and each notebook's own
+    ``<run>/<stem>/results.json`` (written by :class:`defectlib.record.Recorder`)."""
+    run_dir = Path(run_dir)
+    notebooks = []
+    for job in jobs:
+        own = job.output_dir / "results.json"
+        try:
+            results = json.loads(own.read_text()) if own.is_file() else None
+        except ValueError:
+            results = None
+        notebooks.append({
+            "notebook": job.stem, "status": job.status, "elapsed_s": job.elapsed_s,
+            "gpu": job.gpu, "parameters": job.parameters, "error": job.error,
+            "executed": job.executed.name, "output_dir": job.stem,
+            "log": f"{job.stem}/{job.log.name}", "results": results})
+    failed = [nb["notebook"] for nb in notebooks if nb["status"] not in ("ok", "pending", "running")]
+    ok = sum(nb["status"] == "ok" for nb in notebooks)
+    data = dict(meta, notebooks=notebooks, failed=failed,
+                summary=f"{ok} of {len(notebooks)} notebooks ok"
+                        + (f", failed: {', '.join(failed)}" if failed else ""))
+    if finished:
+        data["finished"] = _now()
+    path = run_dir / "results.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str))
+    tmp.replace(path)
+    return path
+
+
+# --- reading runs ---------------------------------------------------------------------------------
+def resolve_run(run: str | Path, runs_dir: Path | None = None) -> Path:
+    """A run folder from a path, a folder name under ``runs/``, or ``latest``."""
+    from .run import default_out_dir
+    runs_dir = Path(runs_dir) if runs_dir else default_out_dir()
+    candidates = [Path(run), runs_dir / str(run)]
+    if str(run) == "latest":
+        done = [p for p in runs_dir.glob("*/results.json")] if runs_dir.is_dir() else []
+        if not done:
+            raise FileNotFoundError(f"no runs with a results.json under {runs_dir}")
+        return max(done, key=lambda p: (p.stat().st_mtime, p.parent.name)).parent
+    for c in candidates:
+        if (c / "results.json").is_file():
+            return c
+    raise FileNotFoundError(f"{run}: not a run folder (no results.json in {candidates[0]} "
+                            f"or {candidates[1]})")
+
+
+def load(run_dir: Path) -> dict:
+    path = Path(run_dir) / "results.json"
+    try:
+        return json.loads(path.read_text())
+    except ValueError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from exc
+
+
+def metric_rows(results: dict) -> list[dict]:
+    """Flat rows (notebook, name, value, unit, dataset, real, paper key/value/source, delta)."""
+    rows = []
+    for nb in results.get("notebooks", []):
+        for m in (nb.get("results") or {}).get("metrics", []):
+            row = dict(m, notebook=nb["notebook"], paper_value=None, paper_source="", delta=None)
+            if m.get("paper"):
+                try:
+                    r = papers.ref(m["paper"])
+                except KeyError:
+                    row["paper_source"] = f"unknown paper key {m['paper']!r}"
+                else:
+                    row.update(paper_value=r.value, paper_unit=r.unit,
+                               paper_source=r.source + (f"; {r.note}" if r.note else ""))
+                    if _num(m.get("value")) and _num(r.value) and (m.get("unit") or "") == r.unit:
+                        row["delta"] = m["value"] - r.value
+                    elif _num(m.get("value")) and _num(r.value):
+                        row["paper_source"] += f" (units differ: ours {m.get('unit')!r}, " \
+                                               f"paper {r.unit!r})"
+            rows.append(row)
+    return rows
+
+
+def _num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def fmt(value, unit: str = "") -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return json.dumps(value) if not isinstance(value, str) else value
+    if isinstance(value, int):
+        text = str(value)
+    elif unit == "%":
+        text = f"{value:.2f}"
+    else:
+        text = f"{value:.4g}"
+    return f"{text} {unit}" if unit else text
+
+
+def _signed(v, unit="") -> str:
+    """A difference without its unit: ``+1.25`` (two decimals for %, else 4 significant)."""
+    if v is None:
+        return "-"
+    return ("+" if v >= 0 else "") + fmt(v, "%" if unit == "%" else "").removesuffix(" %")
+
+
+def dataset_label(m: dict) -> str:
+    return f"{m.get('dataset') or '?'} ({'real' if m.get('real') else 'stand-in'})"
+
+
+# --- report.md ------------------------------------------------------------------------------------
+def build_report(results: dict, against: dict | None = None, tol: float = 0.0) -> str:
+    r = results
+    nbs = r.get("notebooks", [])
+    lines = [f"# Run {r.get('run', '?')}", ""]
+    v = r.get("versions", {})
+    lines += [f"- profile **{r.get('profile')}**{' (dry run)' if r.get('dry_run') else ''}, "
+              f"seed {r.get('seed')}, device {r.get('device')}, kernel {r.get('kernel') or 'default'}, "
+              f"jobs {r.get('jobs')}",
+              f"- data: {r.get('data_root') or 'embedded default (generated stand-ins)'}",
+              f"- started {r.get('started')}, finished {r.get('finished', 'not finished')}; "
+              f"git {r.get('git_commit') or 'unknown'}",
+              "- " + ", ".join(f"{k} {val}" for k, val in v.items()),
+              f"- **{r.get('summary', '')}**", ""]
+    lines += ["> " + (DRY_NOTE if r.get("dry_run") else PROFILE_NOTES.get(r.get("profile"), "")),
+              "> A dataset marked *stand-in* was generated by `defectlib.synth` in the real "
+              "dataset's on-disk format: its numbers test the code, not the method. *real* means "
+              "the real dataset (pass `--data-root`).", ""]
+
+    rows = metric_rows(r)
+    lines += ["## Notebooks", "", "| notebook | status | time | metrics | data |", "|---|---|---|---|---|"]
+    for nb in nbs:
+        mine = [m for m in rows if m["notebook"] == nb["notebook"]]
+        data = ", ".join(sorted({dataset_label(m) for m in mine})) or "-"
+        status = nb["status"] if nb["status"] == "ok" else f"**{nb['status'].upper()}**"
+        lines.append(f"| [{nb['notebook']}]({nb['executed']}) | {status} | "
+                     f"{fmt_time(nb.get('elapsed_s'))} | {len(mine)} | {data} |")
+    lines.append("")
+
+    failed = [nb for nb in nbs if nb["status"] not in ("ok", "pending", "running")]
+    if failed:
+        lines += ["## Failures", ""]
+        for nb in failed:
+            e = nb.get("error") or {}
+            where = (f"cell {e['cell']} (In [{e.get('execution_count') or ' '}])"
+                     if e.get("cell") else "outside any cell (see the log)")
+            lines += [f"### {nb['notebook']}: {nb['status']}, {where}", "",
+                      f"**{e.get('ename', 'Error')}: {e.get('evalue', '')}**", ""]
+            if e.get("source"):
+                lines += ["```python", e["source"], "```", ""]
+            if e.get("traceback"):
+                lines += ["<details><summary>traceback</summary>", "", "```", e["traceback"],
+                          "```", "</details>", ""]
+            lines += [f"Executed notebook: [{nb['executed']}]({nb['executed']}); "
+                      f"log: [{nb['log']}]({nb['log']})", ""]
+
+    for nb in nbs:
+        res = nb.get("results")
+        mine = [m for m in rows if m["notebook"] == nb["notebook"]]
+        lines += [f"## {nb['notebook']}", ""]
+        if res is None:
+            lines += ["No results.json (the notebook did not reach `rec.save()`)." if nb["status"] != "ok"
+                      else "This notebook records no results.", ""]
+            continue
+        if mine:
+            lines += ["| metric | ours | paper | ours - paper | dataset | paper source |",
+                      "|---|---|---|---|---|---|"]
+            for m in mine:
+                paper = fmt(m["paper_value"], m.get("paper_unit", "")) if m.get("paper") else "-"
+                src = m["paper_source"] + (f" `{m['paper']}`" if m.get("paper") else "")
+                note = f" ({m['note']})" if m.get("note") else ""
+                lines.append(f"| {m['name']}{note} | {fmt(m.get('value'), m.get('unit', ''))} | "
+                             f"{paper} | {_signed(m['delta'], m.get('unit', ''))} | "
+                             f"{dataset_label(m)} | {src} |")
+            lines.append("")
+        for text in res.get("notes", []):
+            lines += [f"- {text}"]
+        if res.get("notes"):
+            lines.append("")
+        if res.get("timings"):
+            lines += ["Timings: " + ", ".join(f"{k} {fmt_time(s)}" for k, s in res["timings"].items()), ""]
+        if res.get("figures"):
+            lines += ["Figures: " + ", ".join(f"[{Path(f).stem}]({nb['output_dir']}/{f})"
+                                              for f in res["figures"]), ""]
+        lines += ["<details><summary>settings (profile config, seed, device)</summary>", "",
+                  "```json", json.dumps({"config": res.get("config"), "seed": res.get("seed"),
+                                         "device": res.get("device"),
+                                         "data_root": res.get("data_root")}, indent=1),
+                  "```", "</details>", ""]
+    if against is not None:
+        lines += comparison_section(r, against, tol)[0]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def compare(a: dict, b: dict, tol: float = 0.0) -> tuple[list[dict], dict]:
+    """Match metrics of run ``a`` against run ``b`` by (notebook, name, dataset)."""
+    def index(res):
+        return {(m["notebook"], m["name"], dataset_label(m)): m for m in metric_rows(res)}
+    ia, ib = index(a), index(b)
+    rows, counts = [], {"identical": 0, "within tol": 0, "changed": 0, "new": 0, "gone": 0}
+    for key in list(ia) + [k for k in ib if k not in ia]:
+        ma, mb = ia.get(key), ib.get(key)
+        va, vb = (ma or {}).get("value"), (mb or {}).get("value")
+        delta = va - vb if _num(va) and _num(vb) else None
+        if mb is None:
+            status = "new"
+        elif ma is None:
+            status = "gone"
+        elif va == vb:
+            status = "identical"
+        elif delta is not None and abs(delta) <= tol:
+            status = "within tol"
+        else:
+            status = "changed"
+        counts[status] += 1
+        rows.append({"notebook": key[0], "name": key[1], "dataset": key[2], "this": va,
+                     "other": vb, "delta": delta, "unit": (ma or mb).get("unit", ""),
+                     "status": status})
+    return rows, counts
+
+
+def comparison_section(a: dict, b: dict, tol: float = 0.0) -> tuple[list[str], dict]:
+    rows, counts = compare(a, b, tol)
+    lines = [f"## Against {b.get('run')}", "",
+             f"{len(rows)} metrics: " + ", ".join(f"{n} {k}" for k, n in counts.items()) +
+             f" (tolerance {tol:g}).", ""]
+    for field in ("profile", "dry_run", "seed", "device", "data_root", "git_commit"):
+        if a.get(field) != b.get(field):
+            lines.append(f"- {field}: {b.get(field)} -> {a.get(field)}")
+    va, vb = a.get("versions", {}), b.get("versions", {})
+    for lib in sorted(set(va) | set(vb)):
+        if va.get(lib) != vb.get(lib):
+            lines.append(f"- {lib}: {vb.get(lib)} -> {va.get(lib)}")
+    ca = {nb["notebook"]: (nb.get("results") or {}).get("config", {}) for nb in a.get("notebooks", [])}
+    cb = {nb["notebook"]: (nb.get("results") or {}).get("config", {}) for nb in b.get("notebooks", [])}
+    for nb in ca:
+        for k in sorted(set(ca[nb]) | set(cb.get(nb, {}))):
+            if nb in cb and ca[nb].get(k) != cb[nb].get(k):
+                lines.append(f"- {nb} config {k}: {cb[nb].get(k)} -> {ca[nb].get(k)}")
+    lines += ["", "| notebook | metric | dataset | this run | other run | change | status |",
+              "|---|---|---|---|---|---|---|"]
+    for row in rows:
+        status = row["status"] if row["status"] in ("identical", "within tol") else f"**{row['status']}**"
+        lines.append(f"| {row['notebook']} | {row['name']} | {row['dataset']} | "
+                     f"{fmt(row['this'], row['unit'])} | {fmt(row['other'], row['unit'])} | "
+                     f"{_signed(row['delta'], row['unit'])} | {status} |")
+    return lines + [""], counts
+
+
+def write_report(run_dir: Path, against: Path | None = None, tol: float = 0.0) -> Path:
+    run_dir = Path(run_dir)
+    other = load(against) if against else None
+    path = run_dir / "report.md"
+    path.write_text(build_report(load(run_dir), other, tol))
+    return path
+
+
+def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    p.add_argument("run", help="run folder, its name under runs/, or 'latest'")
+    p.add_argument("--against", metavar="OTHER_RUN",
+                   help="a second run: show the change of every metric, versions and settings")
+    p.add_argument("--tol", type=float, default=0.0,
+                   help="with --against: changes up to this absolute size count as unchanged")
+    p.add_argument("--runs-dir", metavar="DIR", help="where run names are looked up (default: <repo>/runs)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = add_arguments(argparse.ArgumentParser(prog="defectlib report",
+                                                   description=__doc__.split("\n\n")[0]))
+    args = parser.parse_args(argv)
+    try:
+        run_dir = resolve_run(args.run, args.runs_dir)
+        other = resolve_run(args.against, args.runs_dir) if args.against else None
+        path = write_report(run_dir, other, args.tol)
+        results = load(run_dir)
+    except (FileNotFoundError, ValueError) as exc:
+        parser.error(str(exc))
+    print(f"report: {path}  ({results.get('summary')})")
+    if other is None:
+        return 0
+    lines, counts = comparison_section(results, load(other), args.tol)
+    print("\n".join(lines))
+    bad = counts["changed"] + counts["gone"]
+    print(f"{'OK' if not bad else 'DIFFERENT'}: {bad} metric(s) changed beyond tol {args.tol:g} "
+          f"or missing in {run_dir.name} vs {other.name}")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,288 @@
+"""The course runner: every ``notebooks/NN_*.ipynb`` through papermill, one new run folder per call.
+
+    python -m defectlib.run --profile smoke                 # what `make run` does
+    defectlib run --only 01,03 --profile cpu --jobs 2       # two notebooks side by side
+    defectlib run --profile paper --dry-run --kernel gpu    # 2 steps of the paper config on a GPU kernel
+
+Each call writes ``runs/<UTC stamp>-<profile>/`` (never reusing one) holding, per notebook, the
+executed ``<stem>.ipynb`` and a ``<stem>/`` folder (the notebook's ``output_dir``: its
+``results.json``, figures and ``papermill.log``), then the combined ``results.json`` and
+``report.md`` (see :mod:`defectlib.report`). Papermill injects ``profile``, ``data_root``,
+``device``, ``seed``, ``output_dir`` and ``dry_run`` into the cell tagged ``parameters``.
+
+Each notebook runs in its own ``papermill`` process (its kernel inherits that process's
+environment), so ``--jobs N`` runs N at once; with GPUs visible, each running notebook gets one GPU
+through ``CUDA_VISIBLE_DEVICES``, and N is capped at the number of GPUs. A failing notebook is
+reported with its failing cell and error; the others still run; the exit code is 1 if any failed.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from . import paths
+from .execute import (Job, _kill, _progress, check_kernel, child_env, detect_gpus, fmt_time,
+                      failure_from_notebook, log_failure, papermill_command)
+
+NOTEBOOK_RE = re.compile(r"^(\d\d)_[^/]+\.ipynb$")
+PROFILES = ("smoke", "cpu", "paper")
+
+
+# --- what to run ----------------------------------------------------------------------------------
+def default_notebooks_dir() -> Path:
+    root = paths.repo_root()
+    return root / "notebooks" if root else Path.cwd() / "notebooks"
+
+
+def default_out_dir() -> Path:
+    root = paths.repo_root()
+    return root / "runs" if root else Path.cwd() / "runs"
+
+
+def parse_only(only: str | None) -> list[str] | None:
+    """``"01,3"`` -> ``["01", "03"]``; None or ``""`` -> None (all notebooks)."""
+    if not only:
+        return None
+    out = []
+    for part in only.replace(" ", ",").split(","):
+        if not part:
+            continue
+        if not part.isdigit() or len(part) > 2:
+            raise ValueError(f"--only takes notebook numbers like 01,03; got {part!r}")
+        out.append(part.zfill(2))
+    return out
+
+
+def discover(notebooks_dir: Path, only: list[str] | None = None) -> list[Path]:
+    """The ``NN_*.ipynb`` notebooks of ``notebooks_dir`` in order, restricted to ``only``."""
+    notebooks_dir = Path(notebooks_dir)
+    if not notebooks_dir.is_dir():
+        raise FileNotFoundError(f"no notebooks folder at {notebooks_dir}")
+    found = sorted(p for p in notebooks_dir.iterdir() if NOTEBOOK_RE.match(p.name))
+    if only is None:
+        return found
+    numbers = {p.name[:2] for p in found}
+    missing = [n for n in only if n not in numbers]
+    if missing:
+        raise FileNotFoundError(f"no notebook numbered {', '.join(missing)} in {notebooks_dir} "
+                                f"(have: {', '.join(sorted(numbers)) or 'none'})")
+    return [p for p in found if p.name[:2] in only]
+
+
+def utc_stamp(now: dt.datetime | None = None) -> str:
+    now = now or dt.datetime.now(dt.timezone.utc)
+    return now.strftime("%Y%m%dT%H%M%SZ")
+
+
+def new_run_dir(out: Path, profile: str, dry_run: bool = False,
+                now: dt.datetime | None = None) -> Path:
+    """Create and return a fresh ``<out>/<stamp>-<profile>[-dryrun][-N]`` folder (never reused)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    base = f"{utc_stamp(now)}-{profile}" + ("-dryrun" if dry_run else "")
+    for n in range(1, 1000):
+        path = out / (base if n == 1 else f"{base}-{n}")
+        try:
+            path.mkdir()  # atomic: two runners in the same second get different folders
+        except FileExistsError:
+            continue
+        return path
+    raise RuntimeError(f"could not create a new run folder under {out}")
+
+
+def _start(job: Job, env: dict, kernel: str | None, cwd: Path, gpu: str | None) -> None:
+    """Launch ``job``'s papermill process (in a session of its own) with its log file."""
+    job.output_dir.mkdir(parents=True, exist_ok=True)
+    job_env = dict(env)
+    if gpu is not None:
+        job.gpu = job_env["CUDA_VISIBLE_DEVICES"] = gpu
+    job.log_file = open(job.log, "w")
+    job.proc = subprocess.Popen(papermill_command(job, kernel, cwd), env=job_env,
+                                stdout=job.log_file, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    job.started, job.status = time.time(), "running"
+
+
+def _finished(job: Job, timeout: float | None) -> bool:
+    """Poll ``job``; when it has ended (or overrun ``timeout``), set its status and error."""
+    elapsed = time.time() - job.started
+    rc = job.proc.poll()
+    if rc is None and timeout and elapsed > timeout:
+        _kill(job.proc)
+        rc = "timeout"
+    if rc is None:
+        return False
+    job.log_file.close()
+    job.elapsed_s = elapsed
+    if rc == 0:
+        job.status = "ok"
+    else:
+        job.status = "timeout" if rc == "timeout" else "failed"
+        job.error = failure_from_notebook(job.executed) or log_failure(
+            job.log, f"stopped after {fmt_time(timeout)}" if rc == "timeout" else None)
+    return True
+
+
+# --- the run --------------------------------------------------------------------------------------
+def run(notebooks: list[Path], *, profile: str = "smoke", data_root: str | None = None,
+        device: str = "auto", seed: int = 0, dry_run: bool = False, kernel: str | None = None,
+        jobs: int = 1, out: Path | None = None, cwd: Path | None = None,
+        timeout: float | None = None, heartbeat: float = 30.0, quiet: bool = False) -> Path:
+    """Execute ``notebooks`` into a new run folder and return it (see the module docstring).
+
+    The run's status is in ``<run>/results.json`` (``"failed"`` lists failing notebooks)."""
+    from . import report  # late: keeps `python -m defectlib.run --help` instant
+
+    say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    if not notebooks:
+        raise ValueError("no notebooks to run")
+    jobs = max(1, int(jobs))
+    out = Path(out) if out else default_out_dir()
+    run_dir = new_run_dir(out, profile, dry_run)
+    cwd = Path(cwd) if cwd else Path(notebooks[0]).parent
+    gpus = detect_gpus()
+    if jobs > 1 and gpus and jobs > len(gpus):
+        say(f"--jobs {jobs} capped to {len(gpus)}: one notebook per GPU ({','.join(gpus)})")
+        jobs = len(gpus)
+    env = child_env(jobs, cpu_parallel=not gpus)
+    data_root = str(Path(data_root).expanduser().resolve()) if data_root else None
+
+    jobs_list = []
+    for nb in notebooks:
+        job = Job(Path(nb).resolve(), run_dir, {})
+        job.parameters = {"profile": profile, "data_root": data_root, "device": device,
+                          "seed": int(seed), "output_dir": str(job.output_dir.resolve()),
+                          "dry_run": bool(dry_run)}
+        jobs_list.append(job)
+
+    meta = report.run_metadata(run_dir, profile=profile, dry_run=dry_run, seed=seed, device=device,
+                               kernel=kernel, data_root=data_root, jobs=jobs, gpus=gpus,
+                               command=sys.argv)
+    report.write_results(run_dir, meta, jobs_list)
+    data_msg = data_root or "embedded default (generated stand-ins)"
+    say(f"defectlib run: {len(jobs_list)} notebook(s), profile {profile}"
+        f"{' (dry run)' if dry_run else ''}, jobs {jobs}, data {data_msg}")
+    say(f"run folder: {run_dir}")
+    if os.environ.get("DEFECTLIB_DATA") and not data_root:
+        say("note: DEFECTLIB_DATA is set but the runner uses the stand-ins unless you pass "
+            "--data-root (e.g. --data-root \"$DEFECTLIB_DATA\")")
+
+    t0 = time.time()
+    pending, running = list(jobs_list), []
+    free_gpus = list(gpus) if jobs > 1 else []
+    last_beat = time.time()
+    tag = {job.stem: f"[{i}/{len(jobs_list)}] {job.stem}" for i, job in enumerate(jobs_list, 1)}
+    try:
+        while pending or running:
+            while pending and len(running) < jobs:
+                job = pending.pop(0)
+                _start(job, env, kernel, cwd, free_gpus.pop(0) if free_gpus else None)
+                say(f"{tag[job.stem]}: started" + (f" on GPU {job.gpu}" if job.gpu else ""))
+                running.append(job)
+            time.sleep(0.2)
+            for job in list(running):
+                if not _finished(job, timeout):
+                    continue
+                running.remove(job)
+                if job.gpu:
+                    free_gpus.append(job.gpu)
+                line = f"{tag[job.stem]}: {job.status if job.status == 'ok' else job.status.upper()}"
+                line += f" in {fmt_time(job.elapsed_s)}"
+                if job.error:
+                    where = f"cell {job.error['cell']}: " if job.error.get("cell") else ""
+                    line += f"  ({where}{job.error['ename']}: {job.error['evalue'][:200]})"
+                say(line)
+                report.write_results(run_dir, meta, jobs_list)
+            if running and time.time() - last_beat >= heartbeat:
+                last_beat = time.time()
+                say("  ... " + "; ".join(f"{j.stem} {_progress(j.log)}, "
+                                         f"{fmt_time(time.time() - j.started)}" for j in running)
+                    + f"  (total {fmt_time(time.time() - t0)})")
+    except KeyboardInterrupt:
+        for job in running:
+            _kill(job.proc)
+            job.log_file.close()
+            job.status, job.elapsed_s = "interrupted", time.time() - job.started
+        for job in pending:
+            job.status = "interrupted"
+        say("interrupted: writing what finished so far")
+        report.write_results(run_dir, meta, jobs_list, finished=True)
+        report.write_report(run_dir)
+        raise
+    report.write_results(run_dir, meta, jobs_list, finished=True)
+    report_path = report.write_report(run_dir)
+    failed = [j.stem for j in jobs_list if j.status != "ok"]
+    say(f"done in {fmt_time(time.time() - t0)}: {len(jobs_list) - len(failed)} ok, "
+        f"{len(failed)} failed"
+        + (f" ({', '.join(failed)})" if failed else ""))
+    say(f"executed notebooks: {run_dir}/NN_*.ipynb")
+    say(f"results:            {run_dir / 'results.json'}")
+    say(f"report:             {report_path}")
+    return run_dir
+
+
+# --- command line ---------------------------------------------------------------------------------
+def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    p.add_argument("--profile", default="smoke", choices=PROFILES,
+                   help="smoke: seconds on tiny generated data; cpu: reduced real experiment "
+                        "(~30 min per notebook on 2 cores); paper: the paper's settings (GPU)")
+    p.add_argument("--only", metavar="NN[,NN]", help="run only these notebooks, e.g. 01,03")
+    p.add_argument("--jobs", "-j", type=int, default=1,
+                   help="notebooks run at once (one per GPU when GPUs are visible)")
+    p.add_argument("--kernel", "-k", metavar="NAME",
+                   help="Jupyter kernel to execute with (default: the notebook's, else python3)")
+    p.add_argument("--data-root", metavar="DIR",
+                   help="folder holding the real datasets (neu-det/, neu-seg/, mtd/, ...); "
+                        "default: the embedded generated stand-ins")
+    p.add_argument("--out", metavar="DIR", help="where run folders go (default: <repo>/runs)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="2 optimizer steps and one evaluation batch of the chosen profile")
+    p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda:0...")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--notebooks", metavar="DIR", help="notebooks folder (default: <repo>/notebooks)")
+    p.add_argument("--timeout", type=float, metavar="SECONDS",
+                   help="stop a notebook that runs longer than this")
+    p.add_argument("--quiet", "-q", action="store_true", help="print only the final summary")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = add_arguments(argparse.ArgumentParser(
+        prog="defectlib run", description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter))
+    args = parser.parse_args(argv)
+    try:
+        nb_dir = Path(args.notebooks) if args.notebooks else default_notebooks_dir()
+        notebooks = discover(nb_dir, parse_only(args.only))
+        if not notebooks:
+            raise FileNotFoundError(f"no NN_*.ipynb notebooks in {nb_dir}")
+        if args.data_root and not Path(args.data_root).expanduser().is_dir():
+            raise FileNotFoundError(f"--data-root {args.data_root} is not a folder")
+        if args.kernel:
+            check_kernel(args.kernel)
+    except (ValueError, FileNotFoundError) as exc:
+        parser.error(str(exc))
+    try:
+        run_dir = run(notebooks, profile=args.profile, data_root=args.data_root,
+                      device=args.device, seed=args.seed, dry_run=args.dry_run, kernel=args.kernel,
+                      jobs=args.jobs, out=args.out, cwd=nb_dir, timeout=args.timeout,
+                      quiet=args.quiet)
+    except KeyboardInterrupt:
+        return 130
+    results = json.loads((run_dir / "results.json").read_text())
+    if args.quiet:
+        print(f"{run_dir / 'report.md'}: {results['summary']}")
+    return 1 if results["failed"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

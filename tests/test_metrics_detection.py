@@ -1,0 +1,174 @@
+"""COCO evaluation in defectlib.metrics.detection against pycocotools and faster-coco-eval."""
+import contextlib
+import io
+
+import numpy as np
+import pytest
+import torch
+
+from defectlib.metrics.detection import COCO_STAT_NAMES, COCOEvaluator, evaluate_detections
+
+pycocotools = pytest.importorskip("pycocotools")
+from pycocotools.coco import COCO  # noqa: E402
+from pycocotools.cocoeval import COCOeval  # noqa: E402
+
+
+def random_case(rng, n_img=30, n_cls=4, max_gt=6, max_det=40, p_crowd=0.1, p_empty=0.15,
+                p_nodet=0.15, absent=(), size=200.0):
+    """Random images with clustered ("crowds of") boxes, empty images, images without detections,
+    crowd annotations, explicit areas on some images and classes absent from the ground truth."""
+    present = [c for c in range(1, n_cls + 1) if c not in absent]
+    preds, targets = [], []
+    for i in range(n_img):
+        n_gt = 0 if rng.random() < p_empty else int(rng.integers(1, max_gt + 1))
+        centre = rng.uniform(20, size - 20, 2)
+        xy = np.clip(centre + rng.normal(0, 30, (n_gt, 2)), 0, size - 5)
+        wh = rng.uniform(3, 110, (n_gt, 2))
+        gb = np.concatenate([xy, np.minimum(xy + wh, size)], 1)
+        gl = rng.choice(present, n_gt)
+        crowd = (rng.random(n_gt) < p_crowd).astype(np.int64)
+        t = {"boxes": torch.tensor(gb, dtype=torch.float32), "labels": torch.tensor(gl),
+             "iscrowd": torch.tensor(crowd)}
+        if rng.random() < 0.2 and n_gt:
+            t["area"] = torch.tensor(rng.uniform(0.3, 1.0, n_gt) * wh[:, 0] * wh[:, 1])
+        targets.append(t)
+        n_dt = 0 if rng.random() < p_nodet else int(rng.integers(1, max_det + 1))
+        src = rng.integers(0, max(n_gt, 1), n_dt)
+        near = (rng.random(n_dt) < 0.6) & (n_gt > 0)
+        base = gb[src] if n_gt else np.zeros((n_dt, 4))
+        jitter = base + rng.normal(0, 6, (n_dt, 4))
+        rnd_xy = rng.uniform(0, size - 10, (n_dt, 2))
+        rnd = np.concatenate([rnd_xy, rnd_xy + rng.uniform(2, 90, (n_dt, 2))], 1)
+        db = np.where(near[:, None], jitter, rnd)
+        db[:, 2:] = np.maximum(db[:, 2:], db[:, :2] + 0.5)
+        dl = np.where(near & (rng.random(n_dt) < 0.8), gl[src] if n_gt else 1,
+                      rng.integers(1, n_cls + 1, n_dt))
+        sc = rng.random(n_dt)
+        if n_dt > 3:  # exact score ties inside and across images
+            sc[: n_dt // 4] = np.round(sc[: n_dt // 4], 1)
+        preds.append({"boxes": torch.tensor(db, dtype=torch.float32), "scores": torch.tensor(sc),
+                      "labels": torch.tensor(dl)})
+    return preds, targets
+
+
+def _coco_dicts(preds, targets, n_cls):
+    images, anns, dets = [], [], []
+    for i, (p, t) in enumerate(zip(preds, targets)):
+        images.append({"id": i + 1, "width": 200, "height": 200})
+        b = t["boxes"].double().numpy()
+        for j in range(len(b)):
+            x1, y1, x2, y2 = b[j]
+            area = float(t["area"][j]) if "area" in t else float((x2 - x1) * (y2 - y1))
+            anns.append({"id": len(anns) + 1, "image_id": i + 1, "category_id": int(t["labels"][j]),
+                         "bbox": [x1, y1, x2 - x1, y2 - y1], "area": area,
+                         "iscrowd": int(t["iscrowd"][j]) if "iscrowd" in t else 0})
+        pb = p["boxes"].double().numpy()
+        for j in range(len(pb)):
+            x1, y1, x2, y2 = pb[j]
+            dets.append({"image_id": i + 1, "category_id": int(p["labels"][j]),
+                         "bbox": [x1, y1, x2 - x1, y2 - y1], "score": float(p["scores"][j])})
+    cats = [{"id": c, "name": str(c)} for c in range(1, n_cls + 1)]
+    return {"images": images, "annotations": anns, "categories": cats}, dets
+
+
+def run_oracle(module_coco, module_eval, preds, targets, n_cls):
+    gt_dict, dets = _coco_dicts(preds, targets, n_cls)
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = module_coco()
+        gt.dataset = gt_dict
+        gt.createIndex()
+        dt = gt.loadRes(dets)
+        ev = module_eval(gt, dt, "bbox")
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    return ev
+
+
+def _per_class(prec, iou_index=None):
+    p = prec[:, :, :, 0, -1] if iou_index is None else prec[[iou_index], :, :, 0, -1]
+    out = []
+    for k in range(p.shape[2]):
+        v = p[:, :, k]
+        v = v[v > -1]
+        out.append(np.mean(v) if v.size else np.nan)
+    return np.array(out)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_equals_pycocotools_random(seed):
+    rng = np.random.default_rng(seed)
+    n_cls = 5
+    preds, targets = random_case(rng, n_cls=n_cls, absent=(4,) if seed % 2 else ())
+    ev = run_oracle(COCO, COCOeval, preds, targets, n_cls)
+    res = evaluate_detections(preds, targets, num_classes=n_cls)
+    np.testing.assert_allclose(res.stats, ev.stats, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(res.precision, ev.eval["precision"], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(res.recall, ev.eval["recall"], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(res.scores, ev.eval["scores"], rtol=0, atol=1e-12)
+    ours = np.array(list(res.per_class_ap().values()))
+    np.testing.assert_allclose(ours, _per_class(ev.eval["precision"]), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(np.array(list(res.per_class_ap50().values())),
+                               _per_class(ev.eval["precision"], 0), rtol=0, atol=1e-9)
+    if seed % 2:  # a class absent from the ground truth is NaN, not 0, and left out of the means
+        assert np.isnan(res.per_class_ap()[4])
+
+
+def test_many_detections_per_class_truncated_at_100():
+    rng = np.random.default_rng(11)
+    preds, targets = random_case(rng, n_img=8, n_cls=2, max_gt=12, max_det=300, p_empty=0, p_nodet=0)
+    ev = run_oracle(COCO, COCOeval, preds, targets, 2)
+    res = evaluate_detections(preds, targets, num_classes=2)
+    np.testing.assert_allclose(res.stats, ev.stats, rtol=0, atol=1e-9)
+
+
+def test_equals_faster_coco_eval():
+    fce = pytest.importorskip("faster_coco_eval")
+    rng = np.random.default_rng(3)
+    preds, targets = random_case(rng, n_cls=3)
+    ev = run_oracle(fce.COCO, fce.COCOeval_faster, preds, targets, 3)
+    res = evaluate_detections(preds, targets, num_classes=3)
+    np.testing.assert_allclose(res.stats, np.asarray(ev.stats)[:12], rtol=0, atol=1e-9)
+
+
+def test_hand_computed_case():
+    # one image, class 1: two GT boxes; detections: a perfect hit (0.9), a miss (0.8), a
+    # duplicate of the first GT (0.7, FP because the GT is taken), a hit on the second GT (0.6).
+    g = torch.tensor([[0.0, 0, 10, 10], [20, 20, 30, 30]])
+    d = torch.tensor([[0.0, 0, 10, 10], [50, 50, 60, 60], [0, 0, 10, 10], [20, 20, 30, 30]])
+    t = [{"boxes": g, "labels": torch.tensor([1, 1])}]
+    p = [{"boxes": d, "scores": torch.tensor([0.9, 0.8, 0.7, 0.6]), "labels": torch.tensor([1, 1, 1, 1])}]
+    res = evaluate_detections(p, t, num_classes=1)
+    # P/R after each det: (1, .5), (.5, .5), (1/3, .5), (.5, 1); envelope: 1 up to r=.5, .5 above
+    eps = np.spacing(1)
+    expected = (51 * (1 / (1 + eps)) + 50 * (2 / (4 + eps))) / 101
+    assert res.ap50 == pytest.approx(expected, abs=1e-12)
+    assert res.ap == pytest.approx(expected, abs=1e-12)  # every hit has IoU 1
+    assert res.ar100 == 1.0 and res.stats[6] == 0.5  # AR@1: one det per image finds one of two
+    rc, pr = res.pr_curve(1, interpolated=False)
+    np.testing.assert_allclose(rc, [0.5, 0.5, 0.5, 1.0])
+    np.testing.assert_allclose(pr, [1, 0.5, 1 / 3, 0.5], rtol=1e-12)
+
+
+def test_crowd_absorbs_detections_and_empty_inputs():
+    t = [{"boxes": torch.tensor([[0.0, 0, 100, 100]]), "labels": torch.tensor([1]), "iscrowd": torch.tensor([1])},
+         {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64)}]
+    p = [{"boxes": torch.tensor([[10.0, 10, 30, 30], [40, 40, 60, 60]]), "scores": torch.tensor([0.9, 0.8]),
+          "labels": torch.tensor([1, 1])},
+         {"boxes": torch.zeros(0, 4), "scores": torch.zeros(0), "labels": torch.zeros(0, dtype=torch.int64)}]
+    res = evaluate_detections(p, t, num_classes=1)
+    assert (res.stats == -1).all()  # only crowd GT: nothing to find, every stat undefined like pycocotools
+
+
+def test_evaluator_accumulates_batches_and_checks_input():
+    rng = np.random.default_rng(5)
+    preds, targets = random_case(rng, n_img=12, n_cls=3)
+    ev = COCOEvaluator(num_classes=3)
+    ev.update(preds[:5], targets[:5])
+    ev.update(preds[5:], targets[5:])
+    np.testing.assert_array_equal(ev.compute().stats, evaluate_detections(preds, targets, 3).stats)
+    assert set(ev.compute().as_dict()) == set(COCO_STAT_NAMES)
+    with pytest.raises(ValueError, match="scores"):
+        evaluate_detections([{"boxes": torch.zeros(1, 4), "labels": torch.ones(1)}], targets[:1], 3)
+    with pytest.raises(ValueError, match="predictions for"):
+        evaluate_detections(preds[:2], targets[:3], 3)

@@ -1,0 +1,65 @@
+"""Committed notebooks carry no outputs and follow the course's parameter contract."""
+from __future__ import annotations
+
+import ast
+import json
+
+import nbformat
+import pytest
+
+from conftest import REPO
+from defectlib.run import NOTEBOOK_RE
+
+NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
+CONTRACT = {"profile": "smoke", "data_root": None, "device": "auto", "seed": 0,
+            "output_dir": None, "dry_run": False}
+
+
+def test_there_are_notebooks_and_all_are_numbered():
+    assert NOTEBOOKS, "no notebooks in notebooks/"
+    bad = [p.name for p in NOTEBOOKS if not NOTEBOOK_RE.match(p.name)]
+    assert not bad, f"notebooks the runner would skip (name them NN_topic.ipynb): {bad}"
+    numbers = [p.name[:2] for p in NOTEBOOKS]
+    assert len(numbers) == len(set(numbers)), f"two notebooks share a number: {numbers}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_committed_without_outputs(path):
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    dirty = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"
+             and (c.outputs or c.execution_count is not None)]
+    assert not dirty, f"{path.name}: cells {dirty} have outputs or execution counts (strip them)"
+    leftovers = {"papermill", "widgets", "execution"} & set(nb.metadata)
+    leftovers |= {f"cell {i}: {k}" for i, c in enumerate(nb.cells)
+                  for k in ("papermill", "execution") if k in c.metadata}
+    assert not leftovers, f"{path.name}: execution metadata left in: {sorted(leftovers)}"
+    assert nb.metadata.get("kernelspec", {}).get("name") == "python3", path.name
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_parameters_cell_follows_the_contract(path):
+    nb = nbformat.read(path, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert code, f"{path.name} has no code"
+    first = code[0]
+    assert "parameters" in first.metadata.get("tags", []), \
+        f"{path.name}: the first code cell must be tagged 'parameters'"
+    values = {}
+    for node in ast.parse(first.source).body:
+        assert isinstance(node, ast.Assign) and len(node.targets) == 1, \
+            f"{path.name}: the parameters cell holds only simple assignments"
+        values[node.targets[0].id] = ast.literal_eval(node.value)
+    assert values == CONTRACT, f"{path.name}: parameters {values} differ from the contract"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_not_a_placeholder(path):
+    nb = json.loads(path.read_text())
+    md = [c for c in nb["cells"] if c["cell_type"] == "markdown"]
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    assert md and "".join(md[0]["source"]).lstrip().startswith("# "), \
+        f"{path.name}: should open with a '# Title' markdown cell"
+    assert len(code) >= 3 and len(md) >= 3, f"{path.name} looks like a placeholder"
+    assert any("Recorder(" in "".join(c["source"]) for c in code), \
+        f"{path.name}: record results with defectlib.record.Recorder so the report shows them"

@@ -1,0 +1,177 @@
+"""TwoStagePipeline (paper 001): the gate, thresholds tuned on validation, and a valid Kaggle submission.
+
+The RLE code belongs to defectlib.data.severstal; here it is exercised through the submission the
+notebook writes, checked against a decoder written independently below.
+"""
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from defectlib.models.classifier import build_classifier
+from defectlib.models.unet import ENCODERS, build_unet
+from defectlib.pipeline import TwoStagePipeline, apply_thresholds, tune_thresholds
+
+
+class Fixed(nn.Module):
+    """A stand-in network returning preset logits and recording the batch sizes it was given."""
+
+    def __init__(self, logits: torch.Tensor, num_classes: int | None = None):
+        super().__init__()
+        self.logits, self.seen = logits, []
+        if num_classes is not None:
+            self.num_classes = num_classes
+
+    def forward(self, x):
+        self.seen.append(x.shape[0])
+        idx = x[:, 0, 0, 0].long()  # images carry their index in pixel (0, 0)
+        return self.logits[idx]
+
+
+def _images(n, h=8, w=8):
+    x = torch.zeros(n, 1, h, w)
+    x[:, 0, 0, 0] = torch.arange(n).float()
+    return x
+
+
+def test_gate_empties_masks_and_skips_segmentation():
+    n, c = 4, 2
+    cls_logits = torch.tensor([3.0, -3.0, 0.1, -0.1])                  # p = .95 .05 .52 .48
+    seg_logits = torch.full((n, c, 8, 8), 5.0)                          # U-Net: defect everywhere
+    seg = Fixed(seg_logits, num_classes=c)
+    pipe = TwoStagePipeline(Fixed(cls_logits), seg, gate_threshold=0.5)
+    masks, scores = pipe.predict(_images(n))
+    assert masks.dtype == torch.bool and masks.shape == (n, c, 8, 8)
+    assert masks[[0, 2]].all() and not masks[[1, 3]].any()
+    torch.testing.assert_close(scores, torch.sigmoid(cls_logits))
+    assert seg.seen == [2]                                              # gated images never segmented
+    pipe.gate_threshold = 0.99                                          # all gated out
+    masks, _ = pipe.predict(_images(n))
+    assert not masks.any() and seg.seen == [2]
+
+
+def test_pipeline_equals_rule_on_precomputed_outputs():
+    torch.manual_seed(0)
+    n, c = 6, 3
+    cls_logits, seg_logits = torch.randn(n), torch.randn(n, c, 8, 8)
+    pipe = TwoStagePipeline(Fixed(cls_logits), Fixed(seg_logits, c), 0.4, [0.3, 0.5, 0.7], 5)
+    masks, scores = pipe.predict(_images(n))
+    probs = torch.sigmoid(seg_logits)
+    # reference written out element by element
+    ref = torch.zeros(n, c, 8, 8, dtype=torch.bool)
+    for i in range(n):
+        for k, t in enumerate([0.3, 0.5, 0.7]):
+            m = probs[i, k] >= t
+            if torch.sigmoid(cls_logits[i]) >= 0.4 and m.sum() >= 5:
+                ref[i, k] = m
+    assert torch.equal(masks, ref)
+    # without a classifier the pipeline is the U-Net alone
+    alone, _ = TwoStagePipeline(None, Fixed(seg_logits, c)).predict(_images(n))
+    assert torch.equal(alone, probs >= 0.5)
+
+
+def test_apply_thresholds_validates():
+    with pytest.raises(ValueError, match="per-class"):
+        apply_thresholds(torch.rand(2, 3, 4, 4), None, pixel_threshold=[0.5, 0.5])
+    with pytest.raises(ValueError, match="scores must have shape"):
+        apply_thresholds(torch.rand(2, 3, 4, 4), torch.rand(3))
+
+
+def _mean_dice(pred, target):  # per (image, class), empty-empty = 1: the Kaggle rule, written here
+    p, t = pred.flatten(2).float(), target.flatten(2).float()
+    inter, total = (p * t).sum(-1), p.sum(-1) + t.sum(-1)
+    return torch.where(total == 0, 1.0, 2 * inter / total.clamp(min=1)).mean().item()
+
+
+def test_tune_thresholds_finds_the_gate_that_helps():
+    torch.manual_seed(0)
+    n = 20
+    target = torch.zeros(n, 1, 8, 8)
+    target[:10, :, 2:6, 2:6] = 1                                         # 10 defective, 10 clean
+    probs = torch.where(target.bool(), 0.6 + 0.05 * torch.rand(n, 1, 8, 8),  # defects at .60-.65
+                        0.3 * torch.rand(n, 1, 8, 8))
+    probs[10:, :, 0, 0] = 0.66                                           # one false pixel per clean image
+    scores = torch.cat([torch.rand(10) * 0.3 + 0.7, torch.rand(10) * 0.3])  # a perfect gate at 0.5
+    best, table = tune_thresholds(probs, target.bool(), _mean_dice, scores,
+                                  gate_grid=(0.0, 0.5, 0.9), pixel_grid=(0.5, 0.7))
+    assert best["gate_threshold"] == 0.5 and best["pixel_threshold"] == 0.5
+    assert best["score"] == pytest.approx(1.0) and len(table) == 6
+    alone, _ = tune_thresholds(probs, target.bool(), _mean_dice, None, pixel_grid=(0.5, 0.7))
+    # the U-Net alone cannot both keep the defects and drop the false pixels: 0.5 at best
+    assert alone["gate_threshold"] is None and alone["score"] == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("encoder", ENCODERS)
+def test_pipeline_builds_and_trains_a_step(encoder):
+    torch.manual_seed(0)
+    unet, gate = build_unet(encoder, 4, 1), build_classifier("resnet34", 1)
+    x = torch.rand(2, 1, 64, 128)
+    y = torch.zeros(2, 4, 64, 128)
+    y[0, 2, 10:20, 30:60] = 1
+    opt = torch.optim.Adam([*unet.parameters(), *gate.parameters()], lr=1e-3)
+    loss = (F.binary_cross_entropy_with_logits(unet(x), y)
+            + F.binary_cross_entropy_with_logits(gate(x), y.flatten(1).amax(1)))
+    loss.backward()
+    opt.step()
+    masks, scores = TwoStagePipeline(gate, unet).predict(x)
+    assert masks.shape == (2, 4, 64, 128) and scores.shape == (2,)
+    assert not unet.training and not gate.training
+
+
+# --- Kaggle submission ---------------------------------------------------------------------------
+def reference_rle_decode(rle: str, h: int, w: int) -> np.ndarray:
+    """Independent decoder: runs of (1-indexed start, length), pixels counted down columns."""
+    out = np.zeros(h * w, np.uint8)
+    nums = [int(v) for v in rle.split()]
+    for start, length in zip(nums[0::2], nums[1::2]):
+        out[start - 1:start - 1 + length] = 1
+    return out.reshape(w, h).T                                            # column-major
+
+
+def test_rle_column_major_one_indexed():
+    sev = pytest.importorskip("defectlib.data.severstal")
+    m = np.zeros((256, 1600), np.uint8)
+    m[0, 0] = 1
+    assert sev.rle_encode(m) == "1 1"
+    m[1, 0] = 1
+    assert sev.rle_encode(m) == "1 2"                                     # down the column first
+    m[:] = 0
+    m[0, 1] = 1
+    assert sev.rle_encode(m) == "257 1"                                   # next column starts at 257
+    m[255, 1599] = 1
+    assert sev.rle_encode(m) == f"257 1 {256 * 1600} 1"
+
+
+def test_submission_round_trip_and_validity(tmp_path):
+    sev = pytest.importorskip("defectlib.data.severstal")
+    rng = np.random.default_rng(0)
+    preds = {}
+    for i in range(5):
+        m = np.zeros((4, 256, 1600), bool)
+        if i:                                                             # image 0 stays clean
+            m[i % 4, rng.integers(0, 200):, rng.integers(0, 1500):][:40, :80] = True
+            m[(i + 1) % 4] = rng.random((256, 1600)) > 0.999                 # scattered pixels
+            m[(i + 1) % 4, :, -1] = True                                     # a run ending on the last pixel
+        preds[f"{i:04d}.jpg"] = m
+    path = sev.write_submission(tmp_path / "submission.csv", preds)
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["ImageId", "EncodedPixels", "ClassId"]
+    rows = rows[1:]
+    assert len(rows) == 4 * len(preds)                                    # one row per image x class
+    assert {(r[0], int(r[2])) for r in rows} == {(k, c) for k in preds for c in (1, 2, 3, 4)}
+    for image_id, rle, cls in rows:
+        nums = [int(v) for v in rle.split()]
+        starts, lengths = np.array(nums[0::2]), np.array(nums[1::2])
+        assert len(nums) % 2 == 0 and (lengths >= 1).all() and (starts >= 1).all()
+        assert (np.diff(starts) > 0).all() and (starts[1:] > starts[:-1] + lengths[:-1]).all()
+        assert (starts + lengths - 1 <= 256 * 1600).all()
+        truth = preds[image_id][int(cls) - 1]
+        assert np.array_equal(reference_rle_decode(rle, 256, 1600), truth)
+        assert np.array_equal(sev.rle_decode(rle) > 0, truth)
+    assert all(r[1] == "" for r in rows if r[0] == "0000.jpg")

@@ -1,0 +1,53 @@
+"""profiles.get: the one place that defines smoke / cpu / paper for every notebook."""
+from __future__ import annotations
+
+import pytest
+
+from defectlib import profiles
+
+
+def test_get_merges_common_settings_and_names_the_profile():
+    cfg = profiles.get("00_getting_started", "cpu")
+    assert cfg.profile == "cpu" and cfg["profile"] == "cpu"
+    assert cfg.max_steps is None and cfg.dry_run is False
+    with pytest.raises(AttributeError, match="no setting 'nope'"):
+        cfg.nope
+
+
+def test_dry_run_stops_after_two_steps_and_one_eval_batch():
+    for nb in profiles.TABLES:
+        cfg = profiles.get(nb, "paper", dry_run=True)
+        assert (cfg.max_steps, cfg.max_eval_batches, cfg.dry_run) == (2, 1, True)
+        full = profiles.get(nb, "paper")
+        assert {k: v for k, v in cfg.items() if k not in ("max_steps", "max_eval_batches", "dry_run")} \
+            == {k: v for k, v in full.items() if k not in ("max_steps", "max_eval_batches", "dry_run")}
+
+
+def test_configs_are_copies():
+    a = profiles.get("00", "smoke")
+    a.samples_per_dataset = 99
+    assert profiles.get("00", "smoke").samples_per_dataset != 99
+
+
+def test_unknown_notebook_or_profile_is_a_clear_error():
+    with pytest.raises(KeyError, match="known"):
+        profiles.get("09", "smoke")
+    with pytest.raises(ValueError, match="smoke"):
+        profiles.get("01", "fast")
+
+
+@pytest.mark.parametrize("nb", sorted(profiles.TABLES))
+def test_every_profile_defines_the_same_settings(nb):
+    """A notebook reads cfg.X under every profile, so each profile must define X."""
+    table = profiles.TABLES[nb]
+    assert set(table) == set(profiles.PROFILE_NAMES)
+    names = {p: set(table[p]) for p in profiles.PROFILE_NAMES}
+    union = set().union(*names.values())
+    missing = {p: sorted(union - n) for p, n in names.items() if union - n}
+    assert not missing, f"notebook {nb}: settings missing from some profiles: {missing}"
+
+
+def test_table_shows_the_three_profiles_side_by_side():
+    text = profiles.table("00")
+    assert text.splitlines()[0] == "| setting | smoke | cpu | paper |"
+    assert "| samples_per_dataset | 2 | 4 | 4 |" in text

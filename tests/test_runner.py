@@ -1,0 +1,190 @@
+"""The papermill runner (defectlib.run, defectlib.execute) on tiny throwaway notebooks: one
+passes, one fails."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import write_notebook
+from defectlib import execute
+from defectlib import run as runner
+
+PASS_CELLS = [
+    "import json\nfrom defectlib.record import Recorder\n"
+    "rec = Recorder(output_dir, '01_pass', profile, config={'epochs': 3}, seed=seed, "
+    "device=device, data_root=data_root)",
+    "rec.metric('phase5/AP50/crazing', 41.2, paper='danet/table3/phase5/crazing', "
+    "dataset='NEU-DET', real=data_root is not None, unit='%')\n"
+    "rec.note(json.dumps({'profile': profile, 'seed': seed, 'device': device, "
+    "'data_root': data_root, 'output_dir': output_dir, 'dry_run': dry_run}))\n"
+    "import os\nrec.note('cwd=' + os.getcwd())\n"
+    "rec.save()",
+]
+FAIL_CELLS = ["x = 1", "raise ValueError('boom from the failing notebook')", "print('never')"]
+
+
+# --- fast unit tests (no kernel) ------------------------------------------------------------------
+def test_parse_only():
+    assert runner.parse_only("01,3") == ["01", "03"]
+    assert runner.parse_only("02 04") == ["02", "04"]
+    assert runner.parse_only(None) is None and runner.parse_only("") is None
+    with pytest.raises(ValueError, match="notebook numbers"):
+        runner.parse_only("danet")
+
+
+def test_discover_orders_filters_and_names_missing(tmp_path):
+    for name in ("02_b.ipynb", "00_a.ipynb", "01_c.ipynb", "notes.ipynb", "1_bad.ipynb"):
+        (tmp_path / name).write_text("{}")
+    assert [p.name for p in runner.discover(tmp_path)] == ["00_a.ipynb", "01_c.ipynb", "02_b.ipynb"]
+    assert [p.name for p in runner.discover(tmp_path, ["02", "00"])] == ["00_a.ipynb", "02_b.ipynb"]
+    with pytest.raises(FileNotFoundError, match="no notebook numbered 07"):
+        runner.discover(tmp_path, ["07"])
+
+
+def test_new_run_dir_never_reuses_a_folder(tmp_path):
+    now = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)
+    first = runner.new_run_dir(tmp_path, "smoke", now=now)
+    (first / "keep.txt").write_text("x")
+    second = runner.new_run_dir(tmp_path, "smoke", now=now)
+    dry = runner.new_run_dir(tmp_path, "paper", dry_run=True, now=now)
+    assert first.name == "20260102T030405Z-smoke"
+    assert second.name == "20260102T030405Z-smoke-2"
+    assert dry.name == "20260102T030405Z-paper-dryrun"
+    assert (first / "keep.txt").read_text() == "x" and not any(second.iterdir())
+
+
+def test_detect_gpus_from_env():
+    assert execute.detect_gpus({"CUDA_VISIBLE_DEVICES": "0,2"}) == ["0", "2"]
+    assert execute.detect_gpus({"CUDA_VISIBLE_DEVICES": ""}) == []
+    assert execute.detect_gpus({"CUDA_VISIBLE_DEVICES": "-1"}) == []
+
+
+def test_child_env_controls_data_backend_and_threads(monkeypatch):
+    monkeypatch.setenv("DEFECTLIB_DATA", "/somewhere")
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    env = execute.child_env(jobs=2, cpu_parallel=True)
+    assert "DEFECTLIB_DATA" not in env and "MPLBACKEND" not in env
+    assert int(env["OMP_NUM_THREADS"]) >= 1
+    assert "OMP_NUM_THREADS" not in execute.child_env(jobs=1, cpu_parallel=True)
+
+
+def test_papermill_command_injects_parameters(tmp_path):
+    nb = write_notebook(tmp_path / "01_x.ipynb", ["pass"])
+    job = execute.Job(nb, tmp_path / "run", {"profile": "cpu", "data_root": None, "seed": 3})
+    cmd = execute.papermill_command(job, kernel="gpu-kernel", cwd=tmp_path)
+    params = json.loads(cmd[cmd.index("-y") + 1])
+    assert params == {"profile": "cpu", "data_root": None, "seed": 3}
+    assert cmd[cmd.index("-k") + 1] == "gpu-kernel"
+    assert cmd[cmd.index("--cwd") + 1] == str(tmp_path)
+    assert execute.papermill_command(job, None, tmp_path)[-1] == "python3"  # from the notebook
+
+
+def test_failure_from_notebook_points_at_the_failing_cell(tmp_path):
+    import nbformat
+    nb = nbformat.v4.new_notebook()
+    injected = nbformat.v4.new_code_cell("seed = 1")
+    injected.metadata["tags"] = ["injected-parameters"]
+    bad = nbformat.v4.new_code_cell("y = 2\nraise KeyError('k')", execution_count=3)
+    bad.outputs = [nbformat.v4.new_output("error", ename="KeyError", evalue="'k'",
+                                          traceback=["\x1b[0;31mKeyError\x1b[0m: 'k'"])]
+    nb.cells = [nbformat.v4.new_markdown_cell("x"), injected, nbformat.v4.new_code_cell("a=1"), bad]
+    nbformat.write(nb, tmp_path / "e.ipynb")
+    err = execute.failure_from_notebook(tmp_path / "e.ipynb")
+    assert err["cell"] == 3 and err["execution_count"] == 3  # injected cell not counted
+    assert err["ename"] == "KeyError" and "raise KeyError" in err["source"]
+    assert "\x1b" not in err["traceback"]
+
+
+def test_bad_options_are_clear_errors(tmp_path, capsys):
+    write_notebook(tmp_path / "01_a.ipynb", ["pass"])
+    with pytest.raises(SystemExit) as exc:
+        runner.main(["--notebooks", str(tmp_path), "--only", "03", "--out", str(tmp_path / "r")])
+    assert exc.value.code == 2 and "no notebook numbered 03" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        runner.main(["--notebooks", str(tmp_path), "--data-root", str(tmp_path / "nope")])
+    assert "is not a folder" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+# --- the real thing: papermill kernels (a few seconds) --------------------------------------------
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory):
+    base = tmp_path_factory.mktemp("runner")
+    nbs, out, data = base / "notebooks", base / "runs", base / "mydata"
+    data.mkdir()
+    write_notebook(nbs / "01_pass.ipynb", PASS_CELLS)
+    write_notebook(nbs / "02_fail.ipynb", FAIL_CELLS)
+    common = ["--notebooks", str(nbs), "--out", str(out), "--quiet"]
+    rc1 = runner.main(common + ["--jobs", "2", "--profile", "paper", "--dry-run", "--seed", "7",
+                                "--data-root", str(data), "--device", "cpu"])
+    first = sorted(out.iterdir())
+    snapshot = {p: p.read_bytes() for p in first[0].rglob("*") if p.is_file()}
+    rc2 = runner.main(common + ["--only", "01", "--profile", "paper", "--dry-run"])
+    return {"rc1": rc1, "rc2": rc2, "out": out, "nbs": nbs, "data": data, "snapshot": snapshot,
+            "first": first[0]}
+
+
+def test_failing_notebook_gives_nonzero_exit_and_others_still_run(two_runs):
+    run = two_runs["first"]
+    assert two_runs["rc1"] == 1
+    assert (run / "01_pass.ipynb").is_file() and (run / "02_fail.ipynb").is_file()
+    results = json.loads((run / "results.json").read_text())
+    status = {nb["notebook"]: nb["status"] for nb in results["notebooks"]}
+    assert status == {"01_pass": "ok", "02_fail": "failed"}
+    assert results["failed"] == ["02_fail"]
+    err = results["notebooks"][1]["error"]
+    assert err["cell"] == 4 and err["ename"] == "ValueError"  # markdown, parameters, x = 1, raise
+    assert "boom from the failing notebook" in err["evalue"]
+    executed = json.loads((run / "02_fail.ipynb").read_text())
+    assert not any(o.get("text") == "never\n" for c in executed["cells"] for o in c.get("outputs", []))
+
+
+def test_parameters_are_injected(two_runs):
+    run = two_runs["first"]
+    own = json.loads((run / "01_pass" / "results.json").read_text())
+    injected = json.loads(own["notes"][0])
+    assert injected == {"profile": "paper", "seed": 7, "device": "cpu", "dry_run": True,
+                        "data_root": str(two_runs["data"].resolve()),
+                        "output_dir": str((run / "01_pass").resolve())}
+    assert own["notes"][1] == "cwd=" + str(two_runs["nbs"].resolve())  # runs inside notebooks/
+
+
+def test_report_has_paper_number_dataset_and_failure(two_runs):
+    text = (two_runs["first"] / "report.md").read_text()
+    assert "| phase5/AP50/crazing | 41.20 % | 51.42 % | -10.22 | NEU-DET (real) |" in text
+    assert "## Failures" in text and "ValueError: boom from the failing notebook" in text
+    assert "cell 4" in text and "raise ValueError" in text
+    assert "dry run" in text
+
+
+def test_second_call_makes_a_new_folder_and_leaves_the_first_alone(two_runs):
+    runs = sorted(two_runs["out"].iterdir())
+    assert two_runs["rc2"] == 0 and len(runs) == 2
+    assert runs[0].name.endswith("-paper-dryrun") and runs[1] != runs[0]
+    for path, content in two_runs["snapshot"].items():
+        assert path.read_bytes() == content, f"{path} was modified by the second run"
+    second = json.loads((runs[1] / "results.json").read_text())
+    assert [nb["notebook"] for nb in second["notebooks"]] == ["01_pass"]
+    assert second["data_root"] is None  # no --data-root: the embedded default
+
+
+def test_failure_outside_a_cell_is_read_from_the_log(tmp_path):
+    log = tmp_path / "papermill.log"
+    log.write_text("Traceback (most recent call last):\n  File x\n"
+                   "jupyter_client.kernelspec.NoSuchKernel: No such kernel named gpu\n")
+    err = execute.log_failure(log)
+    assert err["cell"] is None and err["ename"] == "NoSuchKernel" and "named gpu" in err["evalue"]
+    assert execute.log_failure(log, "stopped after 5:00")["ename"] == "Timeout"
+
+
+def test_unknown_kernel_is_refused_before_anything_runs(tmp_path, capsys):
+    write_notebook(tmp_path / "01_a.ipynb", ["pass"])
+    with pytest.raises(SystemExit):
+        runner.main(["--notebooks", str(tmp_path), "--kernel", "no-such-kernel",
+                     "--out", str(tmp_path / "r")])
+    assert "no Jupyter kernel named 'no-such-kernel'" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
