@@ -2,14 +2,14 @@
 #   make run    the whole course through papermill (smoke profile), then prints where it landed
 #   make test   pytest (what .ci/run calls)
 # Both create .venv if missing and (re)install only when pyproject.toml changed, so a second call
-# goes straight to the work. Knobs: make run PROFILE=cpu ONLY=01,03 JOBS=2 ARGS="--data-root DIR"
+# goes straight to the work. Knobs: make run PROFILE=cpu ONLY=01,03 JOBS=1 ARGS="--data-root DIR"
 #                                   make test PYTEST_ARGS="-m 'not slow' -x"
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 PROFILE ?= smoke
-JOBS ?= 1
+JOBS ?= 2
 ONLY ?=
 ARGS ?=
 PYTEST_ARGS ?=

@@ -47,6 +47,9 @@ def notebook_kernel(path: Path) -> str | None:
 # --- one notebook ---------------------------------------------------------------------------------
 @dataclass
 class Job:
+    """One notebook of a run: its source, parameters, process and outcome. It writes the executed
+    notebook to ``<run>/<stem>.ipynb`` and everything else under ``output_dir`` = ``<run>/<stem>/``."""
+
     path: Path
     run_dir: Path
     parameters: dict

@@ -163,7 +163,10 @@ for _model, _mm, _nat in [
     ("MCnet", (79.4, 82.3, 68.1, 79.7), (69.5, 73.3, 62.6, 71.6)),
 ]:
     _grid(f"ocinet/table1/{_model}", {"man-made": _mm, "natural": _nat}, _MET, "%",
-          "paper 003, Table I", _OCI_NOTE)
+          "paper 003, Table I")
+    for _split in ("man-made", "natural"):
+        _k = f"ocinet/table1/{_model}/{_split}/PA"
+        TABLES[_k] = Ref(TABLES[_k].value, "%", "paper 003, Table I", _OCI_NOTE)
 for _row, _mm, _nat in [
     ("Base", (70.7, 81.6), (63.4, 72.1)), ("+C", (71.3, 82.0), (64.3, 73.0)),
     ("+S", (71.2, 81.9), (64.3, 73.4)), ("+C+S", (71.4, 82.1), (65.1, 73.9)),
@@ -197,6 +200,9 @@ _add("ocinet/params/backbone_M", 24.85, "M", "REFERENCE 3 (timm pvt_v2_b2, no cl
 _add("ocinet/params/head_M", 5.1, "M", "REFERENCE 3", "about")
 
 for _k, _v, _n in [
+    ("backbone_depths", (3, 4, 6, 3), "PVT-v2-b2"), ("backbone_heads", (1, 2, 5, 8), ""),
+    ("backbone_mlp_ratios", (8, 8, 4, 4), ""), ("backbone_sr_ratios", (8, 4, 2, 1), ""),
+    ("backbone_channels", (64, 128, 320, 512), ""), ("backbone_strides", (4, 8, 16, 32), ""),
     ("input_size", 352, ""), ("channels", 128, "every stage reduced to C"),
     ("ccim_groups", 4, "groups of 32 channels"), ("ccim_hidden", 16, "shared MLP 64 -> 16 -> 64"),
     ("csim_kernel", 7, ""), ("cpim_gamma_init", 1.0, ""), ("cpim_dropout", 0.1, ""),

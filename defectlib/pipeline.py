@@ -10,12 +10,15 @@ whole-zero masks are generated."
 The paper uses t_gate = t_pix = 0.5 (REFERENCE.md section 2). Here they are parameters, chosen with
 :func:`tune_thresholds` on VALIDATION predictions, never on the test set. :func:`apply_thresholds`
 is the single place the rule above is written; :meth:`TwoStagePipeline.predict` and the tuning
-both call it, so what is tuned is exactly what is deployed.
+both call it, so what is tuned is exactly what is deployed. :func:`collect` runs both networks
+over a split once; :func:`dice_report` scores the U-Net alone, the pipeline, the pipeline with a
+perfect gate and the "predict nothing" baseline with both Dice definitions of the notebook.
 """
 from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -127,3 +130,59 @@ def tune_thresholds(probs: torch.Tensor, targets: torch.Tensor, metric: Callable
                       "score": float(metric(masks, targets))})
     best = max(table, key=lambda r: r["score"])
     return dict(best), table
+
+
+# --- evaluation ----------------------------------------------------------------------------------
+@dataclass
+class Outputs:
+    """Both networks' outputs on one split: ``probs`` float16 [N, C, H, W] pixel probabilities,
+    ``scores`` [N] p(defective) (None without a classifier), ``targets`` bool [N, C, H, W]."""
+
+    probs: torch.Tensor
+    scores: torch.Tensor | None
+    targets: torch.Tensor
+
+    @property
+    def defective(self) -> torch.Tensor:
+        return self.targets.flatten(1).any(1)
+
+
+@torch.no_grad()
+def collect(segmenter: nn.Module, loader, classifier: nn.Module | None = None, device="cpu",
+            max_batches: int | None = None, progress: bool = True) -> Outputs:
+    """Run the segmenter (and classifier) on every image of ``loader`` ((image, mask) batches)."""
+    from .engine.progress import tqdm
+    segmenter.eval()
+    if classifier is not None:
+        classifier.eval()
+    probs, scores, targets = [], [], []
+    total = len(loader) if max_batches is None else min(len(loader), max_batches)
+    for b, (x, y) in enumerate(tqdm(loader, total=total, desc="predict", disable=not progress, leave=False)):
+        if max_batches is not None and b >= max_batches:
+            break
+        x = x.to(device)
+        probs.append(torch.sigmoid(segmenter(x)).half().cpu())
+        if classifier is not None:
+            scores.append(torch.sigmoid(classifier(x).reshape(len(x))).cpu())
+        targets.append(y.bool())
+    return Outputs(torch.cat(probs), torch.cat(scores) if scores else None, torch.cat(targets))
+
+
+def dice_report(out: Outputs, gate_threshold: float = 0.5, pixel_threshold=0.5, min_area=0) -> dict:
+    """Kaggle Dice (per image x class, empty-empty = 1) and the author's pooled Dice for: predicting
+    nothing, the U-Net alone, the two-stage pipeline, and the pipeline with a perfect gate (the
+    true defective flag; its upper bound). Returns {row: {"kaggle", "author", "kaggle_per_class"}}."""
+    from .metrics import kaggle_dice, severstal_author_dice
+    rows = {"predict nothing": torch.zeros_like(out.targets),
+            "U-Net alone": apply_thresholds(out.probs, None, 0.0, pixel_threshold, min_area)}
+    if out.scores is not None:
+        rows["two-stage"] = apply_thresholds(out.probs, out.scores.float(), gate_threshold,
+                                             pixel_threshold, min_area)
+    rows["two-stage, perfect gate"] = apply_thresholds(out.probs, out.defective.float(), 0.5,
+                                                       pixel_threshold, min_area)
+    report = {}
+    for name, masks in rows.items():
+        k, per_class = kaggle_dice(masks, out.targets, per_class=True)
+        report[name] = {"kaggle": k, "author": severstal_author_dice(masks, out.targets),
+                        "kaggle_per_class": [float(v) for v in per_class]}
+    return report

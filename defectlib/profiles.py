@@ -55,7 +55,7 @@ _NB02_SHARED = {
 }
 NB02: dict[str, dict] = {
     "smoke": {**_NB02_SHARED, "encoders": ("resnet34",), "classifier": "resnet34",
-              "standin_images": 16, "severstal_scale": 0.25, "crops": {"severstal": ((64, 96), (64, 128))},
+              "standin_images": None, "severstal_scale": 0.25, "crops": {"severstal": ((64, 96), (64, 128))},
               "image_size": {"mtd": (96, 96)}, "neu_seg_train_limit": 32,
               "seg_batch_size": 4, "seg_epochs": 1, "tversky_epochs": 1, "steps_per_epoch": 2,
               "cls_batch_size": 4, "cls_epochs": 1, "cls_steps_per_epoch": 2, "val_limit": 8,
@@ -79,7 +79,30 @@ NB02: dict[str, dict] = {
 }
 
 # --- 03 OCINet on NRSD-MN (paper 003) ------------------------------------------------------------
-NB03: dict[str, dict] = {"smoke": {}, "cpu": {}, "paper": {}}
+# variants: keys of defectlib.models.ocinet.VARIANTS (Table III rows + Table II's order ablation).
+# max_steps = optimizer steps per variant. The cpu profile is sized for 2 shared CPU cores, where
+# PVT-v2-b2 trains at roughly 2-4 s per 128x128 image (forward + backward): a 30-minute budget buys
+# about 16 steps of 8 images per variant, for two variants. lr is raised to 5e-4 there because the
+# backbone starts from random weights (no download) and only ~0.1% of the paper's steps are run.
+_NB03_ALL = ["base", "c", "s", "cs", "p", "full", "vanilla_ca", "vanilla_sa",
+             "c_wocs", "s_wocs", "p_wocs", "csp_wocs", "ggl"]
+NB03: dict[str, dict] = {
+    "smoke": {"variants": ["base", "full"], "input_size": 64, "batch_size": 2, "eval_batch_size": 4,
+              "epochs": 1, "max_steps": 2, "lr": 1e-4, "milestones": [], "gamma": 0.1,
+              "grad_clip": 0.5, "augment": True, "test_limit": 4, "flops_size": 64,
+              "throughput_size": 64, "throughput_warmup": 1, "throughput_repeats": 2,
+              "n_qualitative": 2, "progress": False},
+    "cpu": {"variants": ["base", "full"], "input_size": 128, "batch_size": 8, "eval_batch_size": 8,
+            "epochs": 1, "max_steps": 16, "lr": 5e-4, "milestones": [], "gamma": 0.1,
+            "grad_clip": 0.5, "augment": True, "test_limit": 32, "flops_size": 352,
+            "throughput_size": 224, "throughput_warmup": 1, "throughput_repeats": 3,
+            "n_qualitative": 4, "progress": True},
+    "paper": {"variants": _NB03_ALL, "input_size": 352, "batch_size": 16, "eval_batch_size": 16,
+              "epochs": 70, "max_steps": None, "lr": 1e-4, "milestones": [30], "gamma": 0.1,
+              "grad_clip": 0.5, "augment": True, "test_limit": None, "flops_size": 352,
+              "throughput_size": 352, "throughput_warmup": 10, "throughput_repeats": 50,
+              "n_qualitative": 6, "progress": True},
+}
 
 # --- 04 Synthetic data (paper 004) ---------------------------------------------------------------
 NB04: dict[str, dict] = {"smoke": {}, "cpu": {}, "paper": {}}

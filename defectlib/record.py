@@ -64,7 +64,7 @@ class Recorder:
 
     >>> rec = Recorder(output_dir, notebook="01_danet_neu_det", profile="cpu", config=cfg,
     ...                seed=0, device="cpu")
-    >>> rec.metric("phase5/AP50/crazing", 41.2, paper="danet/phase5/crazing",
+    >>> rec.metric("phase5/AP50/crazing", 41.2, paper="danet/table3/phase5/crazing",
     ...            dataset="NEU-DET", real=True, unit="%")
     >>> rec.figure(fig, "pr_curves")
     >>> rec.save()
@@ -96,7 +96,12 @@ class Recorder:
                real: bool, unit: str = "", note: str = "") -> float:
         """Record one number. ``paper`` is a key into :data:`defectlib.papers.TABLES` (or None);
         ``dataset`` names what produced it and ``real`` says whether that data is real or a
-        generated stand-in. Returns ``value`` so it can be used inline."""
+        generated stand-in. Returns ``value`` so it can be used inline. An unknown ``paper`` key
+        raises KeyError at once, naming the nearest keys."""
+        if paper is not None:
+            from . import papers
+            paper = papers.canonical(paper)
+            papers.ref(paper)
         self.data["metrics"].append({"name": name, "value": _jsonable(value), "paper": paper,
                                      "dataset": dataset, "real": bool(real), "unit": unit,
                                      "note": note})

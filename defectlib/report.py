@@ -151,7 +151,11 @@ def _signed(v, unit="") -> str:
 
 
 def dataset_label(m: dict) -> str:
-    return f"{m.get('dataset') or '?'} ({'real' if m.get('real') else 'stand-in'})"
+    """``NEU-DET (real)`` / ``NRSD-MN (stand-in)``; ``-`` for numbers no dataset produced
+    (parameter counts, say), recorded with ``dataset="-"``."""
+    if m.get("dataset") in (None, "", "-"):
+        return "-"
+    return f"{m['dataset']} ({'real' if m.get('real') else 'stand-in'})"
 
 
 # --- report.md ------------------------------------------------------------------------------------
@@ -177,7 +181,7 @@ def build_report(results: dict, against: dict | None = None, tol: float = 0.0) -
     lines += ["## Notebooks", "", "| notebook | status | time | metrics | data |", "|---|---|---|---|---|"]
     for nb in nbs:
         mine = [m for m in rows if m["notebook"] == nb["notebook"]]
-        data = ", ".join(sorted({dataset_label(m) for m in mine})) or "-"
+        data = ", ".join(sorted({dataset_label(m) for m in mine} - {"-"})) or "-"
         status = nb["status"] if nb["status"] == "ok" else f"**{nb['status'].upper()}**"
         lines.append(f"| [{nb['notebook']}]({nb['executed']}) | {status} | "
                      f"{fmt_time(nb.get('elapsed_s'))} | {len(mine)} | {data} |")

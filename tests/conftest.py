@@ -63,6 +63,7 @@ def write_notebook(path: Path, cells: list[str], markdown: str = "# test noteboo
     return path
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def make_notebook():
+    """``make_notebook(path, cells)`` -> path (see :func:`write_notebook`)."""
     return write_notebook

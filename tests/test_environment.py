@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import tomllib
+from pathlib import Path
 
 import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from conftest import REPO
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _norm(lines) -> dict[str, str]:

@@ -14,9 +14,10 @@ from pycocotools.cocoeval import COCOeval  # noqa: E402
 
 
 def random_case(rng, n_img=30, n_cls=4, max_gt=6, max_det=40, p_crowd=0.1, p_empty=0.15,
-                p_nodet=0.15, absent=(), size=200.0):
+                p_nodet=0.15, absent=(), size=200.0, integer=False):
     """Random images with clustered ("crowds of") boxes, empty images, images without detections,
-    crowd annotations, explicit areas on some images and classes absent from the ground truth."""
+    crowd annotations, explicit areas on some images and classes absent from the ground truth.
+    ``integer``: small integer boxes on a coarse grid, so that exact IoU ties between boxes occur."""
     present = [c for c in range(1, n_cls + 1) if c not in absent]
     preds, targets = [], []
     for i in range(n_img):
@@ -25,6 +26,8 @@ def random_case(rng, n_img=30, n_cls=4, max_gt=6, max_det=40, p_crowd=0.1, p_emp
         xy = np.clip(centre + rng.normal(0, 30, (n_gt, 2)), 0, size - 5)
         wh = rng.uniform(3, 110, (n_gt, 2))
         gb = np.concatenate([xy, np.minimum(xy + wh, size)], 1)
+        if integer:
+            gb = np.round(gb / 10) * 10 + np.array([0, 0, 10, 10]) * (np.round(gb / 10)[:, 2:3] == np.round(gb / 10)[:, 0:1])
         gl = rng.choice(present, n_gt)
         crowd = (rng.random(n_gt) < p_crowd).astype(np.int64)
         t = {"boxes": torch.tensor(gb, dtype=torch.float32), "labels": torch.tensor(gl),
@@ -41,6 +44,9 @@ def random_case(rng, n_img=30, n_cls=4, max_gt=6, max_det=40, p_crowd=0.1, p_emp
         rnd = np.concatenate([rnd_xy, rnd_xy + rng.uniform(2, 90, (n_dt, 2))], 1)
         db = np.where(near[:, None], jitter, rnd)
         db[:, 2:] = np.maximum(db[:, 2:], db[:, :2] + 0.5)
+        if integer:
+            db = np.round(db / 10) * 10
+            db[:, 2:] = np.maximum(db[:, 2:], db[:, :2] + 10)
         dl = np.where(near & (rng.random(n_dt) < 0.8), gl[src] if n_gt else 1,
                       rng.integers(1, n_cls + 1, n_dt))
         sc = rng.random(n_dt)
@@ -95,11 +101,11 @@ def _per_class(prec, iou_index=None):
     return np.array(out)
 
 
-@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("seed", range(8))
 def test_equals_pycocotools_random(seed):
     rng = np.random.default_rng(seed)
     n_cls = 5
-    preds, targets = random_case(rng, n_cls=n_cls, absent=(4,) if seed % 2 else ())
+    preds, targets = random_case(rng, n_cls=n_cls, absent=(4,) if seed % 2 else (), integer=seed >= 6)
     ev = run_oracle(COCO, COCOeval, preds, targets, n_cls)
     res = evaluate_detections(preds, targets, num_classes=n_cls)
     np.testing.assert_allclose(res.stats, ev.stats, rtol=0, atol=1e-9)
@@ -172,3 +178,21 @@ def test_evaluator_accumulates_batches_and_checks_input():
         evaluate_detections([{"boxes": torch.zeros(1, 4), "labels": torch.ones(1)}], targets[:1], 3)
     with pytest.raises(ValueError, match="predictions for"):
         evaluate_detections(preds[:2], targets[:3], 3)
+
+
+def test_no_detections_at_all_and_labels_outside_the_classes():
+    rng = np.random.default_rng(8)
+    _, targets = random_case(rng, n_img=5, n_cls=2, p_empty=0, p_crowd=0)
+    none = [{"boxes": torch.zeros(0, 4), "scores": torch.zeros(0), "labels": torch.zeros(0, dtype=torch.int64)}
+            for _ in targets]
+    res = evaluate_detections(none, targets, num_classes=2)
+    assert res.ap == 0.0 and res.ar100 == 0.0  # pycocotools' loadRes cannot even take an empty list
+    # detections labelled 0 (background) or 9 (unknown) are not evaluated, like unlisted categories
+    perfect = [{"boxes": t["boxes"], "scores": torch.ones(len(t["boxes"])), "labels": t["labels"]} for t in targets]
+    noisy = [{"boxes": torch.cat([p["boxes"], p["boxes"]]), "scores": torch.cat([p["scores"], p["scores"]]),
+              "labels": torch.cat([torch.zeros_like(p["labels"]), torch.full_like(p["labels"], 9)])}
+             for p in perfect]
+    both = [{k: torch.cat([a[k], b[k]]) for k in a} for a, b in zip(perfect, noisy)]
+    assert evaluate_detections(perfect, targets, 2).ap == 1.0
+    np.testing.assert_array_equal(evaluate_detections(both, targets, 2).stats,
+                                  evaluate_detections(perfect, targets, 2).stats)

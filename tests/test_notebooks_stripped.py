@@ -1,15 +1,17 @@
 """Committed notebooks carry no outputs and follow the course's parameter contract."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import ast
 import json
 
 import nbformat
 import pytest
 
-from conftest import REPO
 from defectlib.run import NOTEBOOK_RE
 
+REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 CONTRACT = {"profile": "smoke", "data_root": None, "device": "auto", "seed": 0,
             "output_dir": None, "dry_run": False}

@@ -40,11 +40,13 @@ def test_metric_sits_beside_the_paper_number_with_its_dataset():
         _metric("phase5/mAP", 70.0, paper="danet/table3/phase5/mAP"),
         _metric("IoU man-made", 60.5, paper="ocinet/table1/OCINet/man-made/IoU",
                 dataset="NRSD-MN", real=False),
-        _metric("steps/s", 3.0, unit="steps/s")]))
+        _metric("steps/s", 3.0, unit="steps/s"),
+        _metric("params", 29.95, paper="ocinet/table1/OCINet/params_M", dataset="-", unit="M")]))
     assert "| phase5/mAP | 70.00 % | 78.27 % | -8.27 | NEU-DET (real) |" in text
     assert "| IoU man-made | 60.50 % | 71.80 % | -11.30 | NRSD-MN (stand-in) |" in text
     assert "| steps/s | 3 steps/s | - | - | NEU-DET (real) |" in text
-    assert "paper 003, Table I" in text and "NEU-DET (real), NRSD-MN (stand-in)" in text
+    assert "paper 003, Table I" in text and "| 4 | NEU-DET (real), NRSD-MN (stand-in) |" in text
+    assert "| params | 29.95 M | 29.95 M | +0 | - |" in text
     assert "[pr](01_danet_neu_det/figures/pr.png)" in text and "a note" in text
     assert "reduced-scale" in text  # the cpu profile's caveat
 

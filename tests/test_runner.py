@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import write_notebook
 from defectlib import execute
 from defectlib import run as runner
 
@@ -72,8 +71,8 @@ def test_child_env_controls_data_backend_and_threads(monkeypatch):
     assert "OMP_NUM_THREADS" not in execute.child_env(jobs=1, cpu_parallel=True)
 
 
-def test_papermill_command_injects_parameters(tmp_path):
-    nb = write_notebook(tmp_path / "01_x.ipynb", ["pass"])
+def test_papermill_command_injects_parameters(tmp_path, make_notebook):
+    nb = make_notebook(tmp_path / "01_x.ipynb", ["pass"])
     job = execute.Job(nb, tmp_path / "run", {"profile": "cpu", "data_root": None, "seed": 3})
     cmd = execute.papermill_command(job, kernel="gpu-kernel", cwd=tmp_path)
     params = json.loads(cmd[cmd.index("-y") + 1])
@@ -99,8 +98,8 @@ def test_failure_from_notebook_points_at_the_failing_cell(tmp_path):
     assert "\x1b" not in err["traceback"]
 
 
-def test_bad_options_are_clear_errors(tmp_path, capsys):
-    write_notebook(tmp_path / "01_a.ipynb", ["pass"])
+def test_bad_options_are_clear_errors(tmp_path, capsys, make_notebook):
+    make_notebook(tmp_path / "01_a.ipynb", ["pass"])
     with pytest.raises(SystemExit) as exc:
         runner.main(["--notebooks", str(tmp_path), "--only", "03", "--out", str(tmp_path / "r")])
     assert exc.value.code == 2 and "no notebook numbered 03" in capsys.readouterr().err
@@ -112,12 +111,12 @@ def test_bad_options_are_clear_errors(tmp_path, capsys):
 
 # --- the real thing: papermill kernels (a few seconds) --------------------------------------------
 @pytest.fixture(scope="module")
-def two_runs(tmp_path_factory):
+def two_runs(tmp_path_factory, make_notebook):
     base = tmp_path_factory.mktemp("runner")
     nbs, out, data = base / "notebooks", base / "runs", base / "mydata"
     data.mkdir()
-    write_notebook(nbs / "01_pass.ipynb", PASS_CELLS)
-    write_notebook(nbs / "02_fail.ipynb", FAIL_CELLS)
+    make_notebook(nbs / "01_pass.ipynb", PASS_CELLS)
+    make_notebook(nbs / "02_fail.ipynb", FAIL_CELLS)
     common = ["--notebooks", str(nbs), "--out", str(out), "--quiet"]
     rc1 = runner.main(common + ["--jobs", "2", "--profile", "paper", "--dry-run", "--seed", "7",
                                 "--data-root", str(data), "--device", "cpu"])
@@ -181,10 +180,23 @@ def test_failure_outside_a_cell_is_read_from_the_log(tmp_path):
     assert execute.log_failure(log, "stopped after 5:00")["ename"] == "Timeout"
 
 
-def test_unknown_kernel_is_refused_before_anything_runs(tmp_path, capsys):
-    write_notebook(tmp_path / "01_a.ipynb", ["pass"])
+def test_unknown_kernel_is_refused_before_anything_runs(tmp_path, capsys, make_notebook):
+    make_notebook(tmp_path / "01_a.ipynb", ["pass"])
     with pytest.raises(SystemExit):
         runner.main(["--notebooks", str(tmp_path), "--kernel", "no-such-kernel",
                      "--out", str(tmp_path / "r")])
     assert "no Jupyter kernel named 'no-such-kernel'" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_timeout_stops_the_notebook_and_its_kernel(tmp_path, make_notebook):
+    nbs = tmp_path / "nb"
+    make_notebook(nbs / "01_sleep.ipynb", ["import time\ntime.sleep(120)"])
+    t0 = dt.datetime.now()
+    rc = runner.main(["--notebooks", str(nbs), "--out", str(tmp_path / "runs"), "--timeout", "6",
+                      "--quiet"])
+    assert rc == 1 and (dt.datetime.now() - t0).total_seconds() < 40
+    (run,) = (tmp_path / "runs").iterdir()
+    nb = json.loads((run / "results.json").read_text())["notebooks"][0]
+    assert nb["status"] == "timeout" and nb["error"]["ename"] == "Timeout"
+    assert "## Failures" in (run / "report.md").read_text()

@@ -7,7 +7,8 @@
 - :mod:`.classification`: confusion matrix, precision/recall, the defect gate of paper 001.
 """
 from .classification import GateReport, confusion_matrix, gate_report, precision_recall
-from .detection import COCO_STAT_NAMES, COCOEvaluator, COCOResult, evaluate_detections
+from .coco_result import COCO_STAT_NAMES, COCOResult
+from .detection import COCOEvaluator, evaluate_detections
 from .segmentation import (best_f1_threshold, confusion_counts, kaggle_dice, minmax_normalize,
                            multiclass_confusion, otsu_binarize, otsu_threshold, per_class_iou,
                            pixel_prf, precision_recall_curve, segmentation_scores,

@@ -31,15 +31,16 @@ class ChannelAttention(nn.Module):
     def __init__(self, channels: int, reduction: int = 16, activation: type[nn.Module] = nn.ReLU):
         super().__init__()
         hidden = max(channels // reduction, 1)
-        # The shared MLP as 1x1 convolutions: W0 then W1, weights only as written in Eq. 5 (the
-        # CBAM authors' code adds biases, and a BatchNorm after the 7x7 conv of Eq. 6).
-        self.mlp = nn.Sequential(nn.Conv2d(channels, hidden, 1, bias=False), activation(),
-                                 nn.Conv2d(hidden, channels, 1, bias=False))
+        # The shared MLP W1 act(W0 .), weights only as written in Eq. 5 (the CBAM authors' code adds
+        # biases, and a BatchNorm after the 7x7 conv of Eq. 6).
+        self.mlp = nn.Sequential(nn.Linear(channels, hidden, bias=False), activation(),
+                                 nn.Linear(hidden, channels, bias=False))
 
     def forward(self, x: Tensor) -> Tensor:
-        avg = self.mlp(x.mean(dim=(2, 3), keepdim=True))
-        mx = self.mlp(x.amax(dim=(2, 3), keepdim=True))
-        return torch.sigmoid(avg + mx)
+        b, c = x.shape[:2]
+        pooled = torch.cat([x.mean(dim=(2, 3)), x.amax(dim=(2, 3))])   # [2B, C]: one MLP call
+        avg, mx = self.mlp(pooled).split(b)
+        return torch.sigmoid(avg + mx).view(b, c, 1, 1)
 
 
 class SpatialAttention(nn.Module):

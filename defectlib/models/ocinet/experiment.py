@@ -213,3 +213,42 @@ def error_overlay(pred, target) -> np.ndarray:
     rgb[pred & ~target] = (255, 0, 0)
     rgb[~pred & target] = (0, 255, 0)
     return rgb
+
+
+# --- one variant, end to end ---------------------------------------------------------------------
+def train_config(cfg, checkpoint_dir=None):
+    """The engine's :class:`~defectlib.engine.TrainConfig` from a notebook-03 profile."""
+    from defectlib.engine import TrainConfig
+    return TrainConfig.from_dict(cfg, optimizer="adam", schedule="multistep" if cfg.get("milestones") else "none",
+                                 checkpoint_dir=checkpoint_dir)
+
+
+def train_and_evaluate(variant: str, data: OCINetData, cfg, device, seed: int = 0, keep: int = 0,
+                       weights=None) -> dict:
+    """Build ``variant``, train it on ``data.train`` as ``cfg`` says, evaluate it on every test set.
+
+    Returns ``{"model", "history", "train_s", "results": {test name: evaluate(...)}}``.
+    """
+    import time
+
+    from torch.utils.data import DataLoader
+
+    from defectlib.engine import fit
+    from defectlib.runtime import seed_everything
+
+    from .model import build_ocinet
+
+    seed_everything(seed)
+    model = build_ocinet(variant, weights=weights).to(device)
+    gen = torch.Generator().manual_seed(seed)
+    loader = DataLoader(data.train, batch_size=cfg.batch_size, shuffle=True, drop_last=True,
+                        num_workers=cfg.num_workers, generator=gen)
+    t0 = time.perf_counter()
+    history = fit(model, loader, train_config(cfg), loss_fn=ocinet_loss_fn(), device=device)
+    train_s = time.perf_counter() - t0
+    results = {}
+    for name, ds in data.tests.items():
+        test_loader = DataLoader(ds, batch_size=cfg.eval_batch_size, collate_fn=collate_eval,
+                                 num_workers=cfg.num_workers)
+        results[name] = evaluate(model, test_loader, device, cfg.max_eval_batches, keep=keep)
+    return {"model": model, "history": history, "train_s": train_s, "results": results}

@@ -40,27 +40,42 @@ from .vanilla import ChannelAttention, ConcatChannelAttention, ConcatSpatialAtte
 
 @dataclass(frozen=True)
 class Variant:
-    """One row of Table II / III: the switches and the paper's #Param (M) and row label."""
+    """One row of Table II / III: label, the paper's #Param (M), switches, and the row's key prefix
+    in :mod:`defectlib.papers` (``paper + "/man-made/IoU"`` etc.)."""
     label: str
     params_m: float
     switches: dict = field(default_factory=dict)
+    paper: str = ""
 
 
 _NONE = dict(ccim=None, csim=None, cpim=None)
 VARIANTS: dict[str, Variant] = {
-    "base": Variant("Base", 27.857, dict(_NONE)),
-    "c": Variant("Base+C.", 28.177, dict(_NONE, ccim="ccim")),
-    "s": Variant("Base+S.", 28.153, dict(_NONE, csim="csim")),
-    "cs": Variant("Base+C.+S.", 28.473, dict(_NONE, ccim="ccim", csim="csim")),
-    "p": Variant("Base+P.", 29.336, dict(_NONE, cpim="cpim")),
-    "vanilla_ca": Variant("Base+vanilla CA", 28.177, dict(_NONE, ccim="vanilla")),
-    "vanilla_sa": Variant("Base+vanilla SA", 28.152, dict(_NONE, csim="vanilla")),
-    "c_wocs": Variant("Base+C. w/o CS", 27.865, dict(_NONE, ccim="single")),
-    "s_wocs": Variant("Base+S. w/o CS", 27.857, dict(_NONE, csim="single")),
-    "p_wocs": Variant("Base+P. w/o CS", 29.436, dict(_NONE, cpim="single")),
-    "csp_wocs": Variant("Base+C.+S.+P. w/o CS", 29.444, dict(ccim="single", csim="single", cpim="single")),
-    "full": Variant("OCINet (Base+C.+S.+P.)", 29.952, dict(ccim="ccim", csim="csim", cpim="cpim")),
-    "ggl": Variant("Global-global-local", 29.952, dict(ccim="ccim", csim="csim", cpim="cpim", order="ggl")),
+    "base": Variant("Base", 27.857, dict(_NONE),
+                     "ocinet/table3/Base"),
+    "c": Variant("Base+C.", 28.177, dict(_NONE, ccim="ccim"),
+                  "ocinet/table3/+C"),
+    "s": Variant("Base+S.", 28.153, dict(_NONE, csim="csim"),
+                  "ocinet/table3/+S"),
+    "cs": Variant("Base+C.+S.", 28.473, dict(_NONE, ccim="ccim", csim="csim"),
+                   "ocinet/table3/+C+S"),
+    "p": Variant("Base+P.", 29.336, dict(_NONE, cpim="cpim"),
+                  "ocinet/table3/+P"),
+    "vanilla_ca": Variant("Base+vanilla CA", 28.177, dict(_NONE, ccim="vanilla"),
+                           "ocinet/table3/vanilla CA"),
+    "vanilla_sa": Variant("Base+vanilla SA", 28.152, dict(_NONE, csim="vanilla"),
+                           "ocinet/table3/vanilla SA"),
+    "c_wocs": Variant("Base+C. w/o CS", 27.865, dict(_NONE, ccim="single"),
+                       "ocinet/table3/+C w/o CS"),
+    "s_wocs": Variant("Base+S. w/o CS", 27.857, dict(_NONE, csim="single"),
+                       "ocinet/table3/+S w/o CS"),
+    "p_wocs": Variant("Base+P. w/o CS", 29.436, dict(_NONE, cpim="single"),
+                       "ocinet/table3/+P w/o CS"),
+    "csp_wocs": Variant("Base+C.+S.+P. w/o CS", 29.444, dict(ccim="single", csim="single", cpim="single"),
+                         "ocinet/table3/+C+S+P w/o CS"),
+    "full": Variant("OCINet (Base+C.+S.+P.)", 29.952, dict(ccim="ccim", csim="csim", cpim="cpim"),
+                     "ocinet/table3/full"),
+    "ggl": Variant("Global-global-local", 29.952, dict(ccim="ccim", csim="csim", cpim="cpim", order="ggl"),
+                    "ocinet/table2/global-global-local"),
 }
 
 

@@ -1,0 +1,374 @@
+"""Data and training recipe of the Severstal two-stage paper (paper 001, section 5).
+
+A. Bionda, "Severstal defect segmentation", IACV 2019-2020. What this module turns into code:
+
+- A *task*: one dataset seen as the paper sees Severstal, images ``[1, H, W]`` with one mask channel
+  per defect class ``[C, H, W]`` (no background channel) and a defective/clean flag per image.
+  :func:`severstal_task` (4 classes), :func:`neu_seg_task` (NEU-Seg, 3 classes, every image
+  defective) and :func:`mtd_task` (MTD, 5 classes plus 952 clean tiles) build one, split
+  train / val / test with a seed.
+- Segmentation batches (Sec. 5.1): random crops whose size alternates by epoch (256x384, 256x512),
+  dark crops rejected, batches with every class in equal proportion *including the clean class*,
+  flips / rotation / shift and brightness / contrast. :class:`ClassBalancedSampler` picks image
+  and crop size, :class:`CropDataset` crops it.
+- Classifier batches (Sec. 5.2): full images, BCE on the defective flag.
+- :func:`train_stage`: Adam 1e-3 halved on a 3-epoch plateau of the validation loss (one
+  :func:`defectlib.engine.fit` call per loss: BCE + Dice, then Tversky), with a time budget.
+Evaluation (both Dice definitions, the pipeline, "predict nothing") is in :mod:`defectlib.pipeline`.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+
+from .data.splits import stratified_split
+from .engine import TrainConfig, fit, loss_evaluator, to_device
+from .engine.progress import tqdm
+
+
+# --- tasks ---------------------------------------------------------------------------------------
+class Channels(Dataset):
+    """``base[i]`` -> ``(image [1,H,W], mask [C,H,W] float)`` through ``to_channels``, resized to
+    ``size`` (image bilinear, mask nearest) when given. ``self.classes[i]``: defect classes present
+    (0-based channel indices), ``self.defective[i]``: any of them."""
+
+    def __init__(self, base: Dataset, to_channels: Callable, classes: list[list[int]],
+                 size: tuple[int, int] | None = None, ids: Sequence[str] | None = None):
+        self.base, self.to_channels, self.size = base, to_channels, size
+        self.classes = classes
+        self.defective = [bool(c) for c in classes]
+        self.ids = list(ids) if ids is not None else [str(i) for i in range(len(base))]
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, i: int):
+        image, mask = self.to_channels(self.base[i])
+        if self.size is not None and tuple(image.shape[-2:]) != tuple(self.size):
+            image = F.interpolate(image[None], size=self.size, mode="bilinear", antialias=True,
+                                  align_corners=False)[0].clamp_(0, 1)
+            mask = F.interpolate(mask[None], size=self.size, mode="nearest")[0]
+        return tv_tensors.Image(image), tv_tensors.Mask(mask.float())
+
+
+class Subset(Dataset):
+    """``Channels`` restricted to ``indices``, keeping ``classes`` / ``defective`` / ``ids``."""
+
+    def __init__(self, ds: Channels, indices: Sequence[int]):
+        self.ds, self.indices = ds, list(indices)
+        self.classes = [ds.classes[i] for i in self.indices]
+        self.defective = [ds.defective[i] for i in self.indices]
+        self.ids = [ds.ids[i] for i in self.indices]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int):
+        return self.ds[self.indices[i]]
+
+
+@dataclass
+class Task:
+    """One dataset in the paper's form. ``dataset`` names it in results; ``real`` says whether it
+    is real data; ``stands_in_for`` is "Severstal" unless it is Severstal itself."""
+
+    dataset: str
+    real: bool
+    class_names: tuple[str, ...]
+    train: Subset
+    val: Subset
+    test: Subset
+    crops: tuple[tuple[int, int], ...]
+    stands_in_for: str | None = "Severstal"
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def describe(self) -> str:
+        def part(s):
+            return f"{len(s)} ({sum(s.defective)} defective)"
+        what = f"{self.dataset} ({'real' if self.real else 'generated stand-in'}"
+        what += f", standing in for {self.stands_in_for})" if self.stands_in_for else ")"
+        return (f"{what}: classes {', '.join(self.class_names)}; train {part(self.train)}, "
+                f"val {part(self.val)}, test {part(self.test)}; crops {self.crops}")
+
+
+def _split3(strata: Sequence, val_fraction: float, test_fraction: float, seed: int):
+    """Seeded stratified train / val / test index lists."""
+    rest, test = stratified_split(list(strata), test_fraction, seed)
+    tr, va = stratified_split([strata[i] for i in rest], val_fraction / (1 - test_fraction), seed + 1)
+    return [rest[i] for i in tr], [rest[i] for i in va], sorted(test)
+
+
+def _limit(indices: list[int], limit: int | None, seed: int) -> list[int]:
+    if limit is None or len(indices) <= limit:
+        return indices
+    return sorted(np.random.default_rng(seed).choice(indices, limit, replace=False).tolist())
+
+
+def severstal_task(root, real: bool, scale: float = 1.0, crops=((256, 384), (256, 512)),
+                   val_fraction=0.15, test_fraction=0.15, seed=0) -> Task:
+    """Severstal (or its stand-in) with images and masks resized by ``scale``; strata = the set of
+    classes present, so every split has clean images and every class combination."""
+    from .data.severstal import Severstal
+    base = Severstal(root)
+    size = None if scale == 1 else (round(256 * scale), round(1600 * scale))
+    ds = Channels(base, lambda s: (s[0].as_subclass(torch.Tensor), s[1].as_subclass(torch.Tensor)),
+                  [[c - 1 for c in lab] for lab in base.labels], size, base.ids)
+    strata = ["".join(map(str, c)) or "clean" for c in ds.classes]
+    tr, va, te = _split3(strata, val_fraction, test_fraction, seed)
+    return Task("Severstal" if real else "Severstal stand-in", real, ("1", "2", "3", "4"),
+                Subset(ds, tr), Subset(ds, va), Subset(ds, te), tuple(map(tuple, crops)),
+                stands_in_for=None if real else "Severstal")
+
+
+def neu_seg_task(root, real: bool, crops=((160, 160), (160, 192)), val_fraction=0.15,
+                 train_limit: int | None = None, test_limit: int | None = None, seed=0) -> Task:
+    """NEU-Seg: the official training split -> train / val (seeded), the official test split minus
+    the test images that near-duplicate a training image (SOURCE.md) -> test. 3 classes."""
+    from .data.neu_seg import NEUSeg
+    from .data.splits import neu_seg_clean_test_ids
+
+    def one_hot(s):
+        m = s[1].as_subclass(torch.Tensor)
+        return s[0].as_subclass(torch.Tensor), torch.stack([(m == k) for k in (1, 2, 3)]).float()
+
+    def classes_of(ds):
+        return [[k - 1 for k in (1, 2, 3) if (ds.load_arrays(i)[1] == k).any()] for i in range(len(ds))]
+
+    train_base = NEUSeg(root, "training")
+    test_ids = neu_seg_clean_test_ids(root)
+    test_base = NEUSeg(root, "test", ids=test_ids)
+    train_all = Channels(train_base, one_hot, classes_of(train_base), ids=train_base.ids)
+    test_all = Channels(test_base, one_hot, classes_of(test_base), ids=test_base.ids)
+    strata = ["".join(map(str, c)) for c in train_all.classes]
+    tr, va = stratified_split(strata, val_fraction, seed)
+    task = Task("NEU-Seg" if real else "NEU-Seg stand-in", real, ("inclusion", "patches", "scratches"),
+                Subset(train_all, _limit(tr, train_limit, seed)), Subset(train_all, va),
+                Subset(test_all, _limit(list(range(len(test_all))), test_limit, seed)),
+                tuple(map(tuple, crops)))
+    dropped = 840 - len(test_base) if real else 0
+    task.notes.append(f"NEU-Seg test: {len(test_base)} images ({dropped} near-duplicates of training "
+                      "images dropped, see SOURCE.md); val = a seeded 15% of the training split")
+    return task
+
+
+def mtd_task(root, real: bool, size=(192, 192), crops=((160, 160), (160, 192)), val_fraction=0.15,
+             test_fraction=0.15, seed=0) -> Task:
+    """MTD: 5 defect classes (one channel each) + clean ``Free`` tiles, resized to ``size``
+    (tile sizes vary); stratified by folder. Defective = the mask has a defect pixel."""
+    from .data.mtd import MTD
+    base = MTD(root, with_label=True)
+
+    def channels(s):
+        image, mask, label = s
+        out = torch.zeros(5, *mask.shape[-2:])
+        if label:
+            out[label - 1] = mask.as_subclass(torch.Tensor)[0]
+        return image.as_subclass(torch.Tensor), out
+
+    classes = [[lab - 1] if lab and (base.load_arrays(i)[1] > base.threshold).any() else []
+               for i, lab in enumerate(base.labels)]
+    ds = Channels(base, channels, classes, tuple(size), base.ids)
+    tr, va, te = _split3(base.labels, val_fraction, test_fraction, seed)
+    return Task("MTD" if real else "MTD stand-in", real, tuple(MTD.CLASSES[1:]),
+                Subset(ds, tr), Subset(ds, va), Subset(ds, te), tuple(map(tuple, crops)))
+
+
+# --- training batches ----------------------------------------------------------------------------
+def augmentations(rotation: float = 10.0, shift: float = 0.05, brightness: float = 0.2,
+                  contrast: float = 0.2) -> v2.Compose:
+    """Paper Sec. 5: random flips, rotation and shift; brightness and contrast (image only)."""
+    return v2.Compose([v2.RandomHorizontalFlip(), v2.RandomVerticalFlip(),
+                       v2.RandomAffine(degrees=rotation, translate=(shift, shift)),
+                       v2.ColorJitter(brightness=brightness, contrast=contrast)])
+
+
+class CropDataset(Dataset):
+    """Random crops for the segmenter: ``ds[(i, (h, w))]`` -> (image, mask) cropped to ``h x w``.
+
+    The sampler chooses the crop size (it alternates by epoch). A crop whose mean grey level is
+    below ``dark_threshold`` (Severstal's black strip ends: "completely dark crops are prevented")
+    is redrawn, up to ``tries`` times. Crops larger than the image are clipped to it.
+    """
+
+    def __init__(self, ds: Dataset, transforms=None, dark_threshold: float = 0.05, tries: int = 10):
+        self.ds, self.transforms = ds, transforms
+        self.dark_threshold, self.tries = dark_threshold, tries
+        self.rejected = 0
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, key):
+        i, (h, w) = key if isinstance(key, tuple) else (key, (None, None))
+        image, mask = self.ds[i]
+        H, W = image.shape[-2:]
+        h, w = min(h or H, H), min(w or W, W)
+        for _ in range(self.tries):
+            y, x = np.random.randint(0, H - h + 1), np.random.randint(0, W - w + 1)
+            crop = image[..., y:y + h, x:x + w]
+            if crop.mean() >= self.dark_threshold:
+                break
+            self.rejected += 1
+        image, mask = tv_tensors.Image(crop), tv_tensors.Mask(mask[..., y:y + h, x:x + w])
+        if self.transforms is not None:
+            image, mask = self.transforms(image, mask)
+        return image.as_subclass(torch.Tensor), mask.as_subclass(torch.Tensor)
+
+
+class GateDataset(Dataset):
+    """Full images for the classifier: ``ds[i]`` -> (image, 1.0 if defective else 0.0)."""
+
+    def __init__(self, ds: Dataset, transforms=None):
+        self.ds, self.transforms = ds, transforms
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, i: int):
+        image, mask = self.ds[i]
+        if self.transforms is not None:
+            image = self.transforms(image)
+        return image.as_subclass(torch.Tensor), torch.tensor(float(mask.any()))
+
+
+class ClassBalancedSampler(torch.utils.data.Sampler):
+    """Images drawn class by class in turn (clean = its own class), so a batch whose size is a
+    multiple of the number of classes holds every class equally (paper Sec. 5.1: batch 5 = 4 defect
+    classes + clean). ``crop_sizes`` makes it yield ``(index, crop size)``, the size alternating
+    by epoch (the engine calls :meth:`set_epoch`). Classes without images are skipped."""
+
+    def __init__(self, classes: Sequence[Sequence[int]], num_samples: int, crop_sizes=None, seed: int = 0):
+        pools: dict[int, list[int]] = {}
+        for i, cs in enumerate(classes):
+            for c in (cs or [-1]):                      # -1 = clean
+                pools.setdefault(c, []).append(i)
+        self.pools = [pools[c] for c in sorted(pools)]
+        self.num_samples, self.crop_sizes, self.epoch = num_samples, crop_sizes, 0
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def __iter__(self):
+        k = len(self.pools)
+        start = int(torch.randint(k, (1,), generator=self.generator))
+        size = None if not self.crop_sizes else tuple(self.crop_sizes[self.epoch % len(self.crop_sizes)])
+        for n in range(self.num_samples):
+            pool = self.pools[(start + n) % k]
+            i = pool[int(torch.randint(len(pool), (1,), generator=self.generator))]
+            yield (i, size) if size is not None else i
+
+
+def seg_loader(task: Task, batch_size: int, steps_per_epoch: int | None, dark_threshold=0.05,
+               seed=0, num_workers=0) -> DataLoader:
+    """Class-balanced batches of augmented random crops (crop size alternating by epoch)."""
+    n = (steps_per_epoch or max(1, len(task.train) // batch_size)) * batch_size
+    sampler = ClassBalancedSampler(task.train.classes, n, task.crops, seed)
+    return DataLoader(CropDataset(task.train, augmentations(), dark_threshold), batch_size,
+                      sampler=sampler, num_workers=num_workers, drop_last=True)
+
+
+def gate_loader(task: Task, batch_size: int, steps_per_epoch: int | None, seed=0, num_workers=0) -> DataLoader:
+    """Full images, clean and defective drawn in turn (50/50: Severstal's own ratio is 44/56)."""
+    n = (steps_per_epoch or max(1, len(task.train) // batch_size)) * batch_size
+    sampler = ClassBalancedSampler([[0] if d else [] for d in task.train.defective], n, seed=seed)
+    photometric = v2.Compose([v2.RandomHorizontalFlip(), v2.RandomVerticalFlip(),
+                              v2.RandomAffine(degrees=10, translate=(0.05, 0.05)),
+                              v2.ColorJitter(brightness=0.2, contrast=0.2)])
+    return DataLoader(GateDataset(task.train, photometric), batch_size, sampler=sampler,
+                      num_workers=num_workers, drop_last=True)
+
+
+def eval_loader(ds: Dataset, batch_size: int, limit: int | None = None, gate: bool = False) -> DataLoader:
+    """Validation / test batches, in order (the first ``limit`` images when given)."""
+    if limit is not None and limit < len(ds):
+        ds = torch.utils.data.Subset(ds, range(limit))
+    return DataLoader(GateDataset(ds) if gate else _Plain(ds), batch_size, shuffle=False)
+
+
+class _Plain(Dataset):
+    def __init__(self, ds):
+        self.ds = ds
+
+    def __len__(self):
+        return len(self.ds)
+
+    def __getitem__(self, i):
+        image, mask = self.ds[i]
+        return image.as_subclass(torch.Tensor), mask.as_subclass(torch.Tensor)
+
+
+# --- training ------------------------------------------------------------------------------------
+class Budget:
+    """A ``loss_fn`` wrapper that ends :func:`fit` after the step during which ``seconds`` of wall
+    time (counted from the first step, evaluations included) ran out, by lowering
+    ``cfg.max_steps`` to the steps done. ``cut`` says whether it did; ``steps`` counts steps."""
+
+    def __init__(self, loss_fn, cfg: TrainConfig, seconds: float | None):
+        self.loss_fn, self.cfg, self.seconds = loss_fn, cfg, seconds
+        self.start, self.steps, self.cut = None, 0, False
+
+    def __call__(self, model, batch, device):
+        if self.start is None:
+            self.start = time.perf_counter()
+        self.steps += 1
+        out = self.loss_fn(model, batch, device)
+        if self.seconds is not None and time.perf_counter() - self.start > self.seconds:
+            if self.cfg.max_steps is None or self.cfg.max_steps > self.steps:
+                self.cfg.max_steps, self.cut = self.steps, True
+        return out
+
+
+def gate_loss(model, batch, device):
+    """BCE on one logit per image (paper Sec. 5.2)."""
+    x, y = to_device(batch[0], device), to_device(batch[1], device)
+    return {"loss": F.binary_cross_entropy_with_logits(model(x), y)}
+
+
+def seg_loss(criterion) -> Callable:
+    def loss_fn(model, batch, device):
+        x, y = to_device(batch[0], device), to_device(batch[1], device)
+        return {"loss": criterion(model(x), y)}
+    return loss_fn
+
+
+@dataclass
+class StageResult:
+    history: object
+    steps: int
+    seconds: float
+    cut_by_budget: bool
+    final_lr: float
+
+
+def train_stage(model, train_loader, val_loader, loss_fn, *, epochs: int, lr: float, device,
+                plateau_factor=0.5, plateau_patience=3, budget_s=None, max_steps=None,
+                max_eval_batches=None, seed=0, desc="") -> StageResult:
+    """One :func:`fit` call: Adam at ``lr``, halved after ``plateau_patience`` epochs without a
+    better validation loss (paper Sec. 5), stopped early by ``budget_s`` / ``max_steps``."""
+    cfg = TrainConfig(epochs=epochs, optimizer="adam", lr=lr, schedule="plateau",
+                      plateau_factor=plateau_factor, plateau_patience=plateau_patience,
+                      max_steps=max_steps, max_eval_batches=max_eval_batches, seed=seed)
+    budget = Budget(loss_fn, cfg, budget_s)
+    evaluate = loss_evaluator(val_loader, loss_fn, device, max_batches=max_eval_batches)
+    t0 = time.perf_counter()
+    if desc:
+        tqdm.write(desc)
+    history = fit(model, train_loader, cfg, loss_fn=budget, device=device, evaluate=evaluate)
+    last_lr = history.epochs[-1]["lr"] if history.epochs else lr
+    return StageResult(history, budget.steps, time.perf_counter() - t0, budget.cut, last_lr)
