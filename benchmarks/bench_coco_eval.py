@@ -16,6 +16,7 @@ import io
 import time
 
 import numpy as np
+import torch
 
 from defectlib.metrics.detection import evaluate_detections
 
@@ -73,8 +74,11 @@ def main():
     ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args()
     preds, targets = make_case()
-    gt_dict, dets = to_coco(preds, targets, 6)
-    tools = {"defectlib": lambda: evaluate_detections(preds, targets, num_classes=6).stats}
+    gt_dict, dets = to_coco(preds, targets, 6)  # each tool gets its natural input, untimed:
+    # torchvision-style dicts of tensors for defectlib, COCO json dicts for the COCO APIs
+    tv_preds = [{k: torch.as_tensor(v) for k, v in p.items()} for p in preds]
+    tv_targets = [{k: torch.as_tensor(v) for k, v in t.items()} for t in targets]
+    tools = {"defectlib": lambda: evaluate_detections(tv_preds, tv_targets, num_classes=6).stats}
     try:
         from pycocotools.coco import COCO
         from pycocotools.cocoeval import COCOeval

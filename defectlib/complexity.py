@@ -112,7 +112,8 @@ def complexity_report(models: dict, input_size=(1, 3, 352, 352), device="cpu", t
     for name, model in models.items():
         model = model.to(device)
         flops = count_flops(model, input_size, device)
-        ips = measure_throughput(model, input_size, device, warmup, repeats)["images_per_s"] if throughput else None
+        ips = (measure_throughput(model, input_size, device, warmup, repeats)["images_per_s"]
+               if throughput else None)
         rows.append(ComplexityRow(name, count_parameters(model) / 1e6, flops / 1e9, flops / 2e9, ips,
                                   str(device), tuple(input_size)))
     if print_table:

@@ -43,14 +43,15 @@ def _reduce(loss: torch.Tensor, reduction: str) -> torch.Tensor:
 
 
 def focal_loss(logits: torch.Tensor, targets: torch.Tensor, alpha=0.25, gamma: float = 2.0,
-               reduction: str = "mean") -> torch.Tensor:
+               reduction: str = "mean", background: int | None = None) -> torch.Tensor:
     """Softmax focal loss (paper 000, Eq. 10) for class logits ``[N, C]`` and labels ``[N]``.
 
     ``FL = -alpha_t (1 - p_t)^gamma log p_t`` with ``p_t = softmax(logits)[target]``.
     ``alpha``: a number (the same weight for every class, Eq. 10 as written), a sequence of ``C``
-    per-class weights (``alpha_t = alpha[target]``), or None (no weighting). Drop-in for the
-    ``F.cross_entropy(class_logits, labels)`` of torchvision's ``fastrcnn_loss``; with
-    ``gamma = 0`` and ``alpha = 1`` it *is* that cross-entropy.
+    per-class weights (``alpha_t = alpha[target]``), or None (no weighting). With
+    ``background=0`` a number means RetinaNet's split instead: ``alpha`` for the object classes,
+    ``1 - alpha`` for the background class. Drop-in for the ``F.cross_entropy(class_logits,
+    labels)`` of torchvision's ``fastrcnn_loss``; ``gamma = 0``, ``alpha = 1`` *is* that cross-entropy.
     """
     if logits.ndim != 2 or targets.shape != logits.shape[:1]:
         raise ValueError(f"expected logits [N, C] and targets [N], got {tuple(logits.shape)} and "
@@ -59,7 +60,9 @@ def focal_loss(logits: torch.Tensor, targets: torch.Tensor, alpha=0.25, gamma: f
     logp_t = F.log_softmax(logits, dim=1).gather(1, targets[:, None]).squeeze(1)
     loss = -((1.0 - logp_t.exp()) ** gamma) * logp_t if gamma else -logp_t
     if alpha is not None:
-        if isinstance(alpha, (int, float)):
+        if isinstance(alpha, (int, float)) and background is not None:
+            loss = torch.where(targets == background, 1 - alpha, alpha) * loss
+        elif isinstance(alpha, (int, float)):
             loss = alpha * loss
         else:
             a = torch.as_tensor(alpha, dtype=logits.dtype, device=logits.device)
@@ -88,7 +91,8 @@ def sigmoid_focal_loss(logits: torch.Tensor, targets: torch.Tensor, alpha: float
 
 class FocalLoss(nn.Module):
     """Focal loss module. ``mode="multiclass"``: softmax over dim 1 of ``[N, C]`` logits and integer
-    targets (:func:`focal_loss`); ``mode="binary"``: sigmoid, targets in {0, 1} (:func:`sigmoid_focal_loss`)."""
+    targets (:func:`focal_loss`); ``mode="binary"``: sigmoid, targets in {0, 1}
+    (:func:`sigmoid_focal_loss`)."""
 
     def __init__(self, alpha=0.25, gamma: float = 2.0, mode: str = "multiclass", reduction: str = "mean"):
         super().__init__()

@@ -34,6 +34,11 @@ def test_focal_reduces_to_cross_entropy(gen):
     w = torch.rand(7, generator=gen)
     torch.testing.assert_close(focal_loss(logits, y, alpha=w, gamma=0, reduction="none"),
                                F.cross_entropy(logits, y, weight=w, reduction="none"))
+    # RetinaNet's split with a background class: alpha on objects, 1 - alpha on background
+    w_bg = torch.full((7,), 0.25)
+    w_bg[0] = 0.75
+    torch.testing.assert_close(focal_loss(logits, y, alpha=0.25, gamma=0, background=0, reduction="none"),
+                               F.cross_entropy(logits, y, weight=w_bg, reduction="none"))
     x = torch.randn(4, 1, 8, 8, generator=gen)
     t = (torch.rand(4, 1, 8, 8, generator=gen) > 0.7).float()
     torch.testing.assert_close(sigmoid_focal_loss(x, t, alpha=0.5, gamma=0),
@@ -121,3 +126,11 @@ def test_bad_input_messages():
         DiceLoss()(torch.randn(1, 1, 4, 4), torch.zeros(1, 1, 4, 5))
     with pytest.raises(ValueError, match="alpha"):
         TverskyLoss(alpha=1.5)
+
+
+def test_agrees_with_the_danet_box_classifier_loss(gen):
+    danet = pytest.importorskip("defectlib.models.danet")
+    logits = torch.randn(40, 7, generator=gen)
+    y = torch.randint(0, 7, (40,), generator=gen)
+    torch.testing.assert_close(focal_loss(logits, y, alpha=0.25, gamma=2.0, background=0),
+                               danet.softmax_focal_loss(logits, y, 0.25, 2.0))

@@ -27,7 +27,8 @@ def random_case(rng, n_img=30, n_cls=4, max_gt=6, max_det=40, p_crowd=0.1, p_emp
         wh = rng.uniform(3, 110, (n_gt, 2))
         gb = np.concatenate([xy, np.minimum(xy + wh, size)], 1)
         if integer:
-            gb = np.round(gb / 10) * 10 + np.array([0, 0, 10, 10]) * (np.round(gb / 10)[:, 2:3] == np.round(gb / 10)[:, 0:1])
+            gb = np.round(gb / 10) * 10
+            gb[:, 2:] = np.maximum(gb[:, 2:], gb[:, :2] + 10)
         gl = rng.choice(present, n_gt)
         crowd = (rng.random(n_gt) < p_crowd).astype(np.int64)
         t = {"boxes": torch.tensor(gb, dtype=torch.float32), "labels": torch.tensor(gl),
@@ -109,9 +110,10 @@ def test_equals_pycocotools_random(seed):
     ev = run_oracle(COCO, COCOeval, preds, targets, n_cls)
     res = evaluate_detections(preds, targets, num_classes=n_cls)
     np.testing.assert_allclose(res.stats, ev.stats, rtol=0, atol=1e-9)
-    np.testing.assert_allclose(res.precision, ev.eval["precision"], rtol=0, atol=1e-12)
-    np.testing.assert_allclose(res.recall, ev.eval["recall"], rtol=0, atol=1e-12)
-    np.testing.assert_allclose(res.scores, ev.eval["scores"], rtol=0, atol=1e-12)
+    # same float operations as pycocotools: the arrays agree bit for bit
+    np.testing.assert_array_equal(res.precision, ev.eval["precision"])
+    np.testing.assert_array_equal(res.recall, ev.eval["recall"])
+    np.testing.assert_array_equal(res.scores, ev.eval["scores"])
     ours = np.array(list(res.per_class_ap().values()))
     np.testing.assert_allclose(ours, _per_class(ev.eval["precision"]), rtol=0, atol=1e-9)
     np.testing.assert_allclose(np.array(list(res.per_class_ap50().values())),
@@ -154,6 +156,19 @@ def test_hand_computed_case():
     rc, pr = res.pr_curve(1, interpolated=False)
     np.testing.assert_allclose(rc, [0.5, 0.5, 0.5, 1.0])
     np.testing.assert_allclose(pr, [1, 0.5, 1 / 3, 0.5], rtol=1e-12)
+
+
+def test_iou_tie_goes_to_the_later_ground_truth_box():
+    # det 1 overlaps A and B with the same IoU 100/120; pycocotools keeps the later box (B), so at
+    # IoU 0.75 det 2, which fits B (0.833) but not A (0.571), finds B taken and is a false positive
+    t = [{"boxes": torch.tensor([[0.0, 0, 10, 12], [0, -2, 10, 10]]), "labels": torch.tensor([1, 1])}]
+    p = [{"boxes": torch.tensor([[0.0, 0, 10, 10], [0, -2, 10, 8]]), "scores": torch.tensor([0.9, 0.8]),
+          "labels": torch.tensor([1, 1])}]
+    res = evaluate_detections(p, t, num_classes=1)
+    ev = run_oracle(COCO, COCOeval, p, t, 1)
+    t75 = 5
+    assert res.recall[t75, 0, 0, -1] == ev.eval["recall"][t75, 0, 0, -1] == 0.5
+    np.testing.assert_array_equal(res.stats, ev.stats)
 
 
 def test_crowd_absorbs_detections_and_empty_inputs():

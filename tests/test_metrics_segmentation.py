@@ -137,11 +137,33 @@ def test_input_checks():
 
 def test_840_neu_seg_sized_masks_in_under_a_second():
     rng = np.random.default_rng(5)
-    target = rng.random((840, 200, 200)) < 0.12
-    pred = torch.from_numpy(rng.random((840, 200, 200)) < 0.12)
+    target = rng.integers(0, 8, (840, 200, 200), dtype=np.uint8) == 0
+    pred = torch.from_numpy(rng.integers(0, 8, (840, 200, 200), dtype=np.uint8) == 0)
     t0 = time.perf_counter()
     per_image = seg.segmentation_scores(pred, target)
     pooled = seg.segmentation_scores(pred, target, reduction="pooled")
     elapsed = time.perf_counter() - t0
     assert elapsed < 1.0, f"{elapsed:.2f} s"
     assert 0 < per_image["iou"] < 1 and 0 < pooled["dice"] < 1
+
+
+def test_ocinet_evaluation_protocol():
+    cv2 = pytest.importorskip("cv2")
+    psm = pytest.importorskip("py_sod_metrics")
+    rng = np.random.default_rng(6)
+    target = np.zeros((3, 32, 32), bool)
+    target[:, 8:20, 10:24] = True
+    logits = 4 * (target - 0.5) + rng.normal(0, 1.5, target.shape)
+    prob = torch.sigmoid(torch.from_numpy(logits))
+    out = seg.ocinet_evaluation(prob, target)
+    ious, wfms = [], []
+    for p, g in zip(prob.numpy(), target):
+        norm = (p - p.min()) / (p.max() - p.min() + 1e-8)
+        _, b = cv2.threshold((norm * 255).astype(np.uint8), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+        ious.append(sk.jaccard_score(g.ravel(), b.ravel() > 0))
+        m = psm.WeightedFmeasure()
+        m.step(pred=np.round(norm * 255).astype(np.uint8), gt=g.astype(np.uint8) * 255)
+        wfms.append(m.get_results()["wfm"])
+    assert out["IoU"] == pytest.approx(np.mean(ious), abs=1e-12)
+    assert out["wFm"] == pytest.approx(np.mean(wfms), abs=5e-3)  # oracle sees an 8-bit map
+    assert set(out) == {"PA", "foreground_recall", "wFm", "IoU", "Dice"}

@@ -175,3 +175,70 @@ def test_submission_round_trip_and_validity(tmp_path):
         assert np.array_equal(reference_rle_decode(rle, 256, 1600), truth)
         assert np.array_equal(sev.rle_decode(rle) > 0, truth)
     assert all(r[1] == "" for r in rows if r[0] == "0000.jpg")
+
+
+# --- training recipe (defectlib.two_stage) -------------------------------------------------------
+def test_balanced_sampler_every_class_in_each_batch_and_crop_alternates():
+    from defectlib.two_stage import ClassBalancedSampler
+    classes = [[]] * 50 + [[0]] * 30 + [[1]] * 5 + [[0, 2]] * 2 + [[3]]   # clean dominates
+    s = ClassBalancedSampler(classes, num_samples=50, crop_sizes=((8, 12), (8, 16)), seed=0)
+    for epoch, size in [(0, (8, 12)), (1, (8, 16)), (2, (8, 12))]:
+        s.set_epoch(epoch)
+        items = list(s)
+        assert len(items) == 50 and {sz for _, sz in items} == {size}
+        for b in range(0, 50, 5):                                        # batch 5 = 4 classes + clean
+            batch = [classes[i] for i, _ in items[b:b + 5]]
+            for c in range(4):
+                assert any(c in cs for cs in batch), (b, batch)
+            assert any(not cs for cs in batch)                           # the clean class too
+
+
+def test_crop_dataset_rejects_dark_crops_and_keeps_mask_aligned():
+    from defectlib.two_stage import CropDataset
+    image = torch.zeros(1, 32, 64)
+    image[..., 32:] = torch.linspace(0.5, 1.0, 32)                       # left half black
+    mask = torch.zeros(2, 32, 64)
+    mask[1, 10:20, 40:50] = 1
+
+    class One(torch.utils.data.Dataset):
+        def __len__(self):
+            return 1
+
+        def __getitem__(self, i):
+            return image, mask
+    ds = CropDataset(One(), transforms=None, dark_threshold=0.3, tries=50)
+    np.random.seed(0)
+    hits = 0
+    for _ in range(20):
+        x, y = ds[(0, (16, 24))]
+        assert x.shape == (1, 16, 24) and y.shape == (2, 16, 24)
+        assert x.mean() >= 0.3                                           # never a dark crop
+        # the mask moved with the image: masked columns show the ramp values of columns 40..49
+        cols = torch.nonzero(y[1].any(0)).flatten()
+        if len(cols):
+            ramp = x[0, 0, cols]
+            assert ramp.min() >= 0.5 + 0.5 * 8 / 31 - 1e-5 and ramp.max() <= 0.5 + 0.5 * 17 / 31 + 1e-5
+            hits += 1
+    assert ds.rejected > 0 and hits > 0
+    x, _ = ds[(0, (64, 128))]                                            # larger than the image: clipped
+    assert x.shape == (1, 32, 64)
+
+
+def test_budget_stops_training_early():
+    from defectlib.engine import TrainConfig, fit
+    from defectlib.two_stage import Budget
+    model = nn.Linear(2, 1)
+    data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.rand(64, 2), torch.rand(64, 1)),
+                                       batch_size=4)
+
+    def slow_loss(m, batch, device):
+        import time
+        time.sleep(0.02)
+        return {"loss": F.mse_loss(m(batch[0]), batch[1])}
+    cfg = TrainConfig(epochs=5, optimizer="adam", lr=1e-3, progress=False)
+    budget = Budget(slow_loss, cfg, seconds=0.1)
+    history = fit(model, data, cfg, loss_fn=budget, device="cpu")
+    assert budget.cut and 2 <= budget.steps < 16 and history.epochs[-1]["step"] == budget.steps
+    unlimited = Budget(slow_loss, TrainConfig(epochs=1, optimizer="adam", lr=1e-3, progress=False), None)
+    fit(model, data, unlimited.cfg, loss_fn=unlimited, device="cpu")
+    assert unlimited.steps == 16 and not unlimited.cut

@@ -7,7 +7,7 @@ from .neu_det import NEUDET, collate_detection, parse_voc
 from .neu_seg import NEUSeg
 from .nrsd_mn import NRSDMN
 from .severstal import Severstal, rle_decode, rle_encode, write_submission
-from .locate import locate
+from .resolve import locate
 
 __all__ = [
     "NEUDET", "Severstal", "NRSDMN", "NEUSeg", "MTD", "ImageMaskFolder", "PairedMasks",

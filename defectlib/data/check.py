@@ -58,6 +58,7 @@ class Report:
     warnings: list = field(default_factory=list)
     pairs: list = field(default_factory=list)
     info: dict = field(default_factory=dict)
+    cross_dataset: list = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -79,6 +80,13 @@ class Report:
         for p in sorted(self.pairs, key=lambda p: (not p.cross_split, p.mad)):
             where = "CROSS-SPLIT" if p.cross_split else "same split"
             lines.append(f"  {p.kind:9s} {where:11s} MAD={p.mad:5.2f} hamming={p.hamming:2d}  {p.a}  {p.b}")
+        if self.cross_dataset:
+            by_kind = Counter(p.kind for p in self.cross_dataset)
+            lines += ["", f"Shared with the other dataset: {len(self.cross_dataset)} pairs "
+                          f"({by_kind.get('identical', 0)} identical, {by_kind.get('near', 0)} near)"]
+            by_split = Counter((p.a.split("/")[0], p.b.split("/")[0]) for p in self.cross_dataset)
+            for (sa, sb), n in sorted(by_split.items()):
+                lines.append(f"  {n:4d} pairs  {sa} <-> {sb}")
         lines.append("")
         lines.append("OK" if self.ok else f"{len(self.problems)} problem(s) found")
         return "\n".join(lines)
@@ -269,8 +277,13 @@ def _near_pairs(keys, hashes, shapes, paths, max_hamming, mad_threshold, exact, 
 
 
 def check_dataset(path, kind: str | None = None, max_hamming: int = 22, mad_threshold: float = 2.9,
-                  duplicates: bool = True, progress: bool = False) -> Report:
-    """Check a dataset folder; returns a :class:`Report` (``print(report)`` for the text)."""
+                  duplicates: bool = True, progress: bool = False, against=None) -> Report:
+    """Check a dataset folder; returns a :class:`Report` (``print(report)`` for the text).
+
+    ``against``: another dataset folder; duplicates between the two are reported too (keys then
+    carry the folder name, e.g. ``neu-seg:test/000001`` vs ``neu-det:all/inclusion_1``), the
+    other folder itself is not validated.
+    """
     root = Path(path)
     if not root.is_dir():
         report = Report(root, kind or "?")
@@ -289,10 +302,8 @@ def check_dataset(path, kind: str | None = None, max_hamming: int = 22, mad_thre
     mask_values: Counter = Counter()
     keys, hashes, shapes, paths, exact, thumbs = [], [], [], [], [], []
     sizes: Counter = Counter()
-    it = samples
-    if progress:
-        from tqdm.auto import tqdm
-        it = tqdm(samples, desc=f"check {root.name}")
+    from tqdm.auto import tqdm
+    it = tqdm(samples, desc=f"check {root.name}") if progress else samples
     for s in it:
         img = _check_sample(s, kind, report, mask_values)
         if img is None:
@@ -308,12 +319,35 @@ def check_dataset(path, kind: str | None = None, max_hamming: int = 22, mad_thre
     report.info["image sizes (WxH)"] = dict(sizes.most_common(5)) | ({"...": f"{len(sizes)} sizes"} if len(sizes) > 5 else {})
     if mask_values:
         vals = sorted(mask_values)
+        valid = {0, 1, 2, 3} if kind == "neu-seg" else {0, 255} if 255 in mask_values else {0, 1}
+        odd = sum(c for v, c in mask_values.items() if v not in valid)
         report.info["mask values"] = (f"{len(vals)} distinct, {vals[:6]}{'...' if len(vals) > 6 else ''}; "
-                                      f"{sum(c for v, c in mask_values.items() if v not in (0, 255, 1, 2, 3))} "
-                                      "pixels outside {0,1,2,3,255}")
+                                      f"{odd} of {sum(mask_values.values())} pixels outside {sorted(valid)}")
     if "boxes per class" in report.counts:
         from .neu_det import CLASSES
         report.counts["boxes per class"] = {CLASSES[k - 1]: v for k, v in sorted(report.counts["boxes per class"].items())}
-    if duplicates:
+    if duplicates and against is not None:
+        other = Path(against)
+        scratch = Report(other, detect_kind(other))
+        others = _enumerate(other, scratch.kind, scratch)
+        keys = [f"{root.name}:{k}" for k in keys]
+        n_own = len(keys)
+        for s in (tqdm(others, desc=f"hash {other.name}") if progress else others):
+            try:
+                img = read_gray(s.image)
+            except DatasetError:
+                continue
+            keys.append(f"{other.name}:{s.key}")
+            paths.append(s.image)
+            shapes.append(img.shape)
+            hashes.append(phash(img))
+            thumbs.append(thumbnail(img))
+            exact.append(hashlib.sha1(img.tobytes() + str(img.shape).encode()).hexdigest())
+        pairs = _near_pairs(keys, hashes, shapes, paths, max_hamming, mad_threshold, exact, thumbs)
+        own = set(keys[:n_own])
+        report.pairs = [p for p in pairs if (p.a in own) == (p.b in own) and p.a in own]
+        report.cross_dataset = [p for p in pairs if (p.a in own) != (p.b in own)]
+        report.info["compared against"] = f"{other} ({len(others)} images)"
+    elif duplicates:
         report.pairs = _near_pairs(keys, hashes, shapes, paths, max_hamming, mad_threshold, exact, thumbs)
     return report

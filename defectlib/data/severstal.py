@@ -198,7 +198,7 @@ def write_submission(path: str | os.PathLike, predictions, fmt: str = "new") -> 
         w = csv.writer(f)
         w.writerow(["ImageId", "EncodedPixels", "ClassId"] if fmt == "new" else ["ImageId_ClassId", "EncodedPixels"])
         for image_id, mask in items:
-            for c in range(NUM_CLASSES):
+            for c in range(len(mask)):  # one row per class channel: 4 for Severstal
                 rle = rle_encode(mask[c])
                 w.writerow([image_id, rle, c + 1] if fmt == "new" else [f"{image_id}_{c + 1}", rle])
     return path

@@ -97,12 +97,60 @@ def neu_seg_ids(root, split: str) -> list[str]:
     return sorted(f"{split}/{p.stem}" for p in folder.glob("*.jpg"))
 
 
-def neu_seg_near_duplicates(root) -> list[tuple[str, str, float]]:
-    """Pairs listed in ``near_duplicates.txt`` as (key a, key b, mean abs grey difference)."""
+#: Pairs ``defectlib data check`` finds in the real NEU-Seg (MAD < 2.9 grey levels) that are NOT in
+#: its near_duplicates.txt (16 pairs, 6 across train/test). They share the background surface; in
+#: several one image carries an extra defect (often a bright line), so their masks differ.
+NEU_SEG_CHECK_EXTRA = [
+    ("training/003874", "test/000054", 2.21), ("training/000910", "test/000700", 2.46),
+    ("training/000944", "test/000734", 2.55), ("training/003886", "test/000076", 2.64),
+    ("training/003883", "test/000066", 2.84), ("training/000966", "test/000746", 2.90),
+    ("training/001780", "training/004000", 2.46), ("training/002650", "training/004080", 2.46),
+    ("test/000573", "test/000685", 2.48), ("training/001814", "training/004034", 2.54),
+    ("training/002684", "training/004114", 2.55), ("training/001743", "training/003985", 2.77),
+    ("training/003483", "training/004145", 2.77), ("training/002613", "training/004065", 2.86),
+    ("training/001836", "training/004046", 2.89), ("training/002706", "training/004126", 2.90),
+]
+
+#: Near-duplicate pairs ``defectlib data check`` finds in the real MTD (same crack / blowhole shot
+#: twice). MTD has no official split: keep each pair on one side (:func:`groups_from_pairs`).
+MTD_NEAR_DUPLICATES = [
+    ("MT_Crack/exp2_num_85846", "MT_Crack/exp2_num_86854", 1.64),
+    ("MT_Crack/exp3_num_85897", "MT_Crack/exp3_num_86892", 1.79),
+    ("MT_Crack/exp5_num_85642", "MT_Crack/exp5_num_86031", 2.06),
+    ("MT_Crack/exp4_num_85602", "MT_Crack/exp4_num_85998", 2.15),
+    ("MT_Crack/exp6_num_85665", "MT_Crack/exp6_num_86064", 2.24),
+    ("MT_Blowhole/exp2_num_108741", "MT_Blowhole/exp2_num_108923", 2.49),
+    ("MT_Blowhole/exp1_num_108719", "MT_Blowhole/exp1_num_108889", 2.80),
+]
+
+
+def groups_from_pairs(ids: Sequence[str], pairs) -> list[list[int]]:
+    """Index groups (size > 1) of ``ids`` linked by ``pairs`` (a, b, ...), merged transitively --
+    pass them as ``groups`` to :func:`stratified_split` to keep near-duplicates on one side."""
+    index = {k: i for i, k in enumerate(ids)}
+    parent = list(range(len(ids)))
+
+    def find(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+    for a, b, *_ in pairs:
+        if a in index and b in index:
+            parent[find(index[a])] = find(index[b])
+    groups: dict[int, list[int]] = defaultdict(list)
+    for i in range(len(ids)):
+        groups[find(i)].append(i)
+    return [g for g in groups.values() if len(g) > 1]
+
+
+def neu_seg_near_duplicates(root, include_check: bool = True) -> list[tuple[str, str, float]]:
+    """Pairs listed in ``near_duplicates.txt`` as (key a, key b, mean abs grey difference), plus
+    (``include_check``) the further pairs ``data check`` finds (:data:`NEU_SEG_CHECK_EXTRA`)."""
     f = Path(root) / "near_duplicates.txt"
     if not f.is_file():
         return []
-    out = []
+    out = list(NEU_SEG_CHECK_EXTRA) if include_check else []
     for line in f.read_text().splitlines():
         if line.strip() and not line.startswith("#"):
             mad, a, b = line.split()[:3]
@@ -110,10 +158,11 @@ def neu_seg_near_duplicates(root) -> list[tuple[str, str, float]]:
     return out
 
 
-def neu_seg_clean_test_ids(root) -> list[str]:
-    """NEU-Seg test keys without the test images that near-duplicate a training image."""
+def neu_seg_clean_test_ids(root, include_check: bool = True) -> list[str]:
+    """NEU-Seg test keys without the test images that near-duplicate a training image: 818 of 840
+    on the real set (22 pairs; 16 with ``include_check=False``, i.e. near_duplicates.txt only)."""
     leaked = set()
-    for a, b, _ in neu_seg_near_duplicates(root):
+    for a, b, _ in neu_seg_near_duplicates(root, include_check):
         if a.split("/")[0] != b.split("/")[0]:
             leaked.add(a if a.startswith("test/") else b)
     return [k for k in neu_seg_ids(root, "test") if k not in leaked]

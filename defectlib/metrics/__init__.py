@@ -10,15 +10,16 @@ from .classification import GateReport, confusion_matrix, gate_report, precision
 from .coco_result import COCO_STAT_NAMES, COCOResult
 from .detection import COCOEvaluator, evaluate_detections
 from .segmentation import (best_f1_threshold, confusion_counts, kaggle_dice, minmax_normalize,
-                           multiclass_confusion, otsu_binarize, otsu_threshold, per_class_iou,
-                           pixel_prf, precision_recall_curve, segmentation_scores,
+                           multiclass_confusion, ocinet_evaluation, otsu_binarize, otsu_threshold,
+                           per_class_iou, pixel_prf, precision_recall_curve, segmentation_scores,
                            severstal_author_dice)
 from .wfm import weighted_fmeasure
 
 __all__ = [
     "COCO_STAT_NAMES", "COCOEvaluator", "COCOResult", "evaluate_detections",
     "best_f1_threshold", "confusion_counts", "kaggle_dice", "minmax_normalize", "multiclass_confusion",
-    "otsu_binarize", "otsu_threshold", "per_class_iou", "pixel_prf", "precision_recall_curve",
+    "ocinet_evaluation", "otsu_binarize", "otsu_threshold", "per_class_iou", "pixel_prf",
+    "precision_recall_curve",
     "segmentation_scores", "severstal_author_dice", "weighted_fmeasure",
     "GateReport", "confusion_matrix", "gate_report", "precision_recall",
 ]

@@ -88,18 +88,22 @@ class COCOResult:
 
     @property
     def ap(self) -> float:
+        """COCO AP: mean interpolated precision over IoU 0.50:0.05:0.95, 101 recalls and classes."""
         return self.stats[0]
 
     @property
     def ap50(self) -> float:
+        """AP at IoU 0.5, mean over classes: DANet's mAP (Tables 2-4)."""
         return self.stats[1]
 
     @property
     def ap75(self) -> float:
+        """AP at IoU 0.75, mean over classes."""
         return self.stats[2]
 
     @property
     def ar100(self) -> float:
+        """Recall with at most 100 detections per image and class, mean over IoU 0.50:0.95 and classes."""
         return self.stats[8]
 
     def pr_curve(self, class_name, iou=0.5, interpolated=True):

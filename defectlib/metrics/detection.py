@@ -48,33 +48,43 @@ def _np(x, dtype, shape=None):
 
 def _flatten(items, is_prediction: bool) -> dict:
     """Concatenate per-image dicts into flat arrays: image index, label, xywh box, score or crowd/area."""
-    cols = {"img": [], "label": [], "box": [], "score": [], "crowd": [], "area": []}
     kind = "prediction" if is_prediction else "target"
+    boxes, labels, extra, counts, areas = [], [], [], [], {}
     for i, d in enumerate(items):
         if not isinstance(d, dict) or "boxes" not in d or "labels" not in d:
             raise ValueError(f"{kind} {i}: expected a dict with 'boxes' and 'labels', got "
                              f"{list(d) if isinstance(d, dict) else type(d).__name__}")
+        if is_prediction and "scores" not in d:
+            raise ValueError(f"prediction {i}: missing 'scores'")
         b = _np(d["boxes"], np.float64, (-1, 4))
-        n = len(b)
-        cols["box"].append(np.stack([b[:, 0], b[:, 1], b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]], 1))
-        cols["label"].append(_np(d["labels"], np.int64, (-1,)))
-        cols["img"].append(np.full(n, i, np.int64))
-        if is_prediction:
-            if "scores" not in d:
-                raise ValueError(f"prediction {i}: missing 'scores'")
-            cols["score"].append(_np(d["scores"], np.float64, (-1,)))
-        else:
-            cols["crowd"].append(_np(d.get("iscrowd", np.zeros(n)), np.int64, (-1,)).astype(bool))
-            # "area" (e.g. a mask area) if given, else the box area, as in a COCO annotation file
-            area = d.get("area")
-            cols["area"].append(cols["box"][-1][:, 2] * cols["box"][-1][:, 3] if area is None
-                                else _np(area, np.float64, (-1,)))
-        for key in ("label", "score", "crowd", "area"):
-            if cols[key] and len(cols[key]) == i + 1 and len(cols[key][-1]) != n:
-                raise ValueError(f"{kind} {i}: {n} boxes but {len(cols[key][-1])} {key}s")
-    empty = {"box": np.zeros((0, 4)), "crowd": np.zeros(0, bool), "img": np.zeros(0, np.int64),
-             "label": np.zeros(0, np.int64)}
-    return {k: np.concatenate(v) if v else empty.get(k, np.zeros(0)) for k, v in cols.items()}
+        parts = [_np(d["labels"], np.int64, (-1,))]
+        parts.append(_np(d["scores"], np.float64, (-1,)) if is_prediction else
+                     _np(d["iscrowd"], np.int64, (-1,)) if "iscrowd" in d else np.zeros(len(b), np.int64))
+        if not is_prediction and d.get("area") is not None:
+            areas[i] = _np(d["area"], np.float64, (-1,))
+            parts.append(areas[i])
+        for name, arr in zip(("labels", "scores" if is_prediction else "iscrowd", "area"), parts):
+            if len(arr) != len(b):
+                raise ValueError(f"{kind} {i}: {len(b)} boxes but {len(arr)} {name}")
+        boxes.append(b)
+        labels.append(parts[0])
+        extra.append(parts[1])
+        counts.append(len(b))
+    b = np.concatenate(boxes) if boxes else np.zeros((0, 4))
+    xywh = np.stack([b[:, 0], b[:, 1], b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]], 1)
+    out = {"img": np.repeat(np.arange(len(counts)), counts),
+           "label": np.concatenate(labels) if labels else np.zeros(0, np.int64), "box": xywh}
+    ex = np.concatenate(extra) if extra else np.zeros(0)
+    if is_prediction:
+        out["score"] = ex.astype(np.float64)
+    else:
+        out["crowd"] = ex.astype(bool)
+        # "area" (e.g. a mask area) where given, else the box area, as in a COCO annotation file
+        out["area"] = xywh[:, 2] * xywh[:, 3]
+        starts = np.cumsum(counts) - np.asarray(counts, np.int64) if counts else []
+        for i, a in areas.items():
+            out["area"][starts[i]:starts[i] + counts[i]] = a
+    return out
 
 
 def _box_iou(d, g, crowd):
@@ -109,7 +119,8 @@ def _pad_ground_truth(g_grp, gt, keep, n_grp, area_rng):
     valid[grp, slot] = True
     area[grp, slot] = gt["area"][keep][order]
     # ignored per area range: a crowd, or an area outside [lo, hi]
-    ignore = crowd[:, None] | (area[:, None] < area_rng[None, :, 0, None]) | (area[:, None] > area_rng[None, :, 1, None])
+    lo, hi = area_rng[None, :, 0, None], area_rng[None, :, 1, None]
+    ignore = crowd[:, None] | (area[:, None] < lo) | (area[:, None] > hi)
     return box, crowd, valid, ignore  # ignore: [n_grp, A, G]
 
 
@@ -212,7 +223,8 @@ def evaluate_detections(predictions: Sequence[dict], targets: Sequence[dict], nu
     thr = np.asarray(iou_thresholds, np.float64)
     max_dets = tuple(int(m) for m in max_dets)
     area_rng = np.array(list(area_ranges.values()), np.float64)  # [A, 2]
-    n_img, K, T, A, M, R = len(targets), len(class_ids), len(thr), len(area_rng), len(max_dets), len(RECALL_THRESHOLDS)
+    n_img, K, T, A = len(targets), len(class_ids), len(thr), len(area_rng)
+    M, R = len(max_dets), len(RECALL_THRESHOLDS)
     n_grp = K * n_img  # group = (class k, image i) -> k * n_img + i
 
     # detections: sorted by group, then score (stable), at most max_dets[-1] per group
@@ -255,7 +267,8 @@ def evaluate_detections(predictions: Sequence[dict], targets: Sequence[dict], nu
         for mi, md in enumerate(max_dets):
             sub = idx[d_rank[idx] < md]
             if len(sub) == 0:  # ground truth but no detection: precision and recall 0
-                precision[:, :, k, defined, mi] = scores[:, :, k, defined, mi] = recall[:, k, defined, mi] = 0.0
+                precision[:, :, k, defined, mi] = scores[:, :, k, defined, mi] = 0.0
+                recall[:, k, defined, mi] = 0.0
                 continue
             q, ss, rc, curve = _accumulate_class(tp_all, fp_all, sub, d_score, n_pos, c_min)
             precision[:, :, k, defined, mi] = q[defined].transpose(1, 2, 0)

@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["confusion_counts", "segmentation_scores", "kaggle_dice", "severstal_author_dice",
-           "minmax_normalize", "otsu_threshold", "otsu_binarize", "precision_recall_curve",
+__all__ = ["confusion_counts", "segmentation_scores", "ocinet_evaluation", "kaggle_dice",
+           "severstal_author_dice", "minmax_normalize", "otsu_threshold", "otsu_binarize",
+           "precision_recall_curve",
            "best_f1_threshold", "pixel_prf", "multiclass_confusion", "per_class_iou"]
 
 
@@ -95,6 +96,27 @@ def segmentation_scores(pred, target, reduction="image", empty=1.0) -> dict:
     if reduction == "none":
         return out
     return {k: float(v.mean()) for k, v in out.items()}
+
+
+def ocinet_evaluation(prob, target, wfm_on="map") -> dict:
+    """OCINet's test protocol (paper 003, Table I) on probability maps ``[N, H, W]``, in fractions.
+
+    Per-image min-max normalisation, Otsu binarisation, then per-image scores averaged over images:
+    ``PA`` as the paper's Eq. 5 defines it (pixel accuracy) and ``foreground_recall`` (what the
+    authors' code reports as PA), ``IoU`` (Eq. 7), ``Dice`` (Eq. 8), and Margolin's ``wFm`` (Eq. 6)
+    on the normalised map (``wfm_on="map"``, the usual salient-object practice) or on the Otsu
+    mask (``"binary"``).
+    """
+    from .wfm import weighted_fmeasure
+
+    norm = minmax_normalize(prob)
+    binary = otsu_binarize(norm, normalize=False)
+    s = segmentation_scores(binary, target)
+    if wfm_on not in ("map", "binary"):
+        raise ValueError(f"wfm_on must be 'map' or 'binary', got {wfm_on!r}")
+    wfm = weighted_fmeasure(np.clip(norm, 0, 1) if wfm_on == "map" else binary, target)
+    return {"PA": s["pixel_accuracy"], "foreground_recall": s["foreground_recall"], "wFm": wfm,
+            "IoU": s["iou"], "Dice": s["dice"]}
 
 
 def kaggle_dice(pred, target, per_class=False):

@@ -1,12 +1,8 @@
-"""Data and training recipe of the Severstal two-stage paper (paper 001, section 5).
+"""Training recipe of the Severstal two-stage paper (paper 001, section 5).
 
-A. Bionda, "Severstal defect segmentation", IACV 2019-2020. What this module turns into code:
+A. Bionda, "Severstal defect segmentation", IACV 2019-2020. What this module turns into code
+(the data it trains on is a :class:`~defectlib.two_stage.tasks.Task`):
 
-- A *task*: one dataset seen as the paper sees Severstal, images ``[1, H, W]`` with one mask channel
-  per defect class ``[C, H, W]`` (no background channel) and a defective/clean flag per image.
-  :func:`severstal_task` (4 classes), :func:`neu_seg_task` (NEU-Seg, 3 classes, every image
-  defective) and :func:`mtd_task` (MTD, 5 classes plus 952 clean tiles) build one, split
-  train / val / test with a seed.
 - Segmentation batches (Sec. 5.1): random crops whose size alternates by epoch (256x384, 256x512),
   dark crops rejected, batches with every class in equal proportion *including the clean class*,
   flips / rotation / shift and brightness / contrast. :class:`ClassBalancedSampler` picks image
@@ -14,12 +10,13 @@ A. Bionda, "Severstal defect segmentation", IACV 2019-2020. What this module tur
 - Classifier batches (Sec. 5.2): full images, BCE on the defective flag.
 - :func:`train_stage`: Adam 1e-3 halved on a 3-epoch plateau of the validation loss (one
   :func:`defectlib.engine.fit` call per loss: BCE + Dice, then Tversky), with a time budget.
+
 Evaluation (both Dice definitions, the pipeline, "predict nothing") is in :mod:`defectlib.pipeline`.
 """
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
@@ -29,160 +26,9 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from .data.splits import stratified_split
-from .engine import TrainConfig, fit, loss_evaluator, to_device
-from .engine.progress import tqdm
-
-
-# --- tasks ---------------------------------------------------------------------------------------
-class Channels(Dataset):
-    """``base[i]`` -> ``(image [1,H,W], mask [C,H,W] float)`` through ``to_channels``, resized to
-    ``size`` (image bilinear, mask nearest) when given. ``self.classes[i]``: defect classes present
-    (0-based channel indices), ``self.defective[i]``: any of them."""
-
-    def __init__(self, base: Dataset, to_channels: Callable, classes: list[list[int]],
-                 size: tuple[int, int] | None = None, ids: Sequence[str] | None = None):
-        self.base, self.to_channels, self.size = base, to_channels, size
-        self.classes = classes
-        self.defective = [bool(c) for c in classes]
-        self.ids = list(ids) if ids is not None else [str(i) for i in range(len(base))]
-
-    def __len__(self) -> int:
-        return len(self.base)
-
-    def __getitem__(self, i: int):
-        image, mask = self.to_channels(self.base[i])
-        if self.size is not None and tuple(image.shape[-2:]) != tuple(self.size):
-            image = F.interpolate(image[None], size=self.size, mode="bilinear", antialias=True,
-                                  align_corners=False)[0].clamp_(0, 1)
-            mask = F.interpolate(mask[None], size=self.size, mode="nearest")[0]
-        return tv_tensors.Image(image), tv_tensors.Mask(mask.float())
-
-
-class Subset(Dataset):
-    """``Channels`` restricted to ``indices``, keeping ``classes`` / ``defective`` / ``ids``."""
-
-    def __init__(self, ds: Channels, indices: Sequence[int]):
-        self.ds, self.indices = ds, list(indices)
-        self.classes = [ds.classes[i] for i in self.indices]
-        self.defective = [ds.defective[i] for i in self.indices]
-        self.ids = [ds.ids[i] for i in self.indices]
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __getitem__(self, i: int):
-        return self.ds[self.indices[i]]
-
-
-@dataclass
-class Task:
-    """One dataset in the paper's form. ``dataset`` names it in results; ``real`` says whether it
-    is real data; ``stands_in_for`` is "Severstal" unless it is Severstal itself."""
-
-    dataset: str
-    real: bool
-    class_names: tuple[str, ...]
-    train: Subset
-    val: Subset
-    test: Subset
-    crops: tuple[tuple[int, int], ...]
-    stands_in_for: str | None = "Severstal"
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
-
-    def describe(self) -> str:
-        def part(s):
-            return f"{len(s)} ({sum(s.defective)} defective)"
-        what = f"{self.dataset} ({'real' if self.real else 'generated stand-in'}"
-        what += f", standing in for {self.stands_in_for})" if self.stands_in_for else ")"
-        return (f"{what}: classes {', '.join(self.class_names)}; train {part(self.train)}, "
-                f"val {part(self.val)}, test {part(self.test)}; crops {self.crops}")
-
-
-def _split3(strata: Sequence, val_fraction: float, test_fraction: float, seed: int):
-    """Seeded stratified train / val / test index lists."""
-    rest, test = stratified_split(list(strata), test_fraction, seed)
-    tr, va = stratified_split([strata[i] for i in rest], val_fraction / (1 - test_fraction), seed + 1)
-    return [rest[i] for i in tr], [rest[i] for i in va], sorted(test)
-
-
-def _limit(indices: list[int], limit: int | None, seed: int) -> list[int]:
-    if limit is None or len(indices) <= limit:
-        return indices
-    return sorted(np.random.default_rng(seed).choice(indices, limit, replace=False).tolist())
-
-
-def severstal_task(root, real: bool, scale: float = 1.0, crops=((256, 384), (256, 512)),
-                   val_fraction=0.15, test_fraction=0.15, seed=0) -> Task:
-    """Severstal (or its stand-in) with images and masks resized by ``scale``; strata = the set of
-    classes present, so every split has clean images and every class combination."""
-    from .data.severstal import Severstal
-    base = Severstal(root)
-    size = None if scale == 1 else (round(256 * scale), round(1600 * scale))
-    ds = Channels(base, lambda s: (s[0].as_subclass(torch.Tensor), s[1].as_subclass(torch.Tensor)),
-                  [[c - 1 for c in lab] for lab in base.labels], size, base.ids)
-    strata = ["".join(map(str, c)) or "clean" for c in ds.classes]
-    tr, va, te = _split3(strata, val_fraction, test_fraction, seed)
-    return Task("Severstal" if real else "Severstal stand-in", real, ("1", "2", "3", "4"),
-                Subset(ds, tr), Subset(ds, va), Subset(ds, te), tuple(map(tuple, crops)),
-                stands_in_for=None if real else "Severstal")
-
-
-def neu_seg_task(root, real: bool, crops=((160, 160), (160, 192)), val_fraction=0.15,
-                 train_limit: int | None = None, test_limit: int | None = None, seed=0) -> Task:
-    """NEU-Seg: the official training split -> train / val (seeded), the official test split minus
-    the test images that near-duplicate a training image (SOURCE.md) -> test. 3 classes."""
-    from .data.neu_seg import NEUSeg
-    from .data.splits import neu_seg_clean_test_ids
-
-    def one_hot(s):
-        m = s[1].as_subclass(torch.Tensor)
-        return s[0].as_subclass(torch.Tensor), torch.stack([(m == k) for k in (1, 2, 3)]).float()
-
-    def classes_of(ds):
-        return [[k - 1 for k in (1, 2, 3) if (ds.load_arrays(i)[1] == k).any()] for i in range(len(ds))]
-
-    train_base = NEUSeg(root, "training")
-    test_ids = neu_seg_clean_test_ids(root)
-    test_base = NEUSeg(root, "test", ids=test_ids)
-    train_all = Channels(train_base, one_hot, classes_of(train_base), ids=train_base.ids)
-    test_all = Channels(test_base, one_hot, classes_of(test_base), ids=test_base.ids)
-    strata = ["".join(map(str, c)) for c in train_all.classes]
-    tr, va = stratified_split(strata, val_fraction, seed)
-    task = Task("NEU-Seg" if real else "NEU-Seg stand-in", real, ("inclusion", "patches", "scratches"),
-                Subset(train_all, _limit(tr, train_limit, seed)), Subset(train_all, va),
-                Subset(test_all, _limit(list(range(len(test_all))), test_limit, seed)),
-                tuple(map(tuple, crops)))
-    dropped = 840 - len(test_base) if real else 0
-    task.notes.append(f"NEU-Seg test: {len(test_base)} images ({dropped} near-duplicates of training "
-                      "images dropped, see SOURCE.md); val = a seeded 15% of the training split")
-    return task
-
-
-def mtd_task(root, real: bool, size=(192, 192), crops=((160, 160), (160, 192)), val_fraction=0.15,
-             test_fraction=0.15, seed=0) -> Task:
-    """MTD: 5 defect classes (one channel each) + clean ``Free`` tiles, resized to ``size``
-    (tile sizes vary); stratified by folder. Defective = the mask has a defect pixel."""
-    from .data.mtd import MTD
-    base = MTD(root, with_label=True)
-
-    def channels(s):
-        image, mask, label = s
-        out = torch.zeros(5, *mask.shape[-2:])
-        if label:
-            out[label - 1] = mask.as_subclass(torch.Tensor)[0]
-        return image.as_subclass(torch.Tensor), out
-
-    classes = [[lab - 1] if lab and (base.load_arrays(i)[1] > base.threshold).any() else []
-               for i, lab in enumerate(base.labels)]
-    ds = Channels(base, channels, classes, tuple(size), base.ids)
-    tr, va, te = _split3(base.labels, val_fraction, test_fraction, seed)
-    return Task("MTD" if real else "MTD stand-in", real, tuple(MTD.CLASSES[1:]),
-                Subset(ds, tr), Subset(ds, va), Subset(ds, te), tuple(map(tuple, crops)))
+from ..engine import TrainConfig, fit, loss_evaluator, to_device
+from ..engine.progress import tqdm
+from .tasks import Task
 
 
 # --- training batches ----------------------------------------------------------------------------
