@@ -122,9 +122,9 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     print(f"torch {torch.__version__}, torchvision {torchvision.__version__}, "
           f"{torch.get_num_threads()} thread(s)")
-    bench_dcn(args.dcn_channels, args.dcn_size, 2, args.repeats)
     if not args.skip_detector:
         bench_detector(args.size, args.batch, args.rois, args.repeats)
+    bench_dcn(args.dcn_channels, args.dcn_size, 2, args.repeats)
 
 
 if __name__ == "__main__":

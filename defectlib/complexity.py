@@ -20,7 +20,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-__all__ = ["count_parameters", "count_flops", "measure_throughput", "ComplexityRow", "complexity_report"]
+__all__ = ["count_parameters", "count_flops", "measure_throughput", "ComplexityRow", "complexity_report",
+           "format_table"]
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
@@ -34,20 +35,29 @@ def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     return n
 
 
-def _example(model, input_size, device):
+def _example(input_size, device):
+    """A zero batch of shape ``input_size``, or the given example moved to ``device``: a tensor, or a
+    list of tensors (torchvision detection models take a list of images)."""
     if isinstance(input_size, torch.Tensor):
         return input_size.to(device)
+    if isinstance(input_size, (list, tuple)) and input_size and isinstance(input_size[0], torch.Tensor):
+        return [t.to(device) for t in input_size]
     return torch.zeros(tuple(input_size), device=device)
+
+
+def _batch_size(x) -> int:
+    return len(x) if isinstance(x, list) else x.shape[0]
 
 
 @torch.no_grad()
 def count_flops(model: nn.Module, input_size=(1, 3, 352, 352), device="cpu") -> int:
-    """FLOPs of one forward pass at ``input_size`` (a shape or an example tensor), 2 per multiply-add."""
+    """FLOPs of one forward pass at ``input_size`` (a shape, an example tensor or a list of image
+    tensors), 2 per multiply-add."""
     was_training = model.training
     model.eval()
     try:
         with FlopCounterMode(display=False) as counter:
-            model(_example(model, input_size, device))
+            model(_example(input_size, device))
     finally:
         model.train(was_training)
     return int(counter.get_total_flops())
@@ -64,13 +74,13 @@ def _sync(device):
 @torch.inference_mode()
 def measure_throughput(model: nn.Module, input_size=(1, 3, 352, 352), device="cpu", warmup: int = 3,
                        repeats: int = 10) -> dict:
-    """Median forward time and images/s at ``input_size`` (batch = first dimension).
+    """Median forward time and images/s at ``input_size`` (batch = first dimension or list length).
 
     Returns ``{"seconds": median s per batch, "images_per_s": ..., "times": all timings}``.
     """
     was_training = model.training
     model.eval()
-    x = _example(model, input_size, device)
+    x = _example(input_size, device)
     try:
         for _ in range(warmup):
             model(x)
@@ -84,7 +94,7 @@ def measure_throughput(model: nn.Module, input_size=(1, 3, 352, 352), device="cp
     finally:
         model.train(was_training)
     med = statistics.median(times)
-    return {"seconds": med, "images_per_s": x.shape[0] / med, "times": times}
+    return {"seconds": med, "images_per_s": _batch_size(x) / med, "times": times}
 
 
 @dataclass
@@ -109,13 +119,15 @@ def complexity_report(models: dict, input_size=(1, 3, 352, 352), device="cpu", t
     ``{name: (params_m, flops_g, fps)}`` printed beside ours. Returns a list of :class:`ComplexityRow`.
     """
     rows = []
+    x = _example(input_size, "cpu")
+    size = (len(x),) + tuple(x[0].shape) if isinstance(x, list) else tuple(x.shape)
     for name, model in models.items():
         model = model.to(device)
         flops = count_flops(model, input_size, device)
         ips = (measure_throughput(model, input_size, device, warmup, repeats)["images_per_s"]
                if throughput else None)
         rows.append(ComplexityRow(name, count_parameters(model) / 1e6, flops / 1e9, flops / 2e9, ips,
-                                  str(device), tuple(input_size)))
+                                  str(device), size))
     if print_table:
         print(format_table(rows, paper))
     return rows

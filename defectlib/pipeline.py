@@ -168,6 +168,22 @@ def collect(segmenter: nn.Module, loader, classifier: nn.Module | None = None, d
     return Outputs(torch.cat(probs), torch.cat(scores) if scores else None, torch.cat(targets))
 
 
+@torch.no_grad()
+def collect_scores(classifier: nn.Module, loader, device="cpu", max_batches: int | None = None,
+                   progress: bool = True) -> torch.Tensor:
+    """p(defective) [N] for every image of ``loader`` ((image, ...) batches), in order."""
+    from .engine.progress import tqdm
+    classifier.eval()
+    out = []
+    total = len(loader) if max_batches is None else min(len(loader), max_batches)
+    for b, batch in enumerate(tqdm(loader, total=total, desc="gate", disable=not progress, leave=False)):
+        if max_batches is not None and b >= max_batches:
+            break
+        x = batch[0].to(device)
+        out.append(torch.sigmoid(classifier(x).reshape(len(x))).cpu())
+    return torch.cat(out)
+
+
 def dice_report(out: Outputs, gate_threshold: float = 0.5, pixel_threshold=0.5, min_area=0) -> dict:
     """Kaggle Dice (per image x class, empty-empty = 1) and the author's pooled Dice for: predicting
     nothing, the U-Net alone, the two-stage pipeline, and the pipeline with a perfect gate (the

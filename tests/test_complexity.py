@@ -37,3 +37,18 @@ def test_report_prints_table(capsys):
     out = capsys.readouterr().out
     assert "| tiny | 0.00 |" in out and "29.95 | 18.82 | 108" in out and "GMACs" in out
     assert rows[0].gmacs == pytest.approx(rows[0].gflops / 2) and rows[0].images_per_s > 0
+
+
+def test_list_inputs_like_torchvision_detectors():
+    class ListModel(nn.Module):  # takes a list of images, as torchvision's detection models do
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 1)
+
+        def forward(self, images):
+            return [self.conv(x[None]) for x in images]
+
+    images = [torch.zeros(3, 8, 8), torch.zeros(3, 8, 8)]
+    assert complexity.count_flops(ListModel(), images) == 2 * 2 * (3 * 4 * 8 * 8)
+    r = complexity.measure_throughput(ListModel(), images, warmup=1, repeats=2)
+    assert r["images_per_s"] == pytest.approx(2 / r["seconds"])

@@ -211,3 +211,21 @@ def test_no_detections_at_all_and_labels_outside_the_classes():
     assert evaluate_detections(perfect, targets, 2).ap == 1.0
     np.testing.assert_array_equal(evaluate_detections(both, targets, 2).stats,
                                   evaluate_detections(perfect, targets, 2).stats)
+
+
+def test_precision_recall_at_a_score_and_plot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    g = torch.tensor([[0.0, 0, 10, 10], [20, 20, 30, 30]])
+    d = torch.tensor([[0.0, 0, 10, 10], [50, 50, 60, 60], [20, 20, 30, 30]])
+    t = [{"boxes": g, "labels": torch.tensor([1, 1])}]
+    p = [{"boxes": d, "scores": torch.tensor([0.9, 0.8, 0.3]), "labels": torch.tensor([1, 1, 1])}]
+    res = evaluate_detections(p, t, num_classes=1)
+    prec, rec = res.precision_recall_at(0.5)[1]  # two detections kept: one hit, one miss
+    assert prec == pytest.approx(0.5) and rec == pytest.approx(0.5)
+    prec, rec = res.precision_recall_at(0.1)[1]
+    assert prec == pytest.approx(2 / 3) and rec == pytest.approx(1.0)
+    ax = res.plot_pr()
+    assert len(ax.lines) == 1 and "AP" in ax.get_legend().get_texts()[0].get_text()
+    assert "AP50" in res.summary()

@@ -50,3 +50,12 @@ def test_all_three_standins_default_size_under_30_seconds(tmp_path):
     assert elapsed < 30, f"stand-ins took {elapsed:.1f} s"
     assert len(NEUDET(roots[0])) == 120 and len(Severstal(roots[1])) == 40
     assert len(NRSDMN(roots[2], "test-natural")) == 8
+
+
+def test_severstal_standin_has_dark_margins_that_crops_reject(tmp_path):
+    from defectlib.data.sampling import RandomCropDataset
+    ds = Severstal(write_severstal(tmp_path / "sev", n_images=12, seed=1))
+    dark = [i for i in range(len(ds)) if min(float(ds[i][0][..., :100].mean()), float(ds[i][0][..., -100:].mean())) < 0.05]
+    assert dark, "expected some strips with a black margin"
+    crops = RandomCropDataset(ds, sizes=[(256, 96)], dark_threshold=0.1, max_tries=50)
+    assert all(float(crops[i][0].mean()) >= 0.1 for i in dark)

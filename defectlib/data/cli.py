@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -85,7 +86,10 @@ def main(argv=None) -> int:
         for name in names:
             t = time.time()
             dest = Path(args.dest) / name if args.dest else standin_dir(name)
-            write_standin(name, dest, seed=args.seed)
+            kwargs = {"seed": args.seed} if args.seed else {}
+            write_standin(name, dest, **kwargs)
+            info_file = dest / "STANDIN.json"  # record the arguments so locate() reuses this copy
+            info_file.write_text(json.dumps(json.loads(info_file.read_text()) | {"kwargs": kwargs}, indent=1))
             print(f"{name:10s} -> {dest}  ({time.time() - t:.1f} s)")
         return 0
     return 2

@@ -63,6 +63,17 @@ class PairedMasks(Dataset):
         return (image, mask, self.labels[i]) if self.with_label else (image, mask)
 
 
+def select_ids(items: list, ids, root) -> list:
+    """Keep ``items`` whose id is in ``ids`` (in the order of ``ids``); MissingFileError for unknown ids."""
+    if ids is None:
+        return items
+    by_id = {it[0]: it for it in items}
+    unknown = [i for i in ids if i not in by_id]
+    if unknown:
+        raise MissingFileError(root, f"{len(unknown)} requested ids not in the dataset, e.g. {unknown[:3]}")
+    return [by_id[i] for i in ids]
+
+
 def pair_folder(image_dir: Path, mask_dir: Path | None = None, mask_suffix: str = "",
                 mask_ext: str | None = None, allow_missing_masks: bool = False, id_prefix: str = "",
                 label: int = 0) -> list[tuple[str, Path, Path | None, int]]:

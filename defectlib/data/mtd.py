@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .errors import DatasetNotFoundError, EmptyDatasetError
-from .folder import PairedMasks, pair_folder
+from .folder import PairedMasks, pair_folder, select_ids
 
 #: index 0 is the clean class
 CLASSES = ("Free", "Blowhole", "Break", "Crack", "Fray", "Uneven")
@@ -43,9 +43,7 @@ class MTD(PairedMasks):
         for c in folders:
             items += pair_folder(self.root / f"MT_{c}" / "Imgs", mask_ext=".png",
                                  id_prefix=f"MT_{c}/", label=CLASSES.index(c))
-        if ids is not None:
-            keep = set(ids)
-            items = [it for it in items if it[0] in keep]
+        items = select_ids(items, ids, self.root)
         super().__init__(items, transforms=transforms, threshold=threshold, with_label=with_label)
 
     @property

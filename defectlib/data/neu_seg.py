@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from .errors import AnnotationError, DatasetNotFoundError
-from .folder import PairedMasks, pair_folder
+from .folder import PairedMasks, pair_folder, select_ids
 
 CLASSES = ("background", "inclusion", "patches", "scratches")
 SPLIT_ALIASES = {"train": "training", "training": "training", "test": "test", "val": "test"}
@@ -35,9 +35,7 @@ class NEUSeg(PairedMasks):
         split = SPLIT_ALIASES[split]
         items = pair_folder(self.root / "images" / split, self.root / "annotations" / split,
                             mask_ext=".png", id_prefix=f"{split}/")
-        if ids is not None:
-            keep = set(ids)
-            items = [it for it in items if it[0] in keep]
+        items = select_ids(items, ids, self.root)
         self.split, self.binary = split, binary
         if binary:
             super().__init__(items, transforms=transforms, mask_fn=lambda m: (m > 0).astype(np.uint8))

@@ -29,7 +29,7 @@ def locate(name: str, data_root: str | os.PathLike | None = None, standin: bool 
     returned with ``real=False``. Every name in :data:`NAMES` has a stand-in. ``standin=True``
     skips the real look-up (to show a stand-in beside the real data).
     """
-    from defectlib.synth.writers import STANDINS, write_standin
+    from defectlib.synth.writers import STANDIN_VERSION, STANDINS, write_standin
 
     root = None if standin else real_data_root(data_root)
     if root is not None:
@@ -45,7 +45,7 @@ def locate(name: str, data_root: str | os.PathLike | None = None, standin: bool 
     wanted = {k: (list(v) if isinstance(v, tuple) else v) for k, v in standin_kwargs.items()}
     if info_file.is_file():
         info = json.loads(info_file.read_text())
-        if info.get("kwargs", {}) == wanted:
+        if info.get("kwargs", {}) == wanted and info.get("version") == STANDIN_VERSION:
             return path, False
     write_standin(name, path, **standin_kwargs)
     info = json.loads(info_file.read_text())

@@ -120,6 +120,21 @@ class COCOResult:
         rc, pr, _ = self.curves.get((t, k), (np.zeros(0), np.zeros(0), np.zeros(0)))
         return rc, pr
 
+    def precision_recall_at(self, score_threshold: float, iou=0.5) -> dict:
+        """Per-class ``(precision, recall)`` of the detections scoring ``>= score_threshold`` at one
+        IoU threshold (DANet's Eqs. 11-12: ``P = TP / (TP + FP)``, ``R = TP / (TP + FN)``);
+        NaN for a class without ground truth (or, for P, without such detections)."""
+        t = int(np.argmin(np.abs(self.iou_thresholds - iou)))
+        out = {}
+        for k, name in enumerate(self.class_names):
+            rc, pr, sc = self.curves.get((t, k), (None, None, None))
+            if rc is None:
+                out[name] = (float("nan"), float("nan"))
+                continue
+            n = int(np.count_nonzero(sc >= score_threshold))  # detections are sorted by score
+            out[name] = (float(pr[n - 1]), float(rc[n - 1])) if n else (float("nan"), 0.0)
+        return out
+
     def plot_pr(self, iou=0.5, ax=None, interpolated=True):
         """Precision-recall curve of every class at one IoU threshold (matplotlib axes)."""
         import matplotlib.pyplot as plt

@@ -58,6 +58,7 @@ def weighted_fmeasure(pred, target, beta2=1.0, empty_gt_score=0.0, reduction="me
         raise ValueError(f"expected pred and target of shape [N, H, W], got {s.shape} and {g.shape}")
     n = len(s)
     scores = np.full(n, float(empty_gt_score))
+    table = _importance_table(*s.shape[1:])
     for start in range(0, n, chunk):  # small chunks keep the temporaries in the CPU cache
         sc = s[start:start + chunk].astype(np.float64, copy=False)
         gc = g[start:start + chunk]
@@ -69,7 +70,7 @@ def weighted_fmeasure(pred, target, beta2=1.0, empty_gt_score=0.0, reduction="me
             raise ValueError(f"pred must lie in [0, 1], got [{sc.min():.3g}, {sc.max():.3g}]")
         fg = gc.reshape(len(gc), -1).any(1)
         if fg.any():
-            scores[start + np.flatnonzero(fg)] = _wfm_batch(sc[fg], gc[fg], beta2)
+            scores[start + np.flatnonzero(fg)] = _wfm_batch(sc[fg], gc[fg], beta2, table)
     if reduction == "mean":
         return float(scores.mean())
     if reduction != "none":
@@ -77,28 +78,29 @@ def weighted_fmeasure(pred, target, beta2=1.0, empty_gt_score=0.0, reduction="me
     return scores
 
 
-def _wfm_batch(s, gt, beta2):
+def _importance_table(h, w):
+    """``B = 2 - exp(log(0.5) / 5 * dist)`` for every squared distance an h x w image can have."""
+    d2 = np.arange((h - 1) ** 2 + (w - 1) ** 2 + 1, dtype=np.float64)
+    return 2.0 - np.exp(np.log(0.5) / 5.0 * np.sqrt(d2))
+
+
+def _wfm_batch(s, gt, beta2, table):
     """wFm of a stack of maps ``s`` [m, H, W] whose masks ``gt`` all have a foreground."""
     m, h, w = s.shape
-    # distance to, and index of, the nearest foreground pixel (per image; SciPy's tie-breaking)
     ind = np.empty((m, 2, h, w), np.int32)
-    for i in range(m):  # feature transform only; the distances follow for the whole chunk at once
+    for i in range(m):  # nearest foreground pixel of every pixel (SciPy's feature transform)
         ndimage.distance_transform_edt(~gt[i], return_distances=False, return_indices=True, indices=ind[i])
-    dy = (ind[:, 0] - np.arange(h, dtype=np.int32)[:, None]).astype(np.float64)
-    dx = (ind[:, 1] - np.arange(w, dtype=np.int32)[None, :]).astype(np.float64)
-    dist = np.sqrt(dy * dy + dx * dx)  # as SciPy computes it from the feature transform
-    nearest = (ind[:, 0].astype(np.int64) * w + ind[:, 1]).reshape(m, -1)
+    dy = ind[:, 0] - np.arange(h, dtype=np.int32)[:, None]
+    dx = ind[:, 1] - np.arange(w, dtype=np.int32)[None, :]
+    weight = table[dy * dy + dx * dx]  # B: 1 on G (distance 0), up to 2 far from it
     err = s - gt
     np.abs(err, out=err)  # E = |S - G|
+    nearest = (ind[:, 0] * w + ind[:, 1]).reshape(m, -1)
     et = np.take_along_axis(err.reshape(m, -1), nearest, axis=1).reshape(m, h, w)  # = E on G
     k = gaussian_kernel_1d(7, 5.0)
-    ea = ndimage.correlate1d(ndimage.correlate1d(et, k, axis=1, mode="constant"), k, axis=2, mode="constant")
+    ea = ndimage.correlate1d(ndimage.correlate1d(et, k, axis=2, mode="constant"), k, axis=1, mode="constant")
     np.minimum(err, ea, out=err, where=gt)  # min(E, EA) on G
-    # B = 2 - exp(log(0.5)/5 * dist): exactly 1 on G where dist = 0
-    np.multiply(dist, np.log(0.5) / 5.0, out=dist)
-    np.exp(dist, out=dist)
-    np.subtract(2.0, dist, out=dist)
-    ew = np.multiply(err, dist, out=err).reshape(m, -1)
+    ew = np.multiply(err, weight, out=err).reshape(m, -1)
     gflat = gt.reshape(m, -1)
     n_fg = gflat.sum(1)
     ew_fg = ew.sum(1, where=gflat)

@@ -26,6 +26,9 @@ from PIL import Image
 from . import defects as D
 from .textures import rail_texture, steel_texture
 
+#: bump when a generator's output changes, so cached stand-ins (``locate``) are rewritten
+STANDIN_VERSION = 2
+
 NEU_CLASSES = ("crazing", "inclusion", "patches", "pitted_surface", "rolled-in_scale", "scratches")
 #: a second class that often shares an image in NEU-DET (file-name class -> extra box class)
 NEU_COMPANIONS = {"scratches": "inclusion", "pitted_surface": "patches", "patches": "inclusion"}
@@ -42,6 +45,7 @@ def _save_rgb_jpeg(path: Path, img: np.ndarray, quality: int = 92) -> None:
 
 
 def _finish(tmp: Path, root: Path, info: dict) -> Path:
+    info["version"] = STANDIN_VERSION
     (tmp / "STANDIN.json").write_text(json.dumps(info, indent=1))
     if root.exists():
         shutil.rmtree(root, ignore_errors=True)
@@ -117,11 +121,12 @@ def _voc_xml(stem: str, w: int, h: int, objects) -> str:
             f"\t\t<height>{h}</height>\n\t\t<depth>1</depth>\n\t</size>\n\t<segmented>0</segmented>\n{objs}</annotation>\n")
 
 
-def _severstal_defect(cls: int, img: np.ndarray, rng) -> np.ndarray:
+def _severstal_defect(cls: int, img: np.ndarray, rng, x_range=None) -> np.ndarray:
     """Class look-alikes: 1 small pits, 2 thin crack lines, 3 long scratches/abrasion, 4 large patches."""
     h, w = img.shape
     mask = np.zeros(img.shape, bool)
-    x0 = rng.uniform(0, w - 400)
+    lo, hi = x_range or (0, w)
+    x0 = rng.uniform(lo, max(lo, hi - 400))
     if cls == 1:
         for _ in range(int(rng.integers(2, 7))):
             mask |= D.pit(img, rng, center=(x0 + rng.uniform(0, 400), rng.uniform(8, h - 8)), radius=rng.uniform(3, 8))
@@ -150,11 +155,19 @@ def write_severstal(root, n_images: int = 40, clean_fraction: float = 0.5, seed:
     counts = [0, 0, 0, 0]
     for k, name in enumerate(names):
         img = steel_texture((256, 1600), rng, stretch=rng.uniform(6, 12))
+        x_range = (0, 1600)
+        if rng.random() < 0.3:  # a black margin where the strip ends (why paper 001 rejects dark crops)
+            edge = int(rng.integers(150, 500))
+            dark = np.abs(0.02 + 0.01 * rng.standard_normal((256, edge))).astype(np.float32)
+            if rng.random() < 0.5:
+                img[:, :edge], x_range = dark, (edge, 1600)
+            else:
+                img[:, -edge:], x_range = dark, (0, 1600 - edge)
         m = np.zeros((4, 256, 1600), np.uint8)
         if k not in clean:
             classes = {int(rng.choice(4, p=[0.15, 0.07, 0.58, 0.20])) + 1 for _ in range(int(rng.integers(1, 3)))}
             for c in sorted(classes):
-                m[c - 1] = _severstal_defect(c, img, rng)
+                m[c - 1] = _severstal_defect(c, img, rng, x_range)
                 counts[c - 1] += 1
         masks[f"{name}.jpg"] = m
         _save_rgb_jpeg(tmp / "train_images" / f"{name}.jpg", img)

@@ -140,11 +140,28 @@ def gate_loader(task: Task, batch_size: int, steps_per_epoch: int | None, seed=0
                       num_workers=num_workers, drop_last=True)
 
 
-def eval_loader(ds: Dataset, batch_size: int, limit: int | None = None, gate: bool = False) -> DataLoader:
-    """Validation / test batches, in order (the first ``limit`` images when given)."""
+def eval_loader(ds: Dataset, batch_size: int, limit: int | None = None, gate: bool = False,
+                seed: int = 0) -> DataLoader:
+    """Validation / test batches in a fixed order; ``limit`` keeps a seeded random subset (splits
+    are ordered by class, so the first images would all be of one kind)."""
     if limit is not None and limit < len(ds):
-        ds = torch.utils.data.Subset(ds, range(limit))
+        keep = np.sort(np.random.default_rng(seed).choice(len(ds), limit, replace=False))
+        ds = _Indexed(ds, keep.tolist())
     return DataLoader(GateDataset(ds) if gate else _Plain(ds), batch_size, shuffle=False)
+
+
+class _Indexed(Dataset):
+    """``ds`` restricted to ``indices``, keeping its ``ids`` (for submissions)."""
+
+    def __init__(self, ds, indices):
+        self.ds, self.indices = ds, indices
+        self.ids = [ds.ids[i] for i in indices] if hasattr(ds, "ids") else [str(i) for i in indices]
+
+    def __len__(self):
+        return len(self.indices)
+
+    def __getitem__(self, i):
+        return self.ds[self.indices[i]]
 
 
 class _Plain(Dataset):

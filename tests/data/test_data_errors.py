@@ -149,3 +149,12 @@ def test_check_reports_mask_and_rle_problems(copy_of):
     with open(sev / "train.csv", "a") as f:
         f.write(f"{Severstal(sev).ids[0]},4,1 2 3\n")
     assert any("odd number" in str(p) for p in check_dataset(sev).problems)
+
+
+def test_unknown_ids_are_named(standins):
+    with pytest.raises(MissingFileError, match=r"requested ids not in the dataset.*test/999999"):
+        NEUSeg(standins["neu-seg"], "test", ids=["test/000001", "test/999999"])
+    with pytest.raises(MissingFileError, match="MT_Crack/nope"):
+        MTD(standins["mtd"], ids=["MT_Crack/nope"])
+    with pytest.raises(MissingFileError, match="crazing_999"):
+        NEUDET(standins["neu-det"], ids=["crazing_999"])

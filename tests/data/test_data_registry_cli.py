@@ -77,3 +77,19 @@ def test_cli_list_check_locate_make_standins(tmp_path, capsys, monkeypatch, stan
     capsys.readouterr()
     assert cli.main(["locate", "mtd", "--data-root", str(tmp_path)]) == 0
     assert "stand-in" in capsys.readouterr().out
+
+
+def test_fetch_neu_det_restores_the_flat_layout(tmp_path, standins):
+    z = tmp_path / "neu.zip"
+    src = standins["neu-det"]
+    with zipfile.ZipFile(z, "w") as f:
+        for p in sorted((src / "IMAGES").iterdir()):
+            folder = "Validation_Images" if p.stem.endswith("_1") else "IMAGES"
+            f.write(p, f"repo-sha/{folder}/{p.name}")
+        for p in sorted((src / "ANNOTATIONS").iterdir()):
+            folder = "Validation_Annotations" if p.stem.endswith("_1") else "ANNOTATIONS"
+            f.write(p, f"repo-sha/{folder}/{p.name}")
+    digest = hashlib.sha256(z.read_bytes()).hexdigest()
+    dest = fetch("neu-det", tmp_path / "data", files=(RemoteFile(z.as_uri(), "neu-det.zip", digest, 1),))
+    from defectlib.data import NEUDET
+    assert len(NEUDET(dest)) == 36 and not (dest / "Validation_Images").exists()

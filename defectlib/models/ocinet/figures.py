@@ -58,15 +58,17 @@ def channel_weights(att: dict, pair: str = "pair12", stage: str = "ccim") -> np.
 
 def plot_channel_weights(att: dict, pairs=("pair12", "pair23", "pair34")):
     """Heat maps of CCIM's channel weights ca (sigmoid outputs) for each pair of levels."""
-    fig, axes = plt.subplots(len(pairs), 1, figsize=(10, 1.3 * len(pairs) + 0.6), squeeze=False)
+    fig, axes = plt.subplots(len(pairs), 1, figsize=(10, 1.7 * len(pairs) + 0.4), squeeze=False,
+                             layout="constrained", sharex=True)
     for ax, pair in zip(axes[:, 0], pairs):
         w = channel_weights(att, pair)
         im = ax.imshow(w, aspect="auto", cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
         lv = {"pair12": (1, 2), "pair23": (2, 3), "pair34": (3, 4)}[pair]
         ax.set_yticks([0, 1], [f"f^{lv[0]}", f"f^{lv[1]}"])
         for g in range(1, 4):
-            ax.axvline(g * w.shape[1] / 4 - 0.5, color="w", lw=1)
-        ax.set_title(f"CCIM^{lv[0]}: channel weights of the 4 groups (white lines), both scales", fontsize=9)
+            ax.axvline(g * w.shape[1] / 4 - 0.5, color="red", lw=1.5)
+        ax.set_title(f"CCIM^{lv[0]}: channel weights of both scales; red lines separate the 4 groups",
+                     fontsize=9)
     axes[-1, 0].set_xlabel("channel")
     fig.colorbar(im, ax=axes[:, 0].tolist(), fraction=0.02)
     return fig
