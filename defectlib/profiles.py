@@ -75,7 +75,7 @@ NB01: dict[str, dict] = {
             # steps per phase: at most ``epochs`` passes, fewer if the time budget says so;
             # the lr drops x0.1 after 2/3 of the steps (the paper's 20 of 30 epochs)
             "epochs": 3, "milestones": (2,), "warmup_iters": 100, "grad_clip": 10.0,
-            "torch_threads": 1, "notebook_budget_s": 38 * 60, "reserve_s": 300},
+            "torch_threads": 1, "notebook_budget_s": 38 * 60, "reserve_s": 240},
     "smoke": {**_NB01_MODEL, **_NB01_TRAIN,
               "width": 8, "fpn_channels": 32, "representation_size": 64, "min_size": 128,
               "max_size": 128, "anchor_sizes": (16, 32, 64, 128, 256),
@@ -90,6 +90,7 @@ NB01: dict[str, dict] = {
 # Paper: Sec. 5 and REFERENCE.md section 2. "cpu" trains for a fixed number of steps, cut short by
 # ``budget_s`` (seconds per training stage) on a crowded machine; the notebook records what ran.
 # Per-dataset sizes: crops (h, w) alternate by epoch; MTD tiles (sizes vary) are resized first.
+# ``threads``: torch CPU threads (None = torch's default); smoke's tiny tensors run best on one.
 _NB02_SHARED = {
     "lr": 1e-3, "plateau_factor": 0.5, "plateau_patience": 3, "tversky_alpha": 0.3,
     "val_fraction": 0.15, "test_fraction": 0.15, "dark_threshold": 0.05,
@@ -98,7 +99,7 @@ _NB02_SHARED = {
     "pixel_grid": (0.3, 0.4, 0.5, 0.6, 0.7), "min_area_grid": (0,),
 }
 NB02: dict[str, dict] = {
-    "smoke": {**_NB02_SHARED, "encoders": ("resnet34",), "classifier": "resnet34",
+    "smoke": {**_NB02_SHARED, "encoders": ("resnet34",), "classifier": "resnet34", "threads": 1,
               "standin_images": None, "severstal_scale": 0.25,
               "crops": {"severstal": ((64, 96), (64, 128)), "neu-seg": ((64, 64), (64, 96)),
                         "mtd": ((64, 64), (64, 96))},
@@ -108,7 +109,7 @@ NB02: dict[str, dict] = {
               "tune_limit": 8, "eval_limit": 8, "budget_s": None},
     # cpu: ResNet34 gate (the paper's Table 2 model) instead of ResNet-50, batches of 6 crops of
     # 128 px, a few hundred steps, thresholds tuned on 150 val images, NEU-Seg tested on 300.
-    "cpu": {**_NB02_SHARED, "encoders": ("resnet34",), "classifier": "resnet34",
+    "cpu": {**_NB02_SHARED, "encoders": ("resnet34",), "classifier": "resnet34", "threads": None,
             "standin_images": None, "severstal_scale": 0.5,
             "crops": {"severstal": ((128, 192), (128, 256)), "neu-seg": ((128, 128), (128, 160)),
                       "mtd": ((128, 128), (128, 160))},
@@ -118,7 +119,7 @@ NB02: dict[str, dict] = {
             "tune_limit": 150, "eval_limit": 300,
             "budget_s": {"seg": 300, "tversky": 100, "cls": 280}},
     "paper": {**_NB02_SHARED, "encoders": ("resnet34", "resnet50", "efficientnet_b3"),
-              "classifier": "resnet50", "standin_images": None, "severstal_scale": 1.0,
+              "classifier": "resnet50", "threads": None, "standin_images": None, "severstal_scale": 1.0,
               "crops": {"severstal": ((256, 384), (256, 512)), "neu-seg": ((160, 192), (192, 192)),
                         "mtd": ((256, 256), (256, 320))},
               "image_size": {"mtd": (320, 320)}, "neu_seg_train_limit": None,
@@ -129,11 +130,13 @@ NB02: dict[str, dict] = {
 
 # --- 03 OCINet on NRSD-MN (paper 003) ------------------------------------------------------------
 # variants: keys of defectlib.models.ocinet.VARIANTS (Table III rows + Table II's order ablation).
-# max_steps = optimizer steps per variant. The cpu profile is sized for 2 CPU cores shared with other
-# jobs, where one step of 8 images at 128x128 (forward + backward + Adam) takes 10-40 s for Base
-# and 15-45 s for OCINet: a 30-minute budget buys 16 such steps for each of two variants. lr is
-# raised to 5e-4 there: the backbone starts from random weights (no download) and only ~0.2% of
-# the paper's steps are run.
+# max_steps = optimizer steps per variant. threads = torch.set_num_threads for the run (None: leave
+# PyTorch's default). On 2 cores shared with other jobs, two OpenMP threads spin-wait on each other
+# and ran 3-4x SLOWER than one (OCINet forward at 224x224: 2.9 s vs 0.83 s), so smoke and cpu use
+# one thread: then one step of 8 images at 128x128 (forward + backward + Adam) takes ~4 s for Base
+# and ~5 s for OCINet, and 64 steps for each of two variants fit the cpu profile's 30 minutes with
+# room for a busier machine. lr is raised to 5e-4 there: the backbone starts from random weights
+# (no download) and only ~0.7% of the paper's steps are run.
 _NB03_ALL = ["base", "c", "s", "cs", "p", "full", "vanilla_ca", "vanilla_sa",
              "c_wocs", "s_wocs", "p_wocs", "csp_wocs", "ggl"]
 NB03: dict[str, dict] = {
@@ -141,17 +144,17 @@ NB03: dict[str, dict] = {
               "epochs": 1, "max_steps": 2, "lr": 1e-4, "milestones": [], "gamma": 0.1,
               "grad_clip": 0.5, "augment": True, "test_limit": 4, "flops_size": 64,
               "throughput_size": 64, "throughput_warmup": 1, "throughput_repeats": 2,
-              "n_qualitative": 2, "progress": False},
+              "n_qualitative": 2, "progress": False, "threads": 1},
     "cpu": {"variants": ["base", "full"], "input_size": 128, "batch_size": 8, "eval_batch_size": 8,
-            "epochs": 1, "max_steps": 16, "lr": 5e-4, "milestones": [], "gamma": 0.1,
+            "epochs": 1, "max_steps": 64, "lr": 5e-4, "milestones": [], "gamma": 0.1,
             "grad_clip": 0.5, "augment": True, "test_limit": 32, "flops_size": 352,
             "throughput_size": 224, "throughput_warmup": 1, "throughput_repeats": 3,
-            "n_qualitative": 4, "progress": True},
+            "n_qualitative": 4, "progress": True, "threads": 1},
     "paper": {"variants": _NB03_ALL, "input_size": 352, "batch_size": 16, "eval_batch_size": 16,
               "epochs": 70, "max_steps": None, "lr": 1e-4, "milestones": [30], "gamma": 0.1,
               "grad_clip": 0.5, "augment": True, "test_limit": None, "flops_size": 352,
               "throughput_size": 352, "throughput_warmup": 10, "throughput_repeats": 50,
-              "n_qualitative": 6, "progress": True},
+              "n_qualitative": 6, "progress": True, "threads": None},
 }
 
 # --- 04 Synthetic data (paper 004) ---------------------------------------------------------------

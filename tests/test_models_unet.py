@@ -49,6 +49,7 @@ def test_classifier_parameter_count_pinned(key):
 
 @pytest.mark.parametrize("encoder,smp_name", [("resnet34", "resnet34"), ("resnet50", "resnet50"),
                                               ("efficientnet_b3", "timm-efficientnet-b3")])
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # smp: "timm-" encoder names
 def test_unet_parameter_count_matches_smp(encoder, smp_name):
     smp = pytest.importorskip("segmentation_models_pytorch")
     ours = build_unet(encoder, 4, 1)

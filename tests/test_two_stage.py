@@ -1,0 +1,89 @@
+"""Notebook 02's tasks: datasets in the paper's form (one channel per defect class, clean flag).
+
+Built on small generated stand-ins (the real loaders read them); the real NEU-Seg / MTD checks skip
+without DEFECTLIB_DATA.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from defectlib.synth.writers import write_mtd, write_neu_seg, write_severstal
+from defectlib.two_stage import eval_loader, mtd_task, neu_seg_task, severstal_task
+
+
+def _check_splits(task):
+    ids = [task.train.ids, task.val.ids, task.test.ids]
+    assert all(ids) and sum(map(len, ids)) == len(set().union(*map(set, ids)))   # disjoint
+
+
+def _check_flags(subset, num_classes, n=6):
+    for i in range(min(n, len(subset))):
+        image, mask = subset[i]
+        assert image.shape[0] == 1 and mask.shape[0] == num_classes
+        assert 0 <= float(image.min()) and float(image.max()) <= 1
+        present = [c for c in range(num_classes) if mask[c].any()]
+        assert present == sorted(subset.classes[i]) and subset.defective[i] == bool(present)
+
+
+def test_severstal_task_scaled(tmp_path):
+    root = write_severstal(tmp_path / "sev", n_images=20, seed=1)
+    task = severstal_task(root, real=False, scale=0.25, crops=((64, 96), (64, 128)), seed=0)
+    _check_splits(task)
+    assert task.num_classes == 4 and task.stands_in_for == "Severstal"
+    image, mask = task.train[0]
+    assert image.shape == (1, 64, 400) and mask.shape == (4, 64, 400)
+    assert set(torch.unique(mask).tolist()) <= {0.0, 1.0}
+    # clean images appear in train and test (stratified by class set)
+    assert not all(task.train.defective) and not all(task.test.defective)
+
+
+def test_neu_seg_task_one_hot(tmp_path):
+    root = write_neu_seg(tmp_path / "neu-seg", n_training=24, n_test=8, seed=2)
+    task = neu_seg_task(root, real=False, crops=((64, 64), (64, 96)), seed=0)
+    _check_splits(task)
+    _check_flags(task.train, 3)
+    from defectlib.data.neu_seg import NEUSeg
+    base = NEUSeg(root, "test")
+    k = base.ids.index(task.test.ids[0])
+    _, index_mask = base[k]
+    _, channels = task.test[0]
+    for c in range(3):                                   # channel c = pixels of class index c + 1
+        assert torch.equal(channels[c].bool(), index_mask == c + 1)
+
+
+def test_mtd_task_classes_and_clean(tmp_path):
+    root = write_mtd(tmp_path / "mtd", n_free=12, per_defect_class=4, seed=3)
+    task = mtd_task(root, real=False, size=(96, 96), crops=((64, 64), (64, 96)), seed=0)
+    _check_splits(task)
+    assert task.class_names == ("Blowhole", "Break", "Crack", "Fray", "Uneven")
+    for sub in (task.train, task.test):
+        _check_flags(sub, 5, n=len(sub))
+        for i, key in enumerate(sub.ids):
+            folder = key.split("/")[0][3:]
+            if sub.classes[i]:                           # the channel is the image's folder class
+                assert task.class_names[sub.classes[i][0]] == folder
+            assert sub[i][0].shape == (1, 96, 96)
+
+
+def test_eval_loader_limit_is_a_random_subset_not_the_first_images(tmp_path):
+    root = write_mtd(tmp_path / "mtd", n_free=16, per_defect_class=4, seed=4)
+    task = mtd_task(root, real=False, size=(64, 64), seed=0)
+    n = len(task.train)
+    loader = eval_loader(task.train, 4, limit=n // 2, seed=0)
+    ids = loader.dataset.ds.ids
+    assert len(ids) == n // 2 and ids != task.train.ids[: n // 2]        # splits are ordered by class
+    assert ids == eval_loader(task.train, 4, limit=n // 2, seed=0).dataset.ds.ids
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_real_mtd_and_neu_seg_tasks(real_dataset):
+    mtd = mtd_task(real_dataset("mtd"), real=True, size=(64, 64), seed=0)
+    n = len(mtd.train) + len(mtd.val) + len(mtd.test)
+    clean = sum(1 for s in (mtd.train, mtd.val, mtd.test) for d in s.defective if not d)
+    assert n == 1344 and clean == 952 + 4                # 4 MT_Uneven masks are empty (SOURCE.md)
+    seg = neu_seg_task(real_dataset("neu-seg"), real=True, seed=0)
+    assert len(seg.train) + len(seg.val) == 3630 and all(seg.test.defective)
+    assert np.mean([len(c) for c in seg.train.classes]) > 1   # multi-class images exist
