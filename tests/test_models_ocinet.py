@@ -238,3 +238,19 @@ def test_error_overlay_uses_fig6_colours():
     assert rgb[0, 1].tolist() == [255, 0, 0]       # false positive
     assert rgb[1, 0].tolist() == [0, 255, 0]       # missed
     assert rgb[1, 1].tolist() == [0, 0, 0]
+
+
+@pytest.mark.realdata
+def test_build_data_on_real_neu_seg_and_mtd(real_data):
+    from defectlib.models.ocinet.experiment import build_data
+    if not ((real_data / "neu-seg").is_dir() and (real_data / "mtd").is_dir()):
+        pytest.skip("needs neu-seg/ and mtd/ under DEFECTLIB_DATA")
+    data = build_data(real_data, size=64, test_limit=5)
+    assert data.real and data.dataset == "NEU-Seg + MTD (binary)"
+    assert list(data.columns.values()) == ["man-made", "natural"]
+    assert len(data.train) == 3630 + 291  # NEU-Seg training + 75% of the 388 non-empty MTD defective tiles
+    image, mask = data.train[0]
+    assert image.shape == (1, 64, 64) and set(mask.unique().tolist()) <= {0.0, 1.0}
+    image, mask = data.tests["MTD defective (held out)"][0]
+    assert image.shape == (1, 64, 64) and mask.shape[-2:] != (64, 64)  # masks keep their own size
+    assert mask.sum() > 0

@@ -178,52 +178,6 @@ def test_submission_round_trip_and_validity(tmp_path):
 
 
 # --- training recipe (defectlib.two_stage) -------------------------------------------------------
-def test_balanced_sampler_every_class_in_each_batch_and_crop_alternates():
-    from defectlib.two_stage import ClassBalancedSampler
-    classes = [[]] * 50 + [[0]] * 30 + [[1]] * 5 + [[0, 2]] * 2 + [[3]]   # clean dominates
-    s = ClassBalancedSampler(classes, num_samples=50, crop_sizes=((8, 12), (8, 16)), seed=0)
-    for epoch, size in [(0, (8, 12)), (1, (8, 16)), (2, (8, 12))]:
-        s.set_epoch(epoch)
-        items = list(s)
-        assert len(items) == 50 and {sz for _, sz in items} == {size}
-        for b in range(0, 50, 5):                                        # batch 5 = 4 classes + clean
-            batch = [classes[i] for i, _ in items[b:b + 5]]
-            for c in range(4):
-                assert any(c in cs for cs in batch), (b, batch)
-            assert any(not cs for cs in batch)                           # the clean class too
-
-
-def test_crop_dataset_rejects_dark_crops_and_keeps_mask_aligned():
-    from defectlib.two_stage import CropDataset
-    image = torch.zeros(1, 32, 64)
-    image[..., 32:] = torch.linspace(0.5, 1.0, 32)                       # left half black
-    mask = torch.zeros(2, 32, 64)
-    mask[1, 10:20, 40:50] = 1
-
-    class One(torch.utils.data.Dataset):
-        def __len__(self):
-            return 1
-
-        def __getitem__(self, i):
-            return image, mask
-    ds = CropDataset(One(), transforms=None, dark_threshold=0.3, tries=50)
-    np.random.seed(0)
-    hits = 0
-    for _ in range(20):
-        x, y = ds[(0, (16, 24))]
-        assert x.shape == (1, 16, 24) and y.shape == (2, 16, 24)
-        assert x.mean() >= 0.3                                           # never a dark crop
-        # the mask moved with the image: masked columns show the ramp values of columns 40..49
-        cols = torch.nonzero(y[1].any(0)).flatten()
-        if len(cols):
-            ramp = x[0, 0, cols]
-            assert ramp.min() >= 0.5 + 0.5 * 8 / 31 - 1e-5 and ramp.max() <= 0.5 + 0.5 * 17 / 31 + 1e-5
-            hits += 1
-    assert ds.rejected > 0 and hits > 0
-    x, _ = ds[(0, (64, 128))]                                            # larger than the image: clipped
-    assert x.shape == (1, 32, 64)
-
-
 def test_budget_stops_training_early():
     from defectlib.engine import TrainConfig, fit
     from defectlib.two_stage import Budget

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from defectlib.synth.writers import write_mtd, write_neu_seg, write_severstal
-from defectlib.two_stage import eval_loader, mtd_task, neu_seg_task, severstal_task
+from defectlib.two_stage import eval_loader, gate_loader, mtd_task, neu_seg_task, seg_loader, severstal_task
 
 
 def _check_splits(task):
@@ -75,6 +75,49 @@ def test_eval_loader_limit_is_a_random_subset_not_the_first_images(tmp_path):
     ids = loader.dataset.ds.ids
     assert len(ids) == n // 2 and ids != task.train.ids[: n // 2]        # splits are ordered by class
     assert ids == eval_loader(task.train, 4, limit=n // 2, seed=0).dataset.ds.ids
+
+
+def test_seg_loader_balanced_alternating_crops_masks_follow_images(tmp_path):
+    """The paper's batches: every class (clean included) in each batch, crop size alternating by
+    epoch, and the augmentations move mask and image together."""
+    root = write_mtd(tmp_path / "mtd", n_free=12, per_defect_class=4, seed=5)
+    task = mtd_task(root, real=False, size=(96, 96), crops=((48, 64), (64, 80)), seed=0)
+    loader = seg_loader(task, batch_size=6, steps_per_epoch=3, dark_threshold=0.0, seed=0)
+    for epoch, size in ((0, (48, 64)), (1, (64, 80)), (2, (48, 64))):
+        batches = list(loader)                           # one epoch, as the engine iterates it
+        assert len(batches) == 3
+        for x, y in batches:
+            assert x.shape == (6, 1, *size) and y.shape == (6, 5, *size)
+    sampler = seg_loader(task, batch_size=6, steps_per_epoch=4, seed=1).batch_sampler
+    for batch in sampler:                                # 5 defect classes + 1 clean image per batch
+        assert sorted(tuple(task.train.classes[i]) for i in batch) == [(), (0,), (1,), (2,), (3,), (4,)]
+    # alignment: a mask drawn on the image itself must stay on the image under the augmentations
+    from defectlib.data.sampling import RandomCropDataset
+    from defectlib.two_stage import augmentations
+
+    class Bright(torch.utils.data.Dataset):
+        def __len__(self):
+            return 4
+
+        def __getitem__(self, i):
+            g = torch.Generator().manual_seed(i)
+            blocks = (torch.rand(1, 1, 5, 5, generator=g) > 0.6).float()       # 8x8-pixel blocks
+            image = torch.nn.functional.interpolate(blocks, size=(40, 40))[0]
+            return image, image.clone()                  # mask == bright pixels
+    crops = RandomCropDataset(Bright(), ((32, 32),), None, transforms=augmentations(), seed=0)
+    torch.manual_seed(0)
+    for i in range(4):
+        x, y = crops[i]
+        bright, marked = x[0] > 0.6, y[0] > 0.5          # brightness/contrast keep 1 >> 0
+        agree = (bright == marked).float().mean()
+        assert agree > 0.93, agree                       # only block edges may differ (misaligned: ~0.5)
+
+
+def test_gate_loader_balances_clean_and_defective(tmp_path):
+    root = write_mtd(tmp_path / "mtd", n_free=20, per_defect_class=2, seed=6)
+    task = mtd_task(root, real=False, size=(64, 64), seed=0)
+    x, y = next(iter(gate_loader(task, batch_size=8, steps_per_epoch=2, seed=0)))
+    assert x.shape == (8, 1, 64, 64) and float(y.sum()) == 4.0
 
 
 @pytest.mark.realdata

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as TF
 from torch.utils.data import Dataset, Sampler
+from torchvision import tv_tensors
 
 
 class ClassBalancedBatchSampler(Sampler[list[int]]):
@@ -128,7 +129,9 @@ class RandomCropDataset(Dataset):
         rng = np.random.default_rng((self.seed, self.epoch, i))
         ch, cw = self.crop_size
         y, x = random_crop_box(image.shape[-2:], (ch, cw), rng, image, self.dark_threshold, self.max_tries)
-        image, mask = image[..., y:y + ch, x:x + cw], mask[..., y:y + ch, x:x + cw]
+        # re-wrap: slicing returns plain tensors, and v2 transforms would then move the image only
+        image = tv_tensors.Image(image[..., y:y + ch, x:x + cw])
+        mask = tv_tensors.Mask(mask[..., y:y + ch, x:x + cw])
         if self.transforms is not None:
             image, mask = self.transforms(image, mask)
         return image, mask

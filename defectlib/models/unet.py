@@ -40,28 +40,28 @@ def load_torchvision_backbone(name: str, weights: Any = None) -> nn.Module:
     a path to a saved state dict, or a state dict. A state dict may omit the classifier head.
     """
     builder = getattr(torchvision.models, name)
-    if weights is None or isinstance(weights, (dict, Path)) or (
-            isinstance(weights, str) and (Path(weights).suffix in (".pt", ".pth") or Path(weights).is_file())):
-        model = builder(weights=None)
-        if weights is None:
-            return model
-        state = weights
-        if not isinstance(weights, dict):
-            path = Path(weights)
-            if not path.is_file():
-                raise FileNotFoundError(f"{path}: no such weights file for the {name} encoder")
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        try:
-            missing, unexpected = model.load_state_dict(state, strict=False)
-        except RuntimeError as exc:  # shape mismatch, e.g. resnet50 weights for resnet34
-            raise ValueError(f"weights for {name} do not match: {str(exc)[:300]}") from None
-        head = ("fc.", "classifier.")
-        missing = [k for k in missing if not k.startswith(head)]
-        if missing or unexpected:
-            raise ValueError(f"weights for {name} do not match: missing {missing[:5]}, "
-                             f"unexpected {list(unexpected)[:5]}")
-        return model
-    return builder(weights=weights)  # enum or enum name: torchvision downloads it
+    if weights is None:
+        return builder(weights=None)
+    local = isinstance(weights, (dict, Path)) or (
+        isinstance(weights, str) and (weights.endswith((".pt", ".pth")) or Path(weights).is_file()))
+    if not local:
+        return builder(weights=weights)  # a weights enum or its name: torchvision downloads it
+    model = builder(weights=None)
+    state = weights
+    if not isinstance(weights, dict):
+        path = Path(weights)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such weights file for the {name} encoder")
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # shape mismatch, e.g. resnet50 weights for resnet34
+        raise ValueError(f"weights for {name} do not match: {str(exc)[:300]}") from None
+    missing = [k for k in missing if not k.startswith(("fc.", "classifier."))]
+    if missing or unexpected:
+        raise ValueError(f"weights for {name} do not match: missing {missing[:5]}, "
+                         f"unexpected {list(unexpected)[:5]}")
+    return model
 
 
 def _adapt_first_conv(conv: nn.Conv2d, in_channels: int) -> nn.Conv2d:

@@ -85,8 +85,10 @@ def camera_and_lights(view: View, light: RingLight, centre: tuple[float, float])
     return cam, lights
 
 
-def _normalize(v: torch.Tensor, dim: int = 0) -> torch.Tensor:
-    return v / v.norm(dim=dim, keepdim=True).clamp_min(1e-12)
+def _normalize(v: torch.Tensor) -> torch.Tensor:
+    """Unit vectors along dim 0 of a [3, ...] tensor (explicit sum of squares: linalg.vector_norm
+    over a leading dim of 3 is ~10x slower on CPU)."""
+    return v * torch.rsqrt((v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).clamp_min(1e-24))
 
 
 def normals(surface: Surface, with_texture: bool = True, with_defects: bool = True) -> torch.Tensor:

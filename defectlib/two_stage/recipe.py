@@ -5,8 +5,9 @@ A. Bionda, "Severstal defect segmentation", IACV 2019-2020. What this module tur
 
 - Segmentation batches (Sec. 5.1): random crops whose size alternates by epoch (256x384, 256x512),
   dark crops rejected, batches with every class in equal proportion *including the clean class*,
-  flips / rotation / shift and brightness / contrast. :class:`ClassBalancedSampler` picks image
-  and crop size, :class:`CropDataset` crops it.
+  flips / rotation / shift and brightness / contrast: the data module's
+  :class:`~defectlib.data.sampling.ClassBalancedBatchSampler`, ``RandomCropDataset`` and
+  ``transforms.segmentation_train``, put together by :func:`seg_loader`.
 - Classifier batches (Sec. 5.2): full images, BCE on the defective flag.
 - :func:`train_stage`: Adam 1e-3 halved on a 3-epoch plateau of the validation loss (one
   :func:`defectlib.engine.fit` call per loss: BCE + Dice, then Tversky), with a time budget.
@@ -17,60 +18,38 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
-from torchvision import tv_tensors
 from torchvision.transforms import v2
 
+from ..data.sampling import ClassBalancedBatchSampler, RandomCropDataset, primary_labels
+from ..data.transforms import segmentation_train
 from ..engine import TrainConfig, fit, loss_evaluator, to_device
 from ..engine.progress import tqdm
 from .tasks import Task
 
 
 # --- training batches ----------------------------------------------------------------------------
-def augmentations(rotation: float = 10.0, shift: float = 0.05, brightness: float = 0.2,
-                  contrast: float = 0.2) -> v2.Compose:
-    """Paper Sec. 5: random flips, rotation and shift; brightness and contrast (image only)."""
-    return v2.Compose([v2.RandomHorizontalFlip(), v2.RandomVerticalFlip(),
-                       v2.RandomAffine(degrees=rotation, translate=(shift, shift)),
-                       v2.ColorJitter(brightness=brightness, contrast=contrast)])
+def augmentations() -> v2.Compose:
+    """Paper Sec. 5: random flips, rotation (5 degrees) and shift (5%); brightness and contrast."""
+    return segmentation_train(hflip=0.5, vflip=0.5, degrees=5.0, shift=0.05, brightness=0.2, contrast=0.2)
 
 
-class CropDataset(Dataset):
-    """Random crops for the segmenter: ``ds[(i, (h, w))]`` -> (image, mask) cropped to ``h x w``.
+class CropScheduleSampler(ClassBalancedBatchSampler):
+    """:class:`~defectlib.data.sampling.ClassBalancedBatchSampler` that also tells the crop dataset
+    which epoch starts, so the crop size alternates by epoch (256x384, 256x512, ...)."""
 
-    The sampler chooses the crop size (it alternates by epoch). A crop whose mean grey level is
-    below ``dark_threshold`` (Severstal's black strip ends: "completely dark crops are prevented")
-    is redrawn, up to ``tries`` times. Crops larger than the image are clipped to it.
-    """
+    def __init__(self, crops: RandomCropDataset, labels, batch_size: int, num_batches: int | None, seed: int = 0):
+        super().__init__(labels, batch_size, num_batches, seed)
+        self.crops = crops
 
-    def __init__(self, ds: Dataset, transforms=None, dark_threshold: float = 0.05, tries: int = 10):
-        self.ds, self.transforms = ds, transforms
-        self.dark_threshold, self.tries = dark_threshold, tries
-        self.rejected = 0
-
-    def __len__(self) -> int:
-        return len(self.ds)
-
-    def __getitem__(self, key):
-        i, (h, w) = key if isinstance(key, tuple) else (key, (None, None))
-        image, mask = self.ds[i]
-        H, W = image.shape[-2:]
-        h, w = min(h or H, H), min(w or W, W)
-        for _ in range(self.tries):
-            y, x = np.random.randint(0, H - h + 1), np.random.randint(0, W - w + 1)
-            crop = image[..., y:y + h, x:x + w]
-            if crop.mean() >= self.dark_threshold:
-                break
-            self.rejected += 1
-        image, mask = tv_tensors.Image(crop), tv_tensors.Mask(mask[..., y:y + h, x:x + w])
-        if self.transforms is not None:
-            image, mask = self.transforms(image, mask)
-        return image.as_subclass(torch.Tensor), mask.as_subclass(torch.Tensor)
+    def __iter__(self):
+        self.crops.set_epoch(self.epoch)
+        return super().__iter__()
 
 
 class GateDataset(Dataset):
@@ -89,55 +68,20 @@ class GateDataset(Dataset):
         return image.as_subclass(torch.Tensor), torch.tensor(float(mask.any()))
 
 
-class ClassBalancedSampler(torch.utils.data.Sampler):
-    """Images drawn class by class in turn (clean = its own class), so a batch whose size is a
-    multiple of the number of classes holds every class equally (paper Sec. 5.1: batch 5 = 4 defect
-    classes + clean). ``crop_sizes`` makes it yield ``(index, crop size)``, the size alternating
-    by epoch (the engine calls :meth:`set_epoch`). Classes without images are skipped."""
-
-    def __init__(self, classes: Sequence[Sequence[int]], num_samples: int, crop_sizes=None, seed: int = 0):
-        pools: dict[int, list[int]] = {}
-        for i, cs in enumerate(classes):
-            for c in (cs or [-1]):                      # -1 = clean
-                pools.setdefault(c, []).append(i)
-        self.pools = [pools[c] for c in sorted(pools)]
-        self.num_samples, self.crop_sizes, self.epoch = num_samples, crop_sizes, 0
-        self.generator = torch.Generator().manual_seed(seed)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return self.num_samples
-
-    def __iter__(self):
-        k = len(self.pools)
-        start = int(torch.randint(k, (1,), generator=self.generator))
-        size = None if not self.crop_sizes else tuple(self.crop_sizes[self.epoch % len(self.crop_sizes)])
-        for n in range(self.num_samples):
-            pool = self.pools[(start + n) % k]
-            i = pool[int(torch.randint(len(pool), (1,), generator=self.generator))]
-            yield (i, size) if size is not None else i
-
-
 def seg_loader(task: Task, batch_size: int, steps_per_epoch: int | None, dark_threshold=0.05,
                seed=0, num_workers=0) -> DataLoader:
-    """Class-balanced batches of augmented random crops (crop size alternating by epoch)."""
-    n = (steps_per_epoch or max(1, len(task.train) // batch_size)) * batch_size
-    sampler = ClassBalancedSampler(task.train.classes, n, task.crops, seed)
-    return DataLoader(CropDataset(task.train, augmentations(), dark_threshold), batch_size,
-                      sampler=sampler, num_workers=num_workers, drop_last=True)
+    """Class-balanced batches (clean = a class; a multi-class image counts as its rarest class) of
+    augmented random crops, the crop size alternating by epoch, dark crops redrawn."""
+    crops = RandomCropDataset(task.train, task.crops, dark_threshold, transforms=augmentations(), seed=seed)
+    labels = primary_labels(task.train.classes, clean="clean")
+    sampler = CropScheduleSampler(crops, labels, batch_size, steps_per_epoch, seed)
+    return DataLoader(crops, batch_sampler=sampler, num_workers=num_workers)
 
 
 def gate_loader(task: Task, batch_size: int, steps_per_epoch: int | None, seed=0, num_workers=0) -> DataLoader:
-    """Full images, clean and defective drawn in turn (50/50: Severstal's own ratio is 44/56)."""
-    n = (steps_per_epoch or max(1, len(task.train) // batch_size)) * batch_size
-    sampler = ClassBalancedSampler([[0] if d else [] for d in task.train.defective], n, seed=seed)
-    photometric = v2.Compose([v2.RandomHorizontalFlip(), v2.RandomVerticalFlip(),
-                              v2.RandomAffine(degrees=10, translate=(0.05, 0.05)),
-                              v2.ColorJitter(brightness=0.2, contrast=0.2)])
-    return DataLoader(GateDataset(task.train, photometric), batch_size, sampler=sampler,
-                      num_workers=num_workers, drop_last=True)
+    """Full images, clean and defective in equal numbers (Severstal's own ratio is 44/56)."""
+    sampler = ClassBalancedBatchSampler(task.train.defective, batch_size, steps_per_epoch, seed)
+    return DataLoader(GateDataset(task.train, augmentations()), batch_sampler=sampler, num_workers=num_workers)
 
 
 def eval_loader(ds: Dataset, batch_size: int, limit: int | None = None, gate: bool = False,

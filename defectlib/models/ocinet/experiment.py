@@ -32,6 +32,7 @@ from defectlib.data import MTD, NEUSeg, NRSDMN, locate
 from defectlib.engine import supervised_loss, to_device
 from defectlib.losses import DeepSupervisionLoss
 from defectlib.metrics import minmax_normalize, otsu_binarize, segmentation_scores, weighted_fmeasure
+from defectlib.paths import real_data_root
 
 METRICS = ("PA", "pixel_accuracy", "wFm", "IoU", "Dice")
 METRIC_NOTES = {
@@ -124,7 +125,7 @@ def build_data(data_root=None, size: int = 352, seed: int = 0, augment: bool = T
     train_tf, eval_tf = TrainTransform(size, augment), EvalTransform(size)
     nrsd, nrsd_real = locate("nrsd-mn", data_root)
     notes: list[str] = []
-    if not nrsd_real and data_root is not None:
+    if not nrsd_real and real_data_root(data_root) is not None:
         neu, neu_real = locate("neu-seg", data_root)
         mtd, mtd_real = locate("mtd", data_root)
         if neu_real and mtd_real:
