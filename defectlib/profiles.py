@@ -160,7 +160,48 @@ NB03: dict[str, dict] = {
 }
 
 # --- 04 Synthetic data (paper 004) ---------------------------------------------------------------
-NB04: dict[str, dict] = {"smoke": {}, "cpu": {}, "paper": {}}
+# archs: subset of defectlib.models.seg_baselines.ARCHITECTURES; arms: defectlib.synth_study.ARMS.
+# target_*: MTD tiles (Blowhole/Break/Crack + Free) for train (4:1 train/val) and test, split by seed;
+# scale 0.5 = half resolution (the paper evaluates RealClutch at half resolution). steps_per_epoch
+# None = one pass over the training images. threads=1: on 2 shared cores two OpenMP threads
+# spin-wait on each other (U-Net-ResNet34, 8 crops of 96x96, forward+backward: 20 s with 2 threads
+# vs 2.2 s with 1 while other notebooks ran). cpu trains U-Net only: FCN and DeepLabV3 (dilated
+# ResNet-50, output stride 8) cost ~1.5-2x a U-Net step, and 3 architectures x 7 training runs do
+# not fit the 30-minute budget; all seven arms run for U-Net (64 pre-training and 48 fine-tuning
+# steps per run, epochs of 8 steps, lr halved every 4 epochs instead of every 50).
+_NB04_PAPER_SC = {"crop": 256, "batch_size": 16, "steps_per_epoch": None, "max_epochs": 1000,
+                  "val_crops": 64, "lr_grid": (1e-3, 1e-4), "wd_grid": (1e-4, 1e-5), "finetune_lr": 1e-4,
+                  "finetune_epochs": 1000, "halve_every": 50, "early_stop_patience": 5,
+                  "early_stop_min_delta": 0.01, "eval_patch": (224, 320)}
+NB04: dict[str, dict] = {
+    "smoke": {"archs": ("unet",), "arms": ("real", "planar", "planar_ft", "synth", "synth_ft", "synth_ex",
+                                          "synth_ex_ft"),
+              "target_train_defective": 4, "target_train_clean": 2, "target_test_defective": 3,
+              "target_test_clean": 1, "target_scale": 0.5, "planar_train": 8, "planar_val": 2,
+              "synth_parts": 2, "synth_val_parts": 1, "synth_size": 64, "synth_views": 2,
+              "study": {"crop": 64, "batch_size": 2, "steps_per_epoch": 1, "max_epochs": 1, "val_crops": 2,
+                        "lr_grid": (1e-3,), "wd_grid": (1e-4,), "finetune_lr": 1e-4, "finetune_epochs": 1,
+                        "halve_every": 50, "early_stop_patience": 5, "early_stop_min_delta": 0.01,
+                        "eval_patch": (64, 64)},
+              "explore_size": 64, "bench_size": 64, "n_examples": 2, "threads": 1, "progress": False},
+    "cpu": {"archs": ("unet",), "arms": ("real", "planar", "planar_ft", "synth", "synth_ft", "synth_ex",
+                                        "synth_ex_ft"),
+            "target_train_defective": 24, "target_train_clean": 12, "target_test_defective": 45,
+            "target_test_clean": 15, "target_scale": 0.5, "planar_train": 400, "planar_val": 32,
+            "synth_parts": 60, "synth_val_parts": 6, "synth_size": 160, "synth_views": 4,
+            "study": {"crop": 96, "batch_size": 8, "steps_per_epoch": 8, "max_epochs": 8, "val_crops": 24,
+                      "lr_grid": (1e-3,), "wd_grid": (1e-4,), "finetune_lr": 1e-4, "finetune_epochs": 6,
+                      "halve_every": 4, "early_stop_patience": 5, "early_stop_min_delta": 0.01,
+                      "eval_patch": (112, 160)},
+            "explore_size": 160, "bench_size": 256, "n_examples": 4, "threads": 1, "progress": True},
+    "paper": {"archs": ("fcn", "deeplabv3", "unet"), "arms": ("real", "planar", "planar_ft", "synth",
+                                                            "synth_ft", "synth_ex", "synth_ex_ft"),
+              "target_train_defective": 32, "target_train_clean": 32, "target_test_defective": None,
+              "target_test_clean": None, "target_scale": 1.0, "planar_train": None, "planar_val": None,
+              "synth_parts": 1000, "synth_val_parts": 100, "synth_size": 320, "synth_views": 4,
+              "study": _NB04_PAPER_SC, "explore_size": 256, "bench_size": 256, "n_examples": 6,
+              "threads": None, "progress": True},
+}
 
 TABLES = {"00": NB00, "01": NB01, "02": NB02, "03": NB03, "04": NB04}
 

@@ -6,6 +6,7 @@ from torchvision.models.resnet import Bottleneck
 from defectlib.models.seg_baselines import ARCHITECTURES, build_seg_baseline, output_stride
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", ARCHITECTURES)
 @pytest.mark.parametrize("in_channels", [1, 3])
 def test_one_logit_map_at_input_size(arch, in_channels):

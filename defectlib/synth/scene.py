@@ -59,9 +59,9 @@ class SceneConfig:
 
 
 _TILE_TEXTURES = {
-    "milled": {"strength": 0.05, "scale_mm": 0.6, "roughness": 0.6},
-    "brushed": {"strength": 0.06, "scale_mm": 0.15, "roughness": 0.6},
-    "blasted": {"strength": 0.08, "scale_mm": 0.12, "roughness": 0.7},
+    "milled": {"strength": 0.15, "scale_mm": 0.8, "roughness": 0.6},
+    "brushed": {"strength": 0.25, "scale_mm": 0.3, "roughness": 0.6},
+    "blasted": {"strength": 0.12, "scale_mm": 0.15, "roughness": 0.7},
     "turned": FAMILY_DEFAULTS["turned"],
 }
 
@@ -69,7 +69,7 @@ PRESETS: dict[str, SceneConfig] = {
     "clutch": SceneConfig(),
     "tile": SceneConfig(
         families=("milled", "brushed", "blasted"), texture_defaults=_TILE_TEXTURES,
-        p_edge=0.3, p_hole=0.0, max_tile_curvature=0.02, p_defective=0.6,
+        p_edge=0.3, p_hole=0.0, max_tile_curvature=0.06, p_defective=0.6, jitter=0.5,
         n_dents=(0, 3), n_scratches=(0, 2), tilt_deg=(0.0, 15.0),
         material=Material(f0=0.04, diffuse=0.85, cavity_strength=0.9),
         light=RingLight(n_lights=8, radius_mm=25.0),

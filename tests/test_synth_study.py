@@ -1,0 +1,96 @@
+"""Paper-004 study plumbing: crops, input scaling, exposure stacking, thresholds, every arm runs."""
+import numpy as np
+import pytest
+import torch
+
+from defectlib import profiles
+from defectlib.synth_study import (ARMS, OUR_ROW, PAPER_ROW, CropSet, StudyConfig, choose_threshold, evaluate,
+                                   run_arch, study_config, to_input, verdict)
+
+
+def _pairs(n, size=48, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for _ in range(n):
+        img = torch.zeros(1, size, size)
+        img[:, :, size // 2:] = 0.3 + 0.4 * torch.rand(1, size, size - size // 2, generator=g)  # bright right half
+        mask = torch.zeros(1, size, size)
+        mask[:, 10:14, size // 2 + 5:size // 2 + 12] = 1
+        img[mask.bool()] = 0.05
+        out.append((img, mask))
+    return out
+
+
+def test_crops_are_intensity_biased_scaled_and_exposure_stacked():
+    pairs = _pairs(3, size=64)
+    ds = CropSet(pairs, crop=16, length=40, exposure=False, seed=0)
+    for x, m in (ds[i] for i in range(40)):
+        assert x.shape == (1, 16, 16) and m.shape == (1, 16, 16)
+        assert x.min() >= -1 and x.max() <= 1
+        assert (x > -1 + 2 * 10 / 255).any()               # every crop holds object (bright) pixels
+    ex = CropSet(pairs, crop=16, length=4, exposure=True, seed=0)
+    x, _ = ex[0]
+    assert x.shape == (3, 16, 16)
+    img = torch.rand(1, 8, 8)
+    stacked = (to_input(img, True) + 1) / 2
+    assert torch.allclose(stacked[0], img[0]) and torch.allclose(stacked[2], (4 * img[0]).clamp(0, 1))
+    fixed = CropSet(pairs, crop=16, length=4, seed=1, fixed=True)
+    assert torch.equal(fixed[2][0], fixed[2][0])
+    same = CropSet(pairs, crop=16, length=4, seed=1, fixed=True)
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(fixed.cache, same.cache))
+
+
+class _Oracle(torch.nn.Module):
+    """Logits = +/- from the input intensity: dark pixels on the part are 'defects'."""
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, x):
+        img = (x[:, :1] + 1) / 2
+        return 20 * ((img < 0.1) & (img > 0.02)).float() - 10 + 0 * self.w
+
+
+def test_threshold_and_evaluation_on_an_oracle():
+    pairs = _pairs(2)                 # background 0, part in [0.3, 0.7], defects at 0.05
+    sc = StudyConfig(eval_patch=(32, 32))
+    thr = choose_threshold(_Oracle(), pairs, False, sc)
+    res = evaluate(_Oracle(), pairs, thr, False, sc)
+    assert res["F1"] == pytest.approx(100.0)
+    res_hi = evaluate(_Oracle(), pairs, 0.9999999, False, sc)
+    assert res_hi["R"] == 0.0 and res_hi["F1"] == 0.0
+
+
+@pytest.mark.slow
+def test_every_arm_runs_a_step_and_the_verdict_reads_the_rows():
+    tgt = {"train": _pairs(3, seed=1), "val": _pairs(2, seed=2), "test": _pairs(2, seed=3)}
+    src = {"train": _pairs(3, seed=4), "val": _pairs(2, seed=5)}
+    sc = StudyConfig(crop=32, batch_size=2, steps_per_epoch=1, max_epochs=1, finetune_epochs=1,
+                     val_crops=2, eval_patch=(48, 48))
+    logs = []
+    rows, models = run_arch("unet", tgt, {"planar": src, "synth": src, "synth_ex": src}, sc, ARMS,
+                            log=logs.append)
+    assert [r["arm"] for r in rows] == list(ARMS) and set(models) == set(ARMS)
+    for r in rows:
+        assert 0 <= r["F1"] <= 100 and 0 <= r["P"] <= 100 and 0 <= r["R"] <= 100
+        assert r["epochs"] == (0 if r["arm"] in ("planar", "synth", "synth_ex") else 1)
+    assert models["synth_ex"].encoder is not None
+    first = next(models["synth_ex_ft"].parameters())
+    assert first.shape[1] == 3                              # exposure-stacked arms see 3 channels
+    assert next(models["real"].parameters()).shape[1] == 1
+    assert "claim" in verdict(rows, "unet") and len(logs) == len(ARMS)
+    assert set(PAPER_ROW) == set(OUR_ROW) == set(ARMS)
+
+
+def test_profiles_and_dry_run():
+    for name in profiles.PROFILE_NAMES:
+        cfg = profiles.get("04", name)
+        sc = study_config(cfg)
+        assert set(cfg.arms) <= set(ARMS) and sc.crop > 0
+    assert set(profiles.get("04", "cpu").arms) == set(ARMS)   # all arms for at least one architecture
+    dry = study_config(profiles.get("04", "paper", dry_run=True))
+    assert dry.max_steps == 2 and dry.max_eval_batches == 1 and dry.max_eval_images == 2
+    paper = profiles.get("04", "paper")
+    assert paper.study["lr_grid"] == (1e-3, 1e-4) and paper.study["wd_grid"] == (1e-4, 1e-5)
+    assert paper.study["crop"] == 256 and paper.study["batch_size"] == 16
+    assert np.isclose(paper.study["finetune_lr"], 1e-4)
