@@ -193,4 +193,6 @@ def child_env(jobs: int, cpu_parallel: bool) -> dict:
         for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             env.setdefault(var, threads)
     env.setdefault("PYTHONUNBUFFERED", "1")
+    # A text progress bar in an executed notebook keeps every redraw as output: redraw rarely.
+    env.setdefault("TQDM_MININTERVAL", "15")
     return env

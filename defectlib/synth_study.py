@@ -180,8 +180,9 @@ class StudyConfig:
 def study_config(cfg) -> StudyConfig:
     """The :class:`StudyConfig` of a notebook profile (``profiles.get("04", ...)``), dry run included."""
     sc = StudyConfig(**cfg["study"], progress=bool(cfg.get("progress", False)))
-    if cfg.get("dry_run"):
+    if cfg.get("dry_run"):  # 2 steps per run, one grid point: a dry run checks that every run starts
         sc.max_steps, sc.max_eval_batches, sc.max_eval_images = cfg["max_steps"], cfg["max_eval_batches"], 2
+        sc.lr_grid, sc.wd_grid = sc.lr_grid[:1], sc.wd_grid[:1]
     return sc
 
 

@@ -152,3 +152,44 @@ def test_presets_and_dataset_shapes():
         get_config("nope")
     with pytest.raises(IndexError):
         SynthSurfaces(1, "clutch", size=32)[99]
+
+
+def _reference_shade(surface, view, light, material, ambient):
+    """The shading equation written out light by light with explicit vectors (module docstring)."""
+    from defectlib.synth.render import camera_and_lights, normals
+    H, W = surface.shape
+    px = surface.px_mm
+    cam, lights = camera_and_lights(view, light, ((W - 1) * px / 2, (H - 1) * px / 2))
+    n = normals(surface).double()
+    z = (surface.height + surface.dents).double()
+    y, x = torch.meshgrid(torch.arange(H, dtype=torch.float64) * px, torch.arange(W, dtype=torch.float64) * px,
+                          indexing="ij")
+    p = torch.stack([x, y, z])
+    unit = lambda a: a / a.norm(dim=0, keepdim=True)
+    v = unit(cam.double()[:, None, None] - p)
+    nv = (n * v).sum(0).clamp_min(1e-4)
+    a2, k = surface.texture.roughness ** 2, surface.texture.roughness / 2
+    occl = 1 - material.cavity_strength * surface.cavity.double()
+    total = torch.zeros(H, W, dtype=torch.float64)
+    for P in lights.double():
+        d = P[:, None, None] - p
+        l = unit(d)
+        nl = (n * l).sum(0).clamp_min(0)
+        h = unit(l + v)
+        nh, vh = (n * h).sum(0).clamp(0, 1), (v * h).sum(0).clamp(0, 1)
+        D = a2 / (math.pi * (nh * nh * (a2 - 1) + 1) ** 2)
+        F = material.f0 + (1 - material.f0) * (1 - vh) ** 5
+        G = nv / (nv * (1 - k) + k) * nl / (nl * (1 - k) + k)
+        spec = D * F * G / (4 * nl.clamp_min(1e-12) * nv)
+        total += (material.diffuse / math.pi * occl + spec) * nl * light.power * view.distance_mm ** 2 / (d * d).sum(0)
+    return (ambient * occl + total / light.n_lights) * surface.part
+
+
+@pytest.mark.parametrize("tilt", [0.0, 30.0])
+def test_vectorised_shading_equals_the_light_by_light_equation(tilt):
+    cfg = get_config("clutch", size=48)
+    part = make_part(cfg, part_generator(0, 2), defective=True)
+    view, light, mat = View(tilt_deg=tilt, azimuth_deg=40.0), RingLight(), Material()
+    ours = shade(part, view, light, mat, 0.03).double()
+    ref = _reference_shade(part, view, light, mat, 0.03)
+    assert torch.allclose(ours, ref, rtol=2e-3, atol=1e-4)

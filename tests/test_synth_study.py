@@ -90,6 +90,7 @@ def test_profiles_and_dry_run():
     assert set(profiles.get("04", "cpu").arms) == set(ARMS)   # all arms for at least one architecture
     dry = study_config(profiles.get("04", "paper", dry_run=True))
     assert dry.max_steps == 2 and dry.max_eval_batches == 1 and dry.max_eval_images == 2
+    assert dry.lr_grid == (1e-3,) and dry.wd_grid == (1e-4,)
     paper = profiles.get("04", "paper")
     assert paper.study["lr_grid"] == (1e-3, 1e-4) and paper.study["wd_grid"] == (1e-4, 1e-5)
     assert paper.study["crop"] == 256 and paper.study["batch_size"] == 16

@@ -88,10 +88,14 @@ def _loguniform(gen, lo, hi):
 
 def _where(gen, part: torch.Tensor, px_mm: float) -> tuple[float, float]:
     """A point (mm) drawn uniformly over the part's pixels (anywhere if the part is empty)."""
-    flat = part.reshape(-1).float()
-    if flat.sum() == 0:
-        flat = torch.ones_like(flat)
-    k = int(torch.multinomial(flat, 1, generator=gen))
+    flat = part.reshape(-1)
+    for _ in range(64):                      # rejection sampling: cheap when the part covers the view
+        k = int(torch.randint(flat.numel(), (), generator=gen))
+        if flat[k]:
+            break
+    else:
+        w = flat.float() if flat.any() else torch.ones(flat.numel())
+        k = int(torch.multinomial(w, 1, generator=gen))
     W = part.shape[1]
     return ((k % W) + _u(gen, -0.5, 0.5)) * px_mm, ((k // W) + _u(gen, -0.5, 0.5)) * px_mm
 

@@ -31,6 +31,9 @@ import torch
 from .heightfield import Surface, slopes
 
 
+_BLOCK = 16384          # pixels shaded at once
+
+
 @dataclass
 class View:
     """Camera pose: tilt from the surface normal and azimuth (degrees), distance (mm) to the view centre."""
@@ -110,34 +113,48 @@ def shade(surface: Surface, view: View, light: RingLight, material: Material,
     px = surface.px_mm
     centre = ((W - 1) * px / 2, (H - 1) * px / 2)
     cam, lights = camera_and_lights(view, light, centre)
-    n = normals(surface)
+    n = normals(surface).reshape(3, -1)                               # [3, N]
     z = surface.height if surface.dents is None else surface.height + surface.dents
     y = torch.arange(H, dtype=torch.float32)[:, None].expand(H, W) * px
     x = torch.arange(W, dtype=torch.float32)[None, :].expand(H, W) * px
-    p = torch.stack([x, y, z])                                       # [3, H, W]
-    v = _normalize(cam[:, None, None] - p)
+    p = torch.stack([x, y, z]).reshape(3, -1)                        # [3, N] surface points
+    v = _normalize(cam[:, None] - p)
     nv = (n * v).sum(0).clamp_min(1e-4)
-    alpha2 = surface.texture.roughness ** 2
-    k = surface.texture.roughness / 2
-    g_v = nv / (nv * (1 - k) + k)
-    occl = 1.0 if surface.cavity is None else 1.0 - material.cavity_strength * surface.cavity
-    ref2 = view.distance_mm ** 2
-    total = torch.zeros(H, W)
-    for P in lights:                                                 # K is small (ring of 8)
-        d = P[:, None, None] - p
-        dist2 = (d * d).sum(0)
-        l = d / dist2.sqrt()
-        nl = (n * l).sum(0).clamp_min(0.0)
-        h = _normalize(l + v)
-        nh = (n * h).sum(0).clamp_min(0.0)
-        vh = (v * h).sum(0).clamp_min(0.0)
-        D = alpha2 / (math.pi * (nh * nh * (alpha2 - 1) + 1) ** 2)
-        F = material.f0 + (1 - material.f0) * (1 - vh) ** 5
-        G = g_v * nl / (nl * (1 - k) + k)
-        spec = D * F * G / (4 * nl.clamp_min(1e-4) * nv)
-        total += (material.diffuse / math.pi * occl + spec) * nl * (light.power * ref2 / dist2)
+    # All K lights at once without forming the [K, 3, N] light vectors: with d_k = P_k - p,
+    #   |d_k|^2 = |P_k|^2 - 2 P_k.p + |p|^2,  n.l_k = (P_k.n - p.n) / |d_k|,  l_k.v = (P_k.v - p.v) / |d_k|,
+    #   |l_k + v| = sqrt(2 + 2 l_k.v),  n.h_k = (n.l_k + n.v) / |l_k + v|,  v.h_k = (1 + l_k.v) / |l_k + v|
+    # and the three P_k.(p, n, v) are one [K, 3] x [3, 3B] matrix product per block of B pixels (blocks
+    # keep the [K, B] temporaries in cache: the shading is memory-bound).
+    pp, pn, pv = (p * p).sum(0), (p * n).sum(0), (p * v).sum(0)
+    PP = (lights * lights).sum(1, keepdim=True)
+    r = surface.texture.roughness
+    alpha2, k = r * r, r / 2
+    power = light.power * view.distance_mm ** 2
+    diff_sum, spec_sum = torch.empty(H * W), torch.empty(H * W)
+    for s in range(0, H * W, _BLOCK):
+        sl = slice(s, s + _BLOCK)
+        b = p[:, sl].shape[1]
+        Pp, Pn, Pv = (lights @ torch.cat([p[:, sl], n[:, sl], v[:, sl]], 1)).split(b, 1)   # each [K, B]
+        inv = Pp.mul_(-2).add_(pp[sl]).add_(PP).clamp_min_(1e-12).rsqrt_()               # 1 / |d_k|
+        nl_raw = Pn.sub_(pn[sl]).mul_(inv)
+        lv = Pv.sub_(pv[sl]).mul_(inv)
+        inv_h = (lv * 2 + 2).clamp_min_(1e-12).rsqrt_()
+        nh = (nl_raw + nv[sl]).mul_(inv_h).clamp_(0.0, 1.0)
+        vh = lv.add_(1).mul_(inv_h).clamp_(0.0, 1.0)
+        nl = nl_raw.clamp_min_(0.0)
+        falloff = inv.mul_(inv).mul_(power)                                              # E / |d_k|^2
+        D = nh.mul_(nh).mul_(alpha2 - 1).add_(1).square_().reciprocal_().mul_(alpha2 / math.pi)
+        one_m = vh.neg_().add_(1)
+        F = (one_m * one_m).square_().mul_(one_m).mul_(1 - material.f0).add_(material.f0)
+        # GGX x Schlick x Smith-Schlick G / (4 (n.l)(n.v)), times n.l: one n.l cancels
+        G1 = nl / (nl * (1 - k) + k)
+        spec_nl = D.mul_(F).mul_(G1).div_(4 * (nv[sl] * (1 - k) + k))
+        diff_sum[sl] = (nl * falloff).sum(0)
+        spec_sum[sl] = spec_nl.mul_(falloff).sum(0)
+    occl = torch.ones(H * W) if surface.cavity is None else 1.0 - material.cavity_strength * surface.cavity.reshape(-1)
+    total = diff_sum * (material.diffuse / math.pi) * occl + spec_sum
     radiance = ambient * occl + total / light.n_lights
-    return radiance * surface.part
+    return (radiance * surface.part.reshape(-1)).reshape(H, W)
 
 
 def visible(surface: Surface, view: View, light: RingLight | None = None, min_cos_view: float = 0.1) -> torch.Tensor:
