@@ -37,14 +37,17 @@ def to_uint8(image: torch.Tensor | np.ndarray) -> torch.Tensor:
 
 
 def draw_boxes(image, boxes, labels=None, class_names: Sequence[str] | None = None,
-               width: int = 2) -> torch.Tensor:
-    """Boxes ``[N, 4]`` xyxy over ``image``; ``labels`` 1-based, named by ``class_names``."""
+               width: int = 2, scores=None) -> torch.Tensor:
+    """Boxes ``[N, 4]`` xyxy over ``image``; ``labels`` 1-based, named by ``class_names``, captioned
+    with their ``scores`` too when given (detections)."""
     img = to_uint8(image)
     boxes = torch.as_tensor(boxes, dtype=torch.float32).reshape(-1, 4)
     if len(boxes) == 0:
         return img
     labels = [1] * len(boxes) if labels is None else [int(v) for v in torch.as_tensor(labels)]
     names = [class_names[v - 1] if class_names else str(v) for v in labels]
+    if scores is not None:
+        names = [f"{n} {float(sc):.2f}" for n, sc in zip(names, torch.as_tensor(scores))]
     return draw_bounding_boxes(img, boxes, labels=names, colors=[color(v) for v in labels],
                                width=width)
 

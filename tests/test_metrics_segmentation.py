@@ -167,3 +167,18 @@ def test_ocinet_evaluation_protocol():
     assert out["IoU"] == pytest.approx(np.mean(ious), abs=1e-12)
     assert out["wFm"] == pytest.approx(np.mean(wfms), abs=5e-3)  # oracle sees an 8-bit map
     assert set(out) == {"PA", "foreground_recall", "wFm", "IoU", "Dice"}
+
+
+def test_ocinet_evaluation_per_image_matches_one_image_at_a_time():
+    rng = np.random.default_rng(7)
+    target = rng.random((5, 24, 24)) < 0.2
+    target[4] = False  # an image without defect: IoU/Dice of an empty prediction score 1, wFm 0
+    prob = rng.random((5, 24, 24)).astype(np.float32)
+    per_image = seg.ocinet_evaluation(prob, target, reduction="none")
+    assert all(v.shape == (5,) for v in per_image.values())
+    for i in range(5):
+        one = seg.ocinet_evaluation(prob[i:i + 1], target[i:i + 1])
+        assert {k: v[i] for k, v in per_image.items()} == pytest.approx(one, abs=0)
+    assert {k: v.mean() for k, v in per_image.items()} == pytest.approx(seg.ocinet_evaluation(prob, target))
+    with pytest.raises(ValueError, match="reduction"):
+        seg.ocinet_evaluation(prob, target, reduction="pooled")

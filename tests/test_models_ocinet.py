@@ -254,3 +254,42 @@ def test_build_data_on_real_neu_seg_and_mtd(real_data):
     image, mask = data.tests["MTD defective (held out)"][0]
     assert image.shape == (1, 64, 64) and mask.shape[-2:] != (64, 64)  # masks keep their own size
     assert mask.sum() > 0
+
+
+def _straddling(train, test, pairs):
+    train, test = set(train), set(test)
+    return [(a, b) for a, b, *_ in pairs if (a in train and b in test) or (a in test and b in train)]
+
+
+def test_mtd_split_keeps_near_duplicate_pairs_together(tmp_path):
+    """On a folder that carries the real MTD ids of the 7 near-duplicate pairs (plus singletons),
+    no seed may put the two tiles of a pair on different sides (the old per-class shuffle did)."""
+    import numpy as np
+    from PIL import Image
+
+    from defectlib.data.splits import MTD_NEAR_DUPLICATES
+    from defectlib.models.ocinet.experiment import mtd_defective_split
+
+    names = {a for a, b, _ in MTD_NEAR_DUPLICATES} | {b for a, b, _ in MTD_NEAR_DUPLICATES}
+    names |= {f"MT_{c}/exp9_num_{k}" for c in ("Crack", "Blowhole") for k in range(10)}
+    mask = np.zeros((8, 8), np.uint8)
+    mask[2:5, 2:5] = 255
+    for name in names:
+        folder = tmp_path / (name.split("/")[0]) / "Imgs"
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.full((8, 8), 128, np.uint8)).save(folder / f"{name.split('/')[1]}.jpg")
+        Image.fromarray(mask).save(folder / f"{name.split('/')[1]}.png")
+    for seed in range(20):
+        train, test = mtd_defective_split(tmp_path, seed=seed)
+        assert sorted(train + test) == sorted(names) and not set(train) & set(test)
+        assert len(test) == round(0.25 * 20) + round(0.25 * 14)  # 5 per class (ties round to even)
+        assert _straddling(train, test, MTD_NEAR_DUPLICATES) == [], seed
+
+
+@pytest.mark.realdata
+def test_mtd_split_on_real_data_keeps_near_duplicates_together(real_dataset):
+    from defectlib.data.splits import MTD_NEAR_DUPLICATES
+    from defectlib.models.ocinet.experiment import mtd_defective_split
+    train, test = mtd_defective_split(real_dataset("mtd"), seed=0)
+    assert (len(train), len(test)) == (291, 97)
+    assert _straddling(train, test, MTD_NEAR_DUPLICATES) == []

@@ -302,6 +302,14 @@ def check_dataset(path, kind: str | None = None, max_hamming: int = 22, mad_thre
     mask_values: Counter = Counter()
     keys, hashes, shapes, paths, exact, thumbs = [], [], [], [], [], []
     sizes: Counter = Counter()
+
+    def fingerprint(key, path, img):  # what the duplicate search compares
+        keys.append(key)
+        paths.append(path)
+        shapes.append(img.shape)
+        hashes.append(phash(img))
+        thumbs.append(thumbnail(img))
+        exact.append(hashlib.sha1(img.tobytes() + str(img.shape).encode()).hexdigest())
     from tqdm.auto import tqdm
     it = tqdm(samples, desc=f"check {root.name}") if progress else samples
     for s in it:
@@ -310,12 +318,7 @@ def check_dataset(path, kind: str | None = None, max_hamming: int = 22, mad_thre
             continue
         sizes[f"{img.shape[1]}x{img.shape[0]}"] += 1
         if duplicates:
-            keys.append(s.key)
-            paths.append(s.image)
-            shapes.append(img.shape)
-            hashes.append(phash(img))
-            thumbs.append(thumbnail(img))
-            exact.append(hashlib.sha1(img.tobytes() + str(img.shape).encode()).hexdigest())
+            fingerprint(s.key, s.image, img)
     report.info["image sizes (WxH)"] = dict(sizes.most_common(5)) | ({"...": f"{len(sizes)} sizes"} if len(sizes) > 5 else {})
     if mask_values:
         vals = sorted(mask_values)
@@ -330,19 +333,14 @@ def check_dataset(path, kind: str | None = None, max_hamming: int = 22, mad_thre
         other = Path(against)
         scratch = Report(other, detect_kind(other))
         others = _enumerate(other, scratch.kind, scratch)
-        keys = [f"{root.name}:{k}" for k in keys]
+        keys[:] = [f"{root.name}:{k}" for k in keys]
         n_own = len(keys)
         for s in (tqdm(others, desc=f"hash {other.name}") if progress else others):
             try:
                 img = read_gray(s.image)
             except DatasetError:
                 continue
-            keys.append(f"{other.name}:{s.key}")
-            paths.append(s.image)
-            shapes.append(img.shape)
-            hashes.append(phash(img))
-            thumbs.append(thumbnail(img))
-            exact.append(hashlib.sha1(img.tobytes() + str(img.shape).encode()).hexdigest())
+            fingerprint(f"{other.name}:{s.key}", s.image, img)
         pairs = _near_pairs(keys, hashes, shapes, paths, max_hamming, mad_threshold, exact, thumbs)
         own = set(keys[:n_own])
         report.pairs = [p for p in pairs if (p.a in own) == (p.b in own) and p.a in own]

@@ -4,7 +4,9 @@ Usually cited as the segmentation set of H. Dong et al., "PGA-Net", IEEE TII 16(
 Layout: ``images/{training,test}/<id>.jpg`` + ``annotations/{training,test}/<id>.png``; mask values
 0 background, 1 inclusion, 2 patches, 3 scratches. 300 file names exist in BOTH splits as
 different images, so samples are keyed ``<split>/<name>``. See SOURCE.md for its overlaps with
-NEU-DET and its 16 cross-split near-duplicates.
+NEU-DET. Test images that near-duplicate a training image: 16 pairs are listed in SOURCE.md's
+``near_duplicates.txt``; ``defectlib data check`` finds 22 at the same threshold (mean absolute grey
+difference < 2.9), and :func:`~defectlib.data.splits.neu_seg_clean_test_ids` drops those 22.
 """
 from __future__ import annotations
 

@@ -17,14 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._arrays import to_numpy as _np
+
 __all__ = ["confusion_matrix", "precision_recall", "GateReport", "gate_report"]
-
-
-def _np(x, dtype=None):
-    if hasattr(x, "detach"):
-        x = x.detach().cpu().numpy()
-    x = np.asarray(x)
-    return x.astype(dtype, copy=False) if dtype is not None else x
 
 
 def confusion_matrix(y_true, y_pred, num_classes=None):

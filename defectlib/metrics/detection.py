@@ -29,6 +29,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ._arrays import to_numpy as _np
 from .coco_result import COCO_STAT_NAMES, COCOResult
 
 __all__ = ["COCO_AREA_RANGES", "COCO_STAT_NAMES", "COCOResult", "COCOEvaluator", "evaluate_detections"]
@@ -37,13 +38,6 @@ IOU_THRESHOLDS = np.linspace(0.5, 0.95, int(np.round((0.95 - 0.5) / 0.05)) + 1, 
 RECALL_THRESHOLDS = np.linspace(0.0, 1.00, int(np.round((1.00 - 0.0) / 0.01)) + 1, endpoint=True)
 COCO_AREA_RANGES = {"all": (0.0, 1e5**2), "small": (0.0, 32.0**2), "medium": (32.0**2, 96.0**2),
                     "large": (96.0**2, 1e5**2)}
-
-
-def _np(x, dtype, shape=None):
-    if hasattr(x, "detach"):
-        x = x.detach().cpu().numpy()
-    a = np.asarray(x, dtype=dtype)
-    return a.reshape(shape) if shape is not None else a
 
 
 def _flatten(items, is_prediction: bool) -> dict:

@@ -23,17 +23,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._arrays import to_numpy as _np
+
 __all__ = ["confusion_counts", "segmentation_scores", "ocinet_evaluation", "kaggle_dice",
            "severstal_author_dice", "minmax_normalize", "otsu_threshold", "otsu_binarize",
            "precision_recall_curve",
            "best_f1_threshold", "pixel_prf", "multiclass_confusion", "per_class_iou"]
-
-
-def _np(x, dtype=None):
-    if hasattr(x, "detach"):
-        x = x.detach().cpu().numpy()
-    x = np.asarray(x)
-    return x.astype(dtype, copy=False) if dtype is not None else x
 
 
 def _bool(x, name):
@@ -98,25 +93,28 @@ def segmentation_scores(pred, target, reduction="image", empty=1.0) -> dict:
     return {k: float(v.mean()) for k, v in out.items()}
 
 
-def ocinet_evaluation(prob, target, wfm_on="map") -> dict:
+def ocinet_evaluation(prob, target, wfm_on="map", reduction="mean") -> dict:
     """OCINet's test protocol (paper 003, Table I) on probability maps ``[N, H, W]``, in fractions.
 
     Per-image min-max normalisation, Otsu binarisation, then per-image scores averaged over images:
     ``PA`` as the paper's Eq. 5 defines it (pixel accuracy) and ``foreground_recall`` (what the
     authors' code reports as PA), ``IoU`` (Eq. 7), ``Dice`` (Eq. 8), and Margolin's ``wFm`` (Eq. 6)
     on the normalised map (``wfm_on="map"``, the usual salient-object practice) or on the Otsu
-    mask (``"binary"``).
+    mask (``"binary"``). ``reduction="none"`` returns the per-image ``[N]`` arrays instead of means.
     """
     from .wfm import weighted_fmeasure
 
-    norm = minmax_normalize(prob)
-    binary = otsu_binarize(norm, normalize=False)
-    s = segmentation_scores(binary, target)
     if wfm_on not in ("map", "binary"):
         raise ValueError(f"wfm_on must be 'map' or 'binary', got {wfm_on!r}")
-    wfm = weighted_fmeasure(np.clip(norm, 0, 1) if wfm_on == "map" else binary, target)
-    return {"PA": s["pixel_accuracy"], "foreground_recall": s["foreground_recall"], "wFm": wfm,
-            "IoU": s["iou"], "Dice": s["dice"]}
+    if reduction not in ("mean", "none"):
+        raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
+    norm = minmax_normalize(prob)
+    binary = otsu_binarize(norm, normalize=False)
+    s = segmentation_scores(binary, target, reduction="none")
+    wfm = weighted_fmeasure(np.clip(norm, 0, 1) if wfm_on == "map" else binary, target, reduction="none")
+    out = {"PA": s["pixel_accuracy"], "foreground_recall": s["foreground_recall"], "wFm": wfm,
+           "IoU": s["iou"], "Dice": s["dice"]}
+    return out if reduction == "none" else {k: float(v.mean()) for k, v in out.items()}
 
 
 def kaggle_dice(pred, target, per_class=False):

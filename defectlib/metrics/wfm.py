@@ -26,6 +26,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from ._arrays import to_numpy as _np
+
 __all__ = ["weighted_fmeasure", "gaussian_kernel_1d"]
 
 _EPS = np.spacing(1)
@@ -36,12 +38,6 @@ def gaussian_kernel_1d(size=7, sigma=5.0):
     x = np.arange(size, dtype=np.float64) - (size - 1) / 2
     g = np.exp(-(x * x) / (2 * sigma * sigma))
     return g / g.sum()
-
-
-def _np(x):
-    if hasattr(x, "detach"):
-        x = x.detach().cpu().numpy()
-    return np.asarray(x)
 
 
 def weighted_fmeasure(pred, target, beta2=1.0, empty_gt_score=0.0, reduction="mean", chunk=4):

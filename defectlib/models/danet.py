@@ -28,6 +28,8 @@ Choices the paper leaves open, stated (see REFERENCE.md section 1):
   probability of the true class, ``alpha_t = alpha`` for defect RoIs and ``1 - alpha`` for
   background RoIs (RetinaNet's convention, alpha = 0.25, gamma = 2), averaged over sampled RoIs as
   torchvision averages its cross-entropy. Inference is unchanged.
+- Grey ``[1, H, W]`` images work as they are: torchvision's normalisation (ImageNet mean/std of
+  3 channels) broadcasts them to 3 identical-content channels, so a COCO/ImageNet conv1 applies.
 - ``width`` shrinks every ResNet stage (64 = ResNet-50; the cpu profile uses less) and
   ``fpn_channels`` / ``representation_size`` the FPN and box head; the layer layout, DCN and CBAM
   positions stay those of ResNet-50, so the paper profile is exact and pretrained weights load.
@@ -213,9 +215,8 @@ class SingleScaleRoIPool(nn.Module):
     def forward(self, features: dict[str, Tensor], proposals: list[Tensor],
                 image_shapes: list[tuple[int, int]]) -> Tensor:
         x = features[self.featmap_name]
-        size = max(max(s[0] for s in image_shapes), max(s[1] for s in image_shapes))
-        scale = 2.0 ** round(math.log2(x.shape[-1] / size)) if x.shape[-2] <= x.shape[-1] else \
-            2.0 ** round(math.log2(x.shape[-2] / size))
+        size = max(max(s) for s in image_shapes)
+        scale = 2.0 ** round(math.log2(max(x.shape[-2:]) / size))
         return roi_pool(x, proposals, self.output_size, scale)
 
 

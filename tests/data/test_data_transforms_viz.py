@@ -7,7 +7,7 @@ import torch
 from torchvision import tv_tensors
 
 from defectlib.data.transforms import RandomRot90, normalize_minus1_1, segmentation_train
-from defectlib.data.viz import draw_boxes, overlay_mask, show
+from defectlib.viz import draw_boxes, draw_masks, show_grid, to_uint8
 
 
 def _sample(h=40, w=64):
@@ -46,16 +46,16 @@ def test_affine_and_photometric_keep_masks_binary_and_images_in_range():
 
 def test_draw_boxes_and_overlay_touch_only_their_pixels():
     image, mask, box = _sample()
-    drawn = draw_boxes(image, box, labels=[2], classes=("a", "b"))
-    base = (image.expand(3, -1, -1) * 255).round().to(torch.uint8)
+    drawn = draw_boxes(image, box, labels=[2], class_names=("a", "b"), scores=[0.9])
+    base = to_uint8(image)
     assert drawn.dtype == torch.uint8 and drawn.shape == (3, 40, 64)
     changed = (drawn != base).any(0)
     assert changed[5, 45] and not changed[25, 10]
-    over = overlay_mask(image, mask)
+    over = draw_masks(image, mask)
     changed = (over != base).any(0)
     assert torch.equal(changed, mask[0] > 0)
     idx = torch.zeros(40, 64, dtype=torch.int64)
     idx[0:3, 0:3] = 2
-    assert torch.equal((overlay_mask(image, idx) != base).any(0), idx > 0)
-    fig = show([drawn, image], titles=["boxes", "grey"], ncols=2)
+    assert torch.equal((draw_masks(image, idx) != base).any(0), idx > 0)
+    fig = show_grid([[drawn, image]], titles=[["boxes", "grey"]])
     assert len(fig.axes) == 2

@@ -10,10 +10,12 @@ Segmentation"): one module per paper component, one builder for every ablation v
     vanilla.py   vanilla CA / SA for the ablations                    Table III
     model.py     OCINet, VARIANTS, build_ocinet                       Tables II, III
 """
+from defectlib.complexity import count_parameters  # re-exported: the Table III #Param column
+
 from .ccim import CCIM, CollaborativeChannelAttentionUnit, channel_shuffle
 from .cpim import CPIM, PixelAttention
 from .csim import CSIM, CollaborativeSpatialAttentionUnit
-from .model import OCINet, VARIANTS, Variant, build_ocinet, capture_attention, count_parameters
+from .model import OCINet, VARIANTS, Variant, build_ocinet, capture_attention
 from .reasoner import DEEP_SUPERVISION_WEIGHTS, DefectReasoner
 
 __all__ = ["CCIM", "CollaborativeChannelAttentionUnit", "channel_shuffle", "CPIM", "PixelAttention",

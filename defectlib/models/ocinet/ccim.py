@@ -26,6 +26,12 @@ import torch
 from torch import Tensor, nn
 
 
+def channel_mlp(channels: int, hidden: int) -> nn.Sequential:
+    """CBAM's shared MLP as 1x1 convolutions: ``channels -> hidden -> channels``, no bias, ReLU."""
+    return nn.Sequential(nn.Conv2d(channels, hidden, 1, bias=False), nn.ReLU(inplace=True),
+                         nn.Conv2d(hidden, channels, 1, bias=False))
+
+
 def channel_shuffle(x: Tensor, groups: int) -> Tensor:
     """ShuffleNet's channel shuffle: ``[B, g*n, ...] -> [B, n*g, ...]`` interleaving the groups."""
     b, c = x.shape[:2]
@@ -45,11 +51,7 @@ class CollaborativeChannelAttentionUnit(nn.Module):
         joint = 2 * group_channels
         self.group_channels = group_channels
         self.shuffle_groups = shuffle_groups
-        self.mlp = nn.Sequential(
-            nn.Conv2d(joint, joint // reduction, 1, bias=False),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(joint // reduction, joint, 1, bias=False),
-        )
+        self.mlp = channel_mlp(joint, joint // reduction)
         self.gate = nn.Sigmoid()
 
     def forward(self, a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:

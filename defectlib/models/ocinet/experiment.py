@@ -16,11 +16,14 @@ on the min-max normalised map.
 Data (:func:`build_data`): NRSD-MN when a real copy is under ``data_root`` (train on 2,086 man-made
 images; test columns "man-made" and "natural"); otherwise, if real NEU-Seg and MTD are there,
 a binary steel/tile task with two real test columns: NEU-Seg test (all defect classes merged into
-one) and held-out MTD defective tiles; otherwise the NRSD-MN-format stand-in.
+one) and held-out MTD defective tiles; otherwise the NRSD-MN-format stand-in. No test image has a
+near-duplicate in training: NEU-Seg's test images that near-duplicate a training image are dropped
+and MTD's near-duplicate pairs stay on one side (:mod:`defectlib.data.splits`).
 """
 from __future__ import annotations
 
 import random
+from collections import defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,9 +32,11 @@ import torch.nn.functional as F
 from torch.utils.data import ConcatDataset, Dataset, Subset
 
 from defectlib.data import MTD, NEUSeg, NRSDMN, locate
+from defectlib.data.splits import (MTD_NEAR_DUPLICATES, groups_from_pairs, neu_seg_clean_test_ids,
+                                   stratified_split)
 from defectlib.engine import supervised_loss, to_device
 from defectlib.losses import DeepSupervisionLoss
-from defectlib.metrics import minmax_normalize, otsu_binarize, segmentation_scores, weighted_fmeasure
+from defectlib.metrics import ocinet_evaluation
 from defectlib.paths import real_data_root
 
 METRICS = ("PA", "pixel_accuracy", "wFm", "IoU", "Dice")
@@ -102,18 +107,17 @@ def _seeded_subset(ds: Dataset, n: int | None, seed: int) -> Dataset:
 
 
 def mtd_defective_split(root, test_fraction: float = 0.25, seed: int = 0) -> tuple[list[str], list[str]]:
-    """MTD defective tiles with a non-empty mask, split per class (seeded): (train ids, test ids)."""
+    """MTD defective tiles with a non-empty mask, split per class (seeded): (train ids, test ids).
+
+    The 7 near-duplicate pairs (:data:`defectlib.data.splits.MTD_NEAR_DUPLICATES`, the same crack or
+    blowhole shot twice) are kept on one side, so no test tile has its twin in the training set.
+    """
     ds = MTD(root, classes=[c for c in MTD.CLASSES if c != "Free"])
-    rng = np.random.default_rng(seed)
-    train, test = [], []
-    for label in sorted(set(ds.labels)):
-        ids = [i for i, lab in zip(ds.ids, ds.labels) if lab == label]
-        ids = [i for i in ids if ds.load_arrays(ds.ids.index(i))[1].max() > ds.threshold]
-        ids = [ids[j] for j in rng.permutation(len(ids))]
-        k = max(1, round(test_fraction * len(ids)))
-        test += ids[:k]
-        train += ids[k:]
-    return sorted(train), sorted(test)
+    keep = [i for i in range(len(ds)) if ds.load_arrays(i)[1].max() > ds.threshold]
+    ids, labels = [ds.ids[i] for i in keep], [ds.labels[i] for i in keep]
+    groups = groups_from_pairs(ids, MTD_NEAR_DUPLICATES)
+    train, test = stratified_split(labels, test_fraction, seed, groups)
+    return sorted(ids[i] for i in train), sorted(ids[i] for i in test)
 
 
 def build_data(data_root=None, size: int = 352, seed: int = 0, augment: bool = True,
@@ -132,12 +136,15 @@ def build_data(data_root=None, size: int = 352, seed: int = 0, augment: bool = T
             mtd_train, mtd_test = mtd_defective_split(mtd, seed=seed)
             train = ConcatDataset([NEUSeg(neu, "training", binary=True, transforms=train_tf),
                                    MTD(mtd, ids=mtd_train, transforms=train_tf)])
-            tests = {"NEU-Seg test": NEUSeg(neu, "test", binary=True, transforms=eval_tf),
+            neu_test = neu_seg_clean_test_ids(neu)
+            tests = {"NEU-Seg test": NEUSeg(neu, "test", binary=True, ids=neu_test, transforms=eval_tf),
                      "MTD defective (held out)": MTD(mtd, ids=mtd_test, transforms=eval_tf)}
             notes.append(f"NRSD-MN is not available (password-protected); trained on real NEU-Seg "
                          f"training (3 defect classes merged into one) + {len(mtd_train)} MTD defective "
-                         f"tiles; tested on NEU-Seg test and {len(mtd_test)} held-out MTD defective tiles "
-                         f"(per-class seeded 75/25 split, tiles with an empty mask dropped).")
+                         f"tiles; tested on NEU-Seg test ({len(neu_test)} images: the test images that "
+                         f"near-duplicate a training image dropped) and {len(mtd_test)} held-out MTD "
+                         f"defective tiles (per-class seeded 75/25 split, near-duplicate pairs kept on one "
+                         f"side, tiles with an empty mask dropped).")
             return OCINetData(train, {k: _seeded_subset(v, test_limit, seed) for k, v in tests.items()},
                               {"NEU-Seg test": "man-made", "MTD defective (held out)": "natural"},
                               "NEU-Seg + MTD (binary)", True, notes)
@@ -158,18 +165,25 @@ def ocinet_loss_fn(weights=(1.0, 1.0, 0.5, 0.25)):
 
 
 # --- evaluation ----------------------------------------------------------------------------------
-def score_maps(probs: list[np.ndarray], masks: list[np.ndarray]) -> dict[str, np.ndarray]:
-    """Per-image scores (fractions) of probability maps against binary masks of the same size."""
-    out = {k: [] for k in METRICS}
-    for p, g in zip(probs, masks):
-        p, g = p[None].astype(np.float32), g[None] > 0.5
-        s = segmentation_scores(otsu_binarize(p), g, reduction="none")
-        out["PA"].append(s["foreground_recall"][0])
-        out["pixel_accuracy"].append(s["pixel_accuracy"][0])
-        out["IoU"].append(s["iou"][0])
-        out["Dice"].append(s["dice"][0])
-        out["wFm"].append(weighted_fmeasure(minmax_normalize(p), g.astype(np.float64), reduction="none")[0])
-    return {k: np.asarray(v, dtype=np.float64) for k, v in out.items()}
+#: our result key -> :func:`defectlib.metrics.ocinet_evaluation` key ("PA" is the authors' code's)
+_PROTOCOL_KEYS = {"PA": "foreground_recall", "pixel_accuracy": "PA", "wFm": "wFm", "IoU": "IoU", "Dice": "Dice"}
+
+
+def score_maps(probs: list[np.ndarray], masks: list[np.ndarray], chunk: int = 32) -> dict[str, np.ndarray]:
+    """Per-image scores (fractions) of probability maps against binary masks of the same size:
+    :func:`~defectlib.metrics.ocinet_evaluation` on batches of up to ``chunk`` same-size maps."""
+    out = {k: np.empty(len(probs), np.float64) for k in METRICS}
+    by_shape: dict[tuple, list[int]] = defaultdict(list)
+    for i, p in enumerate(probs):
+        by_shape[p.shape].append(i)
+    for same in by_shape.values():
+        for start in range(0, len(same), chunk):
+            idx = same[start:start + chunk]
+            s = ocinet_evaluation(np.stack([probs[i] for i in idx]).astype(np.float32),
+                                  np.stack([masks[i] for i in idx]) > 0.5, reduction="none")
+            for ours, theirs in _PROTOCOL_KEYS.items():
+                out[ours][idx] = s[theirs]
+    return out
 
 
 @torch.no_grad()

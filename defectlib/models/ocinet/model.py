@@ -197,10 +197,6 @@ def build_ocinet(variant: str = "full", *, weights: str | Path | None = None, ch
     return OCINet(**config, channels=channels, weights=weights, normalize=normalize)
 
 
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 ATTENTION_MODULES = ("gate", "pixel_attention")
 
 

@@ -21,12 +21,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from .ccim import channel_mlp
 from .csim import SpatialGate, resize
-
-
-def _mlp(channels: int, hidden: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(channels, hidden, 1, bias=False), nn.ReLU(inplace=True),
-                         nn.Conv2d(hidden, channels, 1, bias=False))
 
 
 class ChannelAttention(nn.Module):
@@ -34,7 +30,7 @@ class ChannelAttention(nn.Module):
 
     def __init__(self, channels: int = 128, reduction: int = 16):
         super().__init__()
-        self.mlp = _mlp(channels, channels // reduction)
+        self.mlp = channel_mlp(channels, channels // reduction)
         self.gate = nn.Sigmoid()
 
     def forward(self, x: Tensor) -> Tensor:
@@ -58,7 +54,7 @@ class ConcatChannelAttention(nn.Module):
     def __init__(self, channels: int = 128, reduction: int = 16):
         super().__init__()
         self.channels = channels
-        self.mlp = _mlp(2 * channels, 2 * channels // reduction)
+        self.mlp = channel_mlp(2 * channels, 2 * channels // reduction)
         self.gate = nn.Sigmoid()
 
     def forward(self, hi: Tensor, lo: Tensor) -> tuple[Tensor, Tensor]:
