@@ -169,7 +169,9 @@ NB03: dict[str, dict] = {
 # vs 2.2 s with 1 while other notebooks ran). cpu trains U-Net only: FCN and DeepLabV3 (dilated
 # ResNet-50, output stride 8) cost ~1.5-2x a U-Net step, and 3 architectures x 7 training runs do
 # not fit the 30-minute budget; all seven arms run for U-Net (64 pre-training and 48 fine-tuning
-# steps per run, epochs of 8 steps, lr halved every 4 epochs instead of every 50).
+# steps per run, epochs of 8 steps, lr halved every 4 epochs instead of every 50). At half
+# resolution an MTD tile fits one 224x320 evaluation patch (smaller patches left seams of false
+# positives along the patch borders in a first run).
 _NB04_PAPER_SC = {"crop": 256, "batch_size": 16, "steps_per_epoch": None, "max_epochs": 1000,
                   "val_crops": 64, "lr_grid": (1e-3, 1e-4), "wd_grid": (1e-4, 1e-5), "finetune_lr": 1e-4,
                   "finetune_epochs": 1000, "halve_every": 50, "early_stop_patience": 5,
@@ -193,7 +195,7 @@ NB04: dict[str, dict] = {
             "study": {"crop": 96, "batch_size": 8, "steps_per_epoch": 8, "max_epochs": 8, "val_crops": 24,
                       "lr_grid": (1e-3,), "wd_grid": (1e-4,), "finetune_lr": 1e-4, "finetune_epochs": 6,
                       "halve_every": 4, "early_stop_patience": 5, "early_stop_min_delta": 0.01,
-                      "eval_patch": (112, 160)},
+                      "eval_patch": (224, 320)},
             "explore_size": 160, "bench_size": 256, "n_examples": 4, "threads": 1, "progress": True},
     "paper": {"archs": ("fcn", "deeplabv3", "unet"), "arms": ("real", "planar", "planar_ft", "synth",
                                                             "synth_ft", "synth_ex", "synth_ex_ft"),

@@ -249,6 +249,7 @@ def test_build_data_on_real_neu_seg_and_mtd(real_data):
     assert data.real and data.dataset == "NEU-Seg + MTD (binary)"
     assert list(data.columns.values()) == ["man-made", "natural"]
     assert len(data.train) == 3630 + 291  # NEU-Seg training + 75% of the 388 non-empty MTD defective tiles
+    assert "818 images" in data.notes[0]  # NEU-Seg test minus its 22 near-duplicates of training images
     image, mask = data.train[0]
     assert image.shape == (1, 64, 64) and set(mask.unique().tolist()) <= {0.0, 1.0}
     image, mask = data.tests["MTD defective (held out)"][0]
