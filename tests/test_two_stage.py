@@ -130,3 +130,17 @@ def test_real_mtd_and_neu_seg_tasks(real_dataset):
     seg = neu_seg_task(real_dataset("neu-seg"), real=True, seed=0)
     assert len(seg.train) + len(seg.val) == 3630 and all(seg.test.defective)
     assert np.mean([len(c) for c in seg.train.classes]) > 1   # multi-class images exist
+
+
+@pytest.mark.realdata
+def test_mtd_near_duplicates_never_straddle_train_val_test(real_dataset):
+    """MTD's 7 near-duplicate pairs (defectlib.data.splits) each land whole in one split."""
+    from defectlib.data.splits import MTD_NEAR_DUPLICATES
+
+    for seed in (0, 1, 2):
+        task = mtd_task(real_dataset("mtd"), real=True, size=(32, 32), seed=seed)
+        side = {i: name for name, sub in (("train", task.train), ("val", task.val), ("test", task.test))
+                for i in sub.ids}
+        assert len(side) == 1344
+        split = [(a, b) for a, b, *_ in MTD_NEAR_DUPLICATES if side[a] != side[b]]
+        assert not split, f"seed {seed}: near-duplicates on different sides: {split}"

@@ -5,8 +5,11 @@ stand-in is written once to ``default_data_dir()/standins/<name>`` (git-ignored)
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
+import uuid
 from pathlib import Path
 
 from defectlib.paths import default_data_dir, real_data_root
@@ -25,8 +28,8 @@ def locate(name: str, data_root: str | os.PathLike | None = None, standin: bool 
     """Return ``(path, real)`` for dataset ``name``.
 
     ``real`` is True when ``<data_root>/<name>`` exists and is not empty. Otherwise the stand-in is
-    generated (first call only; ``standin_kwargs`` go to its writer and a change regenerates it) and
-    returned with ``real=False``. Every name in :data:`NAMES` has a stand-in. ``standin=True``
+    generated (first call only; ``standin_kwargs`` go to its writer, and each distinct set of them
+    gets its own folder ``<name>-<hash>``) and returned with ``real=False``. Every name in :data:`NAMES` has a stand-in. ``standin=True``
     skips the real look-up (to show a stand-in beside the real data).
     """
     from defectlib.synth.writers import STANDIN_VERSION, STANDINS, write_standin
@@ -40,15 +43,40 @@ def locate(name: str, data_root: str | os.PathLike | None = None, standin: bool 
         where = root / name if root is not None else f"<data_root>/{name} (or set DEFECTLIB_DATA)"
         raise DatasetNotFoundError(where, f"real {name} data not found and no stand-in exists for it; "
                                           "see data/README.md for the layout")
-    path = standin_dir(name)
-    info_file = path / "STANDIN.json"
     wanted = {k: (list(v) if isinstance(v, tuple) else v) for k, v in standin_kwargs.items()}
-    if info_file.is_file():
-        info = json.loads(info_file.read_text())
-        if info.get("kwargs", {}) == wanted and info.get("version") == STANDIN_VERSION:
-            return path, False
-    write_standin(name, path, **standin_kwargs)
+    path = standin_dir(name)
+    if wanted:  # each size gets its own folder, so notebooks asking for different sizes coexist
+        digest = hashlib.sha1(json.dumps(wanted, sort_keys=True).encode()).hexdigest()[:8]
+        path = path.with_name(f"{path.name}-{digest}")
+    if _is_current(path, wanted, STANDIN_VERSION):
+        return path, False
+    # Write into a private folder, then rename it into place: two notebooks that ask for the same
+    # stand-in at once never see each other's half-written files, and a reader is never deleted under.
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:6]}")
+    write_standin(name, tmp, **standin_kwargs)
+    info_file = tmp / "STANDIN.json"
     info = json.loads(info_file.read_text())
     info["kwargs"] = wanted
     info_file.write_text(json.dumps(info, indent=1))
+    if path.exists() and not _is_current(path, wanted, STANDIN_VERSION):  # an older generator's
+        stale = path.with_name(f".{path.name}.stale-{os.getpid()}-{uuid.uuid4().hex[:6]}")
+        try:
+            os.rename(path, stale)
+            shutil.rmtree(stale, ignore_errors=True)
+        except OSError:
+            pass
+    try:
+        os.rename(tmp, path)
+    except OSError:  # another process put a complete copy there first: use it
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not _is_current(path, wanted, STANDIN_VERSION):
+            raise
     return path, False
+
+
+def _is_current(path: Path, wanted: dict, version) -> bool:
+    info_file = path / "STANDIN.json"
+    if not info_file.is_file():
+        return False
+    info = json.loads(info_file.read_text())
+    return info.get("kwargs", {}) == wanted and info.get("version") == version

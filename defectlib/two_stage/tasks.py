@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
 
-from ..data.splits import stratified_split
+from ..data.splits import MTD_NEAR_DUPLICATES, groups_from_pairs, stratified_split
 
 # --- tasks ---------------------------------------------------------------------------------------
 class Channels(Dataset):
@@ -88,10 +88,15 @@ class Task:
                 f"val {part(self.val)}, test {part(self.test)}; crops {self.crops}")
 
 
-def _split3(strata: Sequence, val_fraction: float, test_fraction: float, seed: int):
-    """Seeded stratified train / val / test index lists."""
-    rest, test = stratified_split(list(strata), test_fraction, seed)
-    tr, va = stratified_split([strata[i] for i in rest], val_fraction / (1 - test_fraction), seed + 1)
+def _split3(strata: Sequence, val_fraction: float, test_fraction: float, seed: int,
+            groups: Sequence[Sequence[int]] = ()):
+    """Seeded stratified train / val / test index lists; each of ``groups`` (indices of
+    near-duplicate images) lands whole in one of the three."""
+    rest, test = stratified_split(list(strata), test_fraction, seed, groups=groups)
+    where = {i: k for k, i in enumerate(rest)}
+    rest_groups = [[where[i] for i in g] for g in groups if g[0] in where]
+    tr, va = stratified_split([strata[i] for i in rest], val_fraction / (1 - test_fraction), seed + 1,
+                              groups=rest_groups)
     return [rest[i] for i in tr], [rest[i] for i in va], sorted(test)
 
 
@@ -165,7 +170,8 @@ def mtd_task(root, real: bool, size=(192, 192), crops=((160, 160), (160, 192)), 
     classes = [[lab - 1] if lab and (base.load_arrays(i)[1] > base.threshold).any() else []
                for i, lab in enumerate(base.labels)]
     ds = Channels(base, channels, classes, tuple(size), base.ids)
-    tr, va, te = _split3(base.labels, val_fraction, test_fraction, seed)
+    near_duplicates = groups_from_pairs(base.ids, MTD_NEAR_DUPLICATES)  # never across splits
+    tr, va, te = _split3(base.labels, val_fraction, test_fraction, seed, near_duplicates)
     return Task("MTD" if real else "MTD stand-in", real, tuple(MTD.CLASSES[1:]),
                 Subset(ds, tr), Subset(ds, va), Subset(ds, te), tuple(map(tuple, crops)))
 

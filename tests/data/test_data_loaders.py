@@ -156,12 +156,17 @@ def test_locate_uses_real_data_first_then_standin(tmp_path, monkeypatch, standin
     shutil.copytree(standins["mtd"], real / "mtd")
     assert locate("mtd", real) == (real / "mtd", True)
     path, is_real = locate("nrsd-mn", real, n_train=2, n_test_man_made=1, n_test_natural=1, size=(64, 64))
-    assert not is_real and path == tmp_path / "cache" / "standins" / "nrsd-mn"
+    assert not is_real and path.parent == tmp_path / "cache" / "standins"
+    assert path.name.startswith("nrsd-mn-")  # keyed by the generator arguments
     assert json.loads((path / "STANDIN.json").read_text())["standin"] == "nrsd-mn"
     stamp = (path / "STANDIN.json").stat().st_mtime_ns
     time.sleep(0.01)
     assert locate("nrsd-mn", real, n_train=2, n_test_man_made=1, n_test_natural=1, size=(64, 64))[0] == path
     assert (path / "STANDIN.json").stat().st_mtime_ns == stamp  # reused, not rewritten
     assert len(NRSDMN(path, "train")) == 2
+    # another size gets its own folder and leaves the first one in place (concurrent notebooks)
+    other, _ = locate("nrsd-mn", real, n_train=3, n_test_man_made=1, n_test_natural=1, size=(64, 64))
+    assert other != path and len(NRSDMN(other, "train")) == 3 and len(NRSDMN(path, "train")) == 2
+    assert not [p for p in path.parent.iterdir() if ".tmp-" in p.name]
     monkeypatch.setattr("defectlib.data.resolve.standin_dir", lambda name: standins[name])
     assert locate("mtd", real, standin=True) == (standins["mtd"], False)
