@@ -55,6 +55,7 @@ from torchvision.ops.misc import FrozenBatchNorm2d
 
 from .cbam import CBAM
 from .dcn import DeformConv2d
+from ..complexity import count_parameters  # re-exported: the pinned phase counts
 
 __all__ = ["PHASES", "DANetBottleneck", "ResNet50Body", "SingleScaleRoIPool", "FocalRoIHeads",
            "softmax_focal_loss", "build_danet", "load_pretrained", "collect_offsets",
@@ -370,6 +371,3 @@ def collect_offsets(model: nn.Module, images: list[Tensor]) -> dict[str, Tensor]
             h.remove()
     return found
 
-
-def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
-    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
