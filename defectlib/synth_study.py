@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from .data import MTD, NEUSeg, locate
+from .data.splits import MTD_NEAR_DUPLICATES, groups_from_pairs
 from .data.sampling import exposure_stack, intensity_biased_crop, stitch, tile
 from .engine import TrainConfig, fit, load_weights, loss_evaluator, supervised_loss
 from .metrics import best_f1_threshold, pixel_prf
@@ -74,14 +75,31 @@ def load_target(data_root=None, seed: int = 0, n_train_defective: int = 24, n_tr
     root, real = locate("mtd", data_root)
     ds = MTD(root, classes=("Free",) + tuple(classes))
     rng = np.random.default_rng(seed)
-    defective = [i for i, d in enumerate(ds.defective) if d]
-    clean = [i for i, d in enumerate(ds.defective) if not d]
-    rng.shuffle(defective)
-    rng.shuffle(clean)
+    # MTD's near-duplicate pairs (defectlib.data.splits) move as one unit, never across splits
+    partner = {i: g for g in groups_from_pairs(ds.ids, MTD_NEAR_DUPLICATES) for i in g}
+
+    def shuffled_units(indices):
+        units, seen = [], set()
+        for i in indices:
+            if i not in seen:
+                units.append(list(partner.get(i, [i])))
+                seen.update(units[-1])
+        return [units[k] for k in rng.permutation(len(units))]
+
+    def take(units, n):  # whole units from the front until at least n images
+        out = []
+        while units and len(out) < n:
+            out += units.pop(0)
+        return out
+
+    defective = shuffled_units([i for i, d in enumerate(ds.defective) if d])
+    clean = shuffled_units([i for i, d in enumerate(ds.defective) if not d])
     n_d, n_c = min(n_train_defective, len(defective) - 1), min(n_train_clean, len(clean) - 1)
     v_d, v_c = max(1, round(n_d / 5)), max(1, round(n_c / 5)) if n_c else 0
-    split = {"train": defective[v_d:n_d] + clean[v_c:n_c], "val": defective[:v_d] + clean[:v_c],
-             "test": defective[n_d:][:n_test_defective] + clean[n_c:][:n_test_clean]}
+    val = take(defective, v_d) + take(clean, v_c)
+    train = take(defective, n_d - v_d) + take(clean, n_c - v_c)
+    test_d, test_c = [i for u in defective for i in u], [i for u in clean for i in u]
+    split = {"train": train, "val": val, "test": test_d[:n_test_defective] + test_c[:n_test_clean]}
     out = {k: [_rescale(*ds[i], scale) for i in ids] for k, ids in split.items()}
     out["ids"] = {k: [ds.ids[i] if hasattr(ds, "ids") else i for i in ids] for k, ids in split.items()}
     out["real"], out["root"] = real, str(root)

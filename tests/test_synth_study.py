@@ -95,3 +95,17 @@ def test_profiles_and_dry_run():
     assert paper.study["lr_grid"] == (1e-3, 1e-4) and paper.study["wd_grid"] == (1e-4, 1e-5)
     assert paper.study["crop"] == 256 and paper.study["batch_size"] == 16
     assert np.isclose(paper.study["finetune_lr"], 1e-4)
+
+
+@pytest.mark.realdata
+def test_mtd_target_split_keeps_near_duplicates_together(real_dataset):
+    """MTD's near-duplicate pairs never straddle train / val / test of the few-label target."""
+    from defectlib.data.splits import MTD_NEAR_DUPLICATES
+    from defectlib.synth_study import load_target
+
+    for seed in (0, 1, 2, 3):
+        t = load_target(real_dataset("mtd").parent, seed=seed, scale=0.25)
+        side = {i: k for k, ids in t["ids"].items() for i in ids}
+        assert len(t["ids"]["train"]) >= 24 and len(side) == sum(map(len, t["ids"].values()))
+        split = [(a, b) for a, b, *_ in MTD_NEAR_DUPLICATES if a in side and b in side and side[a] != side[b]]
+        assert not split, f"seed {seed}: {split}"
