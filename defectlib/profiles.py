@@ -62,7 +62,7 @@ _NB01_TRAIN = {
     "lr": 0.02, "momentum": 0.9, "weight_decay": 1e-4, "schedule": "multistep",
     "milestones": (20, 28), "gamma": 0.1, "warmup_iters": 500, "warmup_factor": 0.001,
     "grad_clip": None, "torch_threads": None, "notebook_budget_s": None, "reserve_s": 0,
-    "max_train_images": None, "max_test_images": None, "n_show": 6,
+    "max_train_images": None, "max_test_images": None, "n_show": 6, "max_steps": None,
 }
 NB01: dict[str, dict] = {
     "paper": {**_NB01_MODEL, **_NB01_TRAIN, "weights": "COCO_V1"},
