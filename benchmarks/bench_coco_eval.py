@@ -13,11 +13,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import time
 
 import numpy as np
 import torch
 
+from defectlib.complexity import median_times
 from defectlib.metrics.detection import evaluate_detections
 
 
@@ -90,14 +90,8 @@ def main():
         tools["faster-coco-eval"] = lambda: run_cocoapi(fce.COCO, fce.COCOeval_faster, gt_dict, dets)
     except ImportError:
         print("faster-coco-eval not installed: skipped")
-    times = {k: [] for k in tools}
     stats = {k: f() for k, f in tools.items()}  # warm-up + agreement check
-    for _ in range(args.repeats):
-        for k, f in tools.items():
-            t0 = time.perf_counter()
-            f()
-            times[k].append(time.perf_counter() - t0)
-    med = {k: float(np.median(v)) for k, v in times.items()}
+    med = median_times(tools, args.repeats)  # interleaved: same load for every tool
     print(f"case: {len(preds)} images x 6 classes x 100 detections per image "
           f"({sum(len(t['boxes']) for t in targets)} GT boxes); median of {args.repeats} runs")
     for k in tools:

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
 
+from defectlib.complexity import median_times
 from defectlib.metrics.wfm import weighted_fmeasure
 
 
@@ -78,13 +78,7 @@ def main():
     except ImportError:
         print("pysodmetrics not installed: nothing to compare with")
     scores = {k: f() for k, f in tools.items()}
-    times = {k: [] for k in tools}
-    for _ in range(args.repeats):
-        for k, f in tools.items():
-            t0 = time.perf_counter()
-            f()
-            times[k].append(time.perf_counter() - t0)
-    med = {k: float(np.median(v)) for k, v in times.items()}
+    med = median_times(tools, args.repeats)  # interleaved: same load for every tool
     print(f"case: {len(gt)} maps of {gt.shape[1]}x{gt.shape[2]} from {source}; median of {args.repeats} runs")
     if "pysodmetrics" in tools:
         print(f"ratio pysodmetrics / defectlib = {med['pysodmetrics'] / med['defectlib']:.2f}x   "

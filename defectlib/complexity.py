@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-__all__ = ["count_parameters", "count_flops", "measure_throughput", "ComplexityRow", "complexity_report",
+__all__ = ["count_parameters", "count_flops", "measure_throughput", "median_times", "ComplexityRow", "complexity_report",
            "format_table"]
 
 
@@ -110,6 +110,19 @@ class ComplexityRow:
     def as_dict(self):
         return asdict(self)
 
+
+
+def median_times(fns: dict, repeats: int = 5) -> dict[str, float]:
+    """Median wall time (s) of each zero-argument callable in ``fns``, timed in turn within each of
+    ``repeats`` rounds, so every tool sees the same machine load: what a benchmark's ratio needs.
+    Warm the callables up before calling this."""
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(repeats):
+        for k, f in fns.items():
+            t0 = time.perf_counter()
+            f()
+            times[k].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) for k, v in times.items()}
 
 def complexity_report(models: dict, input_size=(1, 3, 352, 352), device="cpu", throughput: bool = True,
                       warmup: int = 3, repeats: int = 10, paper: dict | None = None,

@@ -109,14 +109,17 @@ def patch(image, rng, center=None, radius=None, contrast=None, angle=None):
     return _apply(image, mask, tone)
 
 
+def _random_box(rng, shape, lo: float, hi: float) -> tuple[float, float, float, float]:
+    """A box whose sides are ``lo..hi`` of the image's, placed uniformly inside it (xyxy)."""
+    h, w = shape
+    bw, bh = rng.uniform(lo, hi) * w, rng.uniform(lo, hi) * h
+    x0, y0 = rng.uniform(0, w - bw), rng.uniform(0, h - bh)
+    return x0, y0, x0 + bw, y0 + bh
+
+
 def crazing(image, rng, box=None, n_cracks=None, contrast=None):
     """Crazing: a network of short, thin, jagged cracks filling a region."""
-    h, w = image.shape
-    if box is None:
-        bw, bh = rng.uniform(0.3, 0.9) * w, rng.uniform(0.3, 0.9) * h
-        x0, y0 = rng.uniform(0, w - bw), rng.uniform(0, h - bh)
-        box = (x0, y0, x0 + bw, y0 + bh)
-    x0, y0, x1, y1 = box
+    x0, y0, x1, y1 = _random_box(rng, image.shape, 0.3, 0.9) if box is None else box
     n_cracks = int(rng.integers(15, 40)) if n_cracks is None else n_cracks
     contrast = -rng.uniform(0.08, 0.18) if contrast is None else contrast
     im, draw = _canvas(image.shape)
@@ -133,12 +136,7 @@ def crazing(image, rng, box=None, n_cracks=None, contrast=None):
 
 def rolled_in_scale(image, rng, box=None, n_flakes=None, contrast=None):
     """Rolled-in scale: a cluster of small flakes pressed in, elongated along the rolling direction."""
-    h, w = image.shape
-    if box is None:
-        bw, bh = rng.uniform(0.2, 0.6) * w, rng.uniform(0.2, 0.6) * h
-        x0, y0 = rng.uniform(0, w - bw), rng.uniform(0, h - bh)
-        box = (x0, y0, x0 + bw, y0 + bh)
-    x0, y0, x1, y1 = box
+    x0, y0, x1, y1 = _random_box(rng, image.shape, 0.2, 0.6) if box is None else box
     n_flakes = int(rng.integers(6, 20)) if n_flakes is None else n_flakes
     contrast = -rng.uniform(0.12, 0.3) if contrast is None else contrast
     im, draw = _canvas(image.shape)
