@@ -172,13 +172,14 @@ NB03: dict[str, dict] = {
 # steps per run, epochs of 8 steps, lr halved every 4 epochs instead of every 50). At half
 # resolution an MTD tile fits one 224x320 evaluation patch (smaller patches left seams of false
 # positives along the patch borders in a first run).
+#: every arm of Table 1: real-only, planar (NEU-Seg) +/- fine-tuning, synthetic +/- FT, +/- exposure stacking
+_NB04_ARMS = ("real", "planar", "planar_ft", "synth", "synth_ft", "synth_ex", "synth_ex_ft")
 _NB04_PAPER_SC = {"crop": 256, "batch_size": 16, "steps_per_epoch": None, "max_epochs": 1000,
                   "val_crops": 64, "lr_grid": (1e-3, 1e-4), "wd_grid": (1e-4, 1e-5), "finetune_lr": 1e-4,
                   "finetune_epochs": 1000, "halve_every": 50, "early_stop_patience": 5,
                   "early_stop_min_delta": 0.01, "eval_patch": (224, 320)}
 NB04: dict[str, dict] = {
-    "smoke": {"archs": ("unet",), "arms": ("real", "planar", "planar_ft", "synth", "synth_ft", "synth_ex",
-                                          "synth_ex_ft"),
+    "smoke": {"archs": ("unet",), "arms": _NB04_ARMS,
               "target_train_defective": 4, "target_train_clean": 2, "target_test_defective": 3,
               "target_test_clean": 1, "target_scale": 0.5, "planar_train": 8, "planar_val": 2,
               "synth_parts": 2, "synth_val_parts": 1, "synth_size": 64, "synth_views": 2,
@@ -187,8 +188,7 @@ NB04: dict[str, dict] = {
                         "halve_every": 50, "early_stop_patience": 5, "early_stop_min_delta": 0.01,
                         "eval_patch": (64, 64)},
               "explore_size": 64, "bench_size": 64, "n_examples": 2, "threads": 1, "progress": False},
-    "cpu": {"archs": ("unet",), "arms": ("real", "planar", "planar_ft", "synth", "synth_ft", "synth_ex",
-                                        "synth_ex_ft"),
+    "cpu": {"archs": ("unet",), "arms": _NB04_ARMS,
             "target_train_defective": 24, "target_train_clean": 12, "target_test_defective": 45,
             "target_test_clean": 15, "target_scale": 0.5, "planar_train": 400, "planar_val": 32,
             "synth_parts": 60, "synth_val_parts": 6, "synth_size": 160, "synth_views": 4,
@@ -197,8 +197,7 @@ NB04: dict[str, dict] = {
                       "halve_every": 4, "early_stop_patience": 5, "early_stop_min_delta": 0.01,
                       "eval_patch": (224, 320)},
             "explore_size": 160, "bench_size": 256, "n_examples": 4, "threads": 1, "progress": True},
-    "paper": {"archs": ("fcn", "deeplabv3", "unet"), "arms": ("real", "planar", "planar_ft", "synth",
-                                                            "synth_ft", "synth_ex", "synth_ex_ft"),
+    "paper": {"archs": ("fcn", "deeplabv3", "unet"), "arms": _NB04_ARMS,
               "target_train_defective": 32, "target_train_clean": 32, "target_test_defective": None,
               "target_test_clean": None, "target_scale": 1.0, "planar_train": None, "planar_val": None,
               "synth_parts": 1000, "synth_val_parts": 100, "synth_size": 320, "synth_views": 4,
