@@ -214,6 +214,32 @@ def test_resume_continues_exactly(tmp_path):
     assert not same_state(again, straight)
 
 
+def test_resume_tells_a_batch_sampler_its_epoch(tmp_path):
+    """A batch sampler with epochs of its own (class-balanced batches; NB02's crop-size schedule
+    rides on it) continues after a resume where the uninterrupted run was, not at epoch 0."""
+    from defectlib.data.sampling import ClassBalancedBatchSampler
+
+    ds = data(40, seed=1)
+    labels = ds.tensors[1].tolist()
+
+    def run(epochs, name, resume):
+        seen = []
+
+        def loss_fn(net, batch, device):
+            seen.append(batch[0][:, 0].tolist())  # which samples this step trained on
+            return CE(net, batch, device)
+
+        loader = DataLoader(ds, batch_sampler=ClassBalancedBatchSampler(labels, 8, num_batches=3, seed=5))
+        fit(mlp(), loader, quiet(epochs=epochs, lr=0.05, checkpoint_dir=tmp_path / name, resume=resume, seed=3),
+            loss_fn=loss_fn, device="cpu")
+        return seen
+
+    straight = run(3, "straight", False)
+    run(1, "split", True)
+    resumed = run(3, "split", True)
+    assert resumed == straight[3:] and straight[3:6] != straight[:3]
+
+
 def test_checkpoint_contents_load_safely(tmp_path):
     cfg = quiet(epochs=2, checkpoint_dir=tmp_path, optimizer="adam", lr=1e-3, schedule="plateau")
     fit(mlp(), DataLoader(data(), batch_size=8), cfg, loss_fn=CE, device="cpu",

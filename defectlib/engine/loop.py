@@ -146,8 +146,11 @@ class Trainer:
             for gen in (getattr(self.loader, "generator", None), getattr(self.loader.sampler, "generator", None)):
                 if isinstance(gen, torch.Generator):
                     gen.manual_seed(s)
-        if hasattr(self.loader.sampler, "set_epoch"):  # DistributedSampler: a new shuffle per epoch
-            self.loader.sampler.set_epoch(epoch)
+        # DistributedSampler, or a batch sampler with epochs of its own (ClassBalancedBatchSampler):
+        # told the epoch, so a resumed run shuffles and schedules crops as the uninterrupted one did
+        for sampler in {id(s): s for s in (self.loader.sampler, self.loader.batch_sampler)}.values():
+            if hasattr(sampler, "set_epoch"):
+                sampler.set_epoch(epoch)
 
     def train_epoch(self, epoch: int) -> tuple[dict[str, float], str | None]:
         """One pass over the loader (or up to ``max_steps``): mean loss terms and why it stopped early."""
