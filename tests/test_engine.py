@@ -240,6 +240,22 @@ def test_resume_tells_a_batch_sampler_its_epoch(tmp_path):
     assert resumed == straight[3:] and straight[3:6] != straight[:3]
 
 
+def test_time_budget_stops_after_the_step_that_used_it_up():
+    import time
+
+    def slow(net, batch, device):
+        time.sleep(0.02)  # each step takes at least 20 ms, so 0.1 s is gone after at most 6 steps
+        return CE(net, batch, device)
+
+    loader = DataLoader(data(64), batch_size=4)  # 16 steps per epoch
+    h = fit(mlp(), loader, quiet(epochs=5, lr=0.05, time_budget_s=0.1), loss_fn=slow, device="cpu")
+    assert h.stopped == "time_budget" and 1 <= h.steps[-1]["step"] <= 6 and h.epochs[-1]["partial"]
+    h = fit(mlp(), loader, quiet(epochs=1, lr=0.05), loss_fn=slow, device="cpu")
+    assert h.stopped is None and h.steps[-1]["step"] == 16
+    with pytest.raises(ValueError, match="time_budget_s"):
+        TrainConfig(time_budget_s=0)
+
+
 def test_checkpoint_contents_load_safely(tmp_path):
     cfg = quiet(epochs=2, checkpoint_dir=tmp_path, optimizer="adam", lr=1e-3, schedule="plateau")
     fit(mlp(), DataLoader(data(), batch_size=8), cfg, loss_fn=CE, device="cpu",

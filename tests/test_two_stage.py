@@ -144,3 +144,19 @@ def test_mtd_near_duplicates_never_straddle_train_val_test(real_dataset):
         assert len(side) == 1344
         split = [(a, b) for a, b, *_ in MTD_NEAR_DUPLICATES if side[a] != side[b]]
         assert not split, f"seed {seed}: near-duplicates on different sides: {split}"
+
+
+def test_train_stage_reports_a_time_budget_cut():
+    import time
+
+    from defectlib.two_stage import train_stage
+    data = torch.utils.data.TensorDataset(torch.rand(64, 2), torch.rand(64, 1))
+    loader = torch.utils.data.DataLoader(data, batch_size=4)
+
+    def slow_mse(model, batch, device):
+        time.sleep(0.02)
+        return {"loss": torch.nn.functional.mse_loss(model(batch[0]), batch[1])}
+    cut = train_stage(torch.nn.Linear(2, 1), loader, loader, slow_mse, epochs=5, lr=1e-3, device="cpu", budget_s=0.1)
+    assert cut.cut_by_budget and 1 <= cut.steps <= 6 and cut.history.stopped == "time_budget"
+    full = train_stage(torch.nn.Linear(2, 1), loader, loader, slow_mse, epochs=1, lr=1e-3, device="cpu")
+    assert not full.cut_by_budget and full.steps == 16

@@ -61,6 +61,9 @@ class TrainConfig:
     # dry runs
     max_steps: int | None = None      # stop after this many optimizer steps in total
     max_eval_batches: int | None = None  # not used by fit: pass it to your evaluator (predict, loss_evaluator)
+    # wall-time budget: stop after the step during which this many seconds since fit() began ran
+    # out (evaluations included); History.stopped is then "time_budget"
+    time_budget_s: float | None = None
     # several GPUs under torchrun (ignored in a single process)
     sync_bn: bool = False             # BatchNorm statistics over the global batch (CUDA only)
     find_unused_parameters: bool = False  # DDP option for models with branches unused in some steps
@@ -97,6 +100,8 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.eval_every={self.eval_every}; need >= 1")
         if self.max_steps is not None and self.max_steps < 1:
             raise ValueError(f"TrainConfig.max_steps={self.max_steps}; need >= 1 or None")
+        if self.time_budget_s is not None and self.time_budget_s <= 0:
+            raise ValueError(f"TrainConfig.time_budget_s={self.time_budget_s}; need > 0 or None")
         if self.grad_clip is not None and self.grad_clip <= 0:
             raise ValueError(f"TrainConfig.grad_clip={self.grad_clip}; need > 0 or None")
         if self.monitor_mode not in ("auto", "min", "max"):

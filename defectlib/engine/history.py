@@ -12,7 +12,8 @@ class History:
     """``epochs``: one dict per epoch (``epoch`` 1-based, ``step``, ``lr``, mean training losses,
     ``time_s`` and the evaluation metrics of the epochs that were evaluated).
     ``steps``: one dict per optimizer step (``step``, ``epoch``, ``loss``, ``lr``).
-    ``stopped`` says why training ended early (``"early_stopping"``, ``"max_steps"``) or is None.
+    ``stopped`` says why training ended early (``"early_stopping"``, ``"max_steps"``,
+    ``"time_budget"``) or is None.
     """
 
     epochs: list[dict[str, Any]] = field(default_factory=list)

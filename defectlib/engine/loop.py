@@ -41,7 +41,8 @@ from .progress import tqdm
 from .schedules import EarlyStopping, LRSchedule, build_optimizer
 
 # settings that may change between a run and its resumption without a warning
-_RUN_LENGTH_KEYS = {"epochs", "max_steps", "max_eval_batches", "resume", "progress", "checkpoint_dir", "eval_every"}
+_RUN_LENGTH_KEYS = {"epochs", "max_steps", "max_eval_batches", "resume", "progress", "checkpoint_dir", "eval_every",
+                    "time_budget_s"}
 
 
 def fit(model: torch.nn.Module, train_loader: DataLoader, cfg: TrainConfig, loss_fn: LossFn | None = None,
@@ -188,9 +189,19 @@ class Trainer:
             if cfg.max_steps is not None and self.step >= cfg.max_steps:
                 stopped = "max_steps"
                 break
+            if self._out_of_time():
+                stopped = "time_budget"
+                break
         bar.close()
         means = D.mean_across({k: v / n for k, v in sums.items()}, self.dist)
         return {(k if k.startswith("loss") else f"loss_{k}"): v for k, v in means.items()}, stopped
+
+    def _out_of_time(self) -> bool:
+        """Has ``time_budget_s`` run out? Rank 0's clock decides for every rank."""
+        if self.cfg.time_budget_s is None:
+            return False
+        late = time.perf_counter() - self.started > self.cfg.time_budget_s if self.main else None
+        return bool(D.broadcast(late, self.dist))
 
     def evaluate(self) -> dict[str, float]:
         """``evaluate(model)`` in eval mode without gradients, on rank 0, broadcast to every rank."""
@@ -213,11 +224,15 @@ class Trainer:
     def run(self) -> History:
         cfg = self.cfg
         self._maybe_resume()
+        self.started = time.perf_counter()
         h = self.history
         if h.stopped == "early_stopping":
             return h
         for epoch in range(self.epoch, cfg.epochs):
             if cfg.max_steps is not None and self.step >= cfg.max_steps:
+                break
+            if self._out_of_time():  # the last evaluation used up the budget
+                h.stopped = "time_budget"
                 break
             t0 = time.perf_counter()
             losses, stopped = self.train_epoch(epoch)

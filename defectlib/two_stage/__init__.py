@@ -9,10 +9,10 @@
 The models are in :mod:`defectlib.models.unet` / :mod:`defectlib.models.classifier`, the pipeline
 and its evaluation in :mod:`defectlib.pipeline`.
 """
-from .recipe import (Budget, CropScheduleSampler, GateDataset, StageResult, augmentations, eval_loader,
+from .recipe import (CropScheduleSampler, GateDataset, StageResult, augmentations, eval_loader,
                      gate_loader, gate_loss, seg_loader, seg_loss, train_stage)
 from .tasks import Channels, Subset, Task, build_tasks, mtd_task, neu_seg_task, severstal_task
 
-__all__ = ["Budget", "CropScheduleSampler", "GateDataset", "StageResult", "augmentations",
+__all__ = ["CropScheduleSampler", "GateDataset", "StageResult", "augmentations",
            "eval_loader", "gate_loader", "gate_loss", "seg_loader", "seg_loss", "train_stage",
            "Channels", "Subset", "Task", "build_tasks", "mtd_task", "neu_seg_task", "severstal_task"]

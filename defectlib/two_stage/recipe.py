@@ -121,26 +121,6 @@ class _Plain(Dataset):
 
 
 # --- training ------------------------------------------------------------------------------------
-class Budget:
-    """A ``loss_fn`` wrapper that ends :func:`fit` after the step during which ``seconds`` of wall
-    time (counted from the first step, evaluations included) ran out, by lowering
-    ``cfg.max_steps`` to the steps done. ``cut`` says whether it did; ``steps`` counts steps."""
-
-    def __init__(self, loss_fn, cfg: TrainConfig, seconds: float | None):
-        self.loss_fn, self.cfg, self.seconds = loss_fn, cfg, seconds
-        self.start, self.steps, self.cut = None, 0, False
-
-    def __call__(self, model, batch, device):
-        if self.start is None:
-            self.start = time.perf_counter()
-        self.steps += 1
-        out = self.loss_fn(model, batch, device)
-        if self.seconds is not None and time.perf_counter() - self.start > self.seconds:
-            if self.cfg.max_steps is None or self.cfg.max_steps > self.steps:
-                self.cfg.max_steps, self.cut = self.steps, True
-        return out
-
-
 def gate_loss(model, batch, device):
     """BCE on one logit per image (paper Sec. 5.2)."""
     x, y = to_device(batch[0], device), to_device(batch[1], device)
@@ -170,12 +150,12 @@ def train_stage(model, train_loader, val_loader, loss_fn, *, epochs: int, lr: fl
     better validation loss (paper Sec. 5), stopped early by ``budget_s`` / ``max_steps``."""
     cfg = TrainConfig(epochs=epochs, optimizer="adam", lr=lr, schedule="plateau",
                       plateau_factor=plateau_factor, plateau_patience=plateau_patience,
-                      max_steps=max_steps, max_eval_batches=max_eval_batches, seed=seed)
-    budget = Budget(loss_fn, cfg, budget_s)
+                      max_steps=max_steps, max_eval_batches=max_eval_batches, time_budget_s=budget_s, seed=seed)
     evaluate = loss_evaluator(val_loader, loss_fn, device, max_batches=max_eval_batches)
     t0 = time.perf_counter()
     if desc:
         tqdm.write(desc)
-    history = fit(model, train_loader, cfg, loss_fn=budget, device=device, evaluate=evaluate)
+    history = fit(model, train_loader, cfg, loss_fn=loss_fn, device=device, evaluate=evaluate)
     last_lr = history.epochs[-1]["lr"] if history.epochs else lr
-    return StageResult(history, budget.steps, time.perf_counter() - t0, budget.cut, last_lr)
+    steps = history.steps[-1]["step"] if history.steps else 0
+    return StageResult(history, steps, time.perf_counter() - t0, history.stopped == "time_budget", last_lr)
