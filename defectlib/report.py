@@ -18,6 +18,7 @@ import json
 import math
 import os
 import platform
+import statistics
 import sys
 from pathlib import Path
 
@@ -58,7 +59,8 @@ def write_results(run_dir: Path, meta: dict, jobs: list, finished: bool = False)
         except ValueError:
             results = None
         notebooks.append({
-            "notebook": job.stem, "status": job.status, "elapsed_s": job.elapsed_s,
+            "notebook": job.stem, "source": job.path.stem, "seed": job.parameters.get("seed"),
+            "status": job.status, "elapsed_s": job.elapsed_s,
             "gpu": job.gpu, "parameters": job.parameters, "error": job.error,
             "executed": job.executed.name, "output_dir": job.stem,
             "log": f"{job.stem}/{job.log.name}", "results": results})
@@ -107,7 +109,8 @@ def metric_rows(results: dict) -> list[dict]:
     rows = []
     for nb in results.get("notebooks", []):
         for m in (nb.get("results") or {}).get("metrics", []):
-            row = dict(m, notebook=nb["notebook"], paper_value=None, paper_source="", delta=None)
+            row = dict(m, notebook=nb["notebook"], source=nb.get("source", nb["notebook"]),
+                       seed=nb.get("seed"), paper_value=None, paper_source="", delta=None)
             if m.get("paper"):
                 try:
                     r = papers.ref(m["paper"])
@@ -123,6 +126,48 @@ def metric_rows(results: dict) -> list[dict]:
                                                f"paper {r.unit!r})"
             rows.append(row)
     return rows
+
+
+def seed_spread(results: dict) -> list[dict]:
+    """Every numeric metric of a notebook run with several seeds: its values, mean, sample standard
+    deviation (n - 1) and range, keyed by the source notebook, metric name and dataset."""
+    groups: dict[tuple, dict] = {}
+    for m in metric_rows(results):
+        if not _num(m.get("value")) or m.get("seed") is None:
+            continue
+        key = (m["source"], m["name"], dataset_label(m))
+        g = groups.setdefault(key, {"notebook": key[0], "name": key[1], "dataset": key[2],
+                                    "unit": m.get("unit", ""), "paper_value": m.get("paper_value"),
+                                    "paper_unit": m.get("paper_unit", ""), "values": {}})
+        g["values"][m["seed"]] = m["value"]
+    out = []
+    for g in groups.values():
+        values = list(g["values"].values())
+        if len(values) < 2:
+            continue
+        out.append(dict(g, n=len(values), mean=statistics.fmean(values), sd=statistics.stdev(values),
+                        min=min(values), max=max(values)))
+    return out
+
+
+def spread_section(results: dict) -> list[str]:
+    rows = seed_spread(results)
+    if not rows:
+        return []
+    seeds = sorted({s for r in rows for s in r["values"]})
+    lines = ["## Seed spread", "",
+             f"Notebooks run with seeds {', '.join(map(str, seeds))}: mean +- sample standard deviation "
+             "over the seeds, and the range. Two rows whose difference is within their spread are "
+             "not evidence that one beats the other.", "",
+             "| notebook | metric | dataset | mean +- sd | min to max | seeds | paper |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        u = r["unit"]
+        lines.append(f"| {r['notebook']} | {r['name']} | {r['dataset']} | {fmt(r['mean'], u)} +- "
+                     f"{fmt(r['sd'], '%' if u == '%' else '').removesuffix(' %')} | "
+                     f"{fmt(r['min'], u)} to {fmt(r['max'], u)} | {r['n']} | "
+                     f"{fmt(r['paper_value'], r['paper_unit']) if r['paper_value'] is not None else '-'} |")
+    return lines + [""]
 
 
 def _num(v) -> bool:
@@ -187,6 +232,7 @@ def build_report(results: dict, against: dict | None = None, tol: float = 0.0) -
                      f"{fmt_time(nb.get('elapsed_s'))} | {len(mine)} | {data} |")
     lines.append("")
 
+    lines += spread_section(r)
     failed = [nb for nb in nbs if nb["status"] not in ("ok", "pending", "running")]
     if failed:
         lines += ["## Failures", ""]

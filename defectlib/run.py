@@ -3,12 +3,16 @@
     python -m defectlib.run --profile smoke                 # what `make run` does
     defectlib run --only 01,03 --profile cpu --jobs 2       # two notebooks side by side
     defectlib run --profile paper --dry-run --kernel gpu    # 2 steps of the paper config on a GPU kernel
+    defectlib run --only 03 --profile cpu --seed 0,1,2      # three seeds: report.md gives mean +- sd
 
 Each call writes ``runs/<UTC stamp>-<profile>/`` (never reusing one) holding, per notebook, the
 executed ``<stem>.ipynb`` and a ``<stem>/`` folder (the notebook's ``output_dir``: its
 ``results.json``, figures and ``papermill.log``), then the combined ``results.json`` and
 ``report.md`` (see :mod:`defectlib.report`). Papermill injects ``profile``, ``data_root``,
-``device``, ``seed``, ``output_dir`` and ``dry_run`` into the cell tagged ``parameters``.
+``device``, ``seed``, ``output_dir`` and ``dry_run`` into the cell tagged ``parameters``. With
+several seeds each notebook runs once per seed (``<stem>-seed<N>``) and the report adds each
+metric's mean, sample standard deviation and range over the seeds: one seed of a reduced-scale
+run says little about a difference of a point or two.
 
 Each notebook runs in its own ``papermill`` process (its kernel inherits that process's
 environment), so ``--jobs N`` runs N at once; with GPUs visible, each running notebook gets one GPU
@@ -76,6 +80,19 @@ def discover(notebooks_dir: Path, only: list[str] | None = None) -> list[Path]:
     return [p for p in found if p.name[:2] in only]
 
 
+def parse_seeds(text: str | int) -> list[int]:
+    """``"0,1,2"`` -> ``[0, 1, 2]``; ``7`` or ``"7"`` -> ``[7]``. Seeds are distinct integers."""
+    if isinstance(text, int):
+        return [text]
+    try:
+        seeds = [int(part) for part in str(text).replace(" ", ",").split(",") if part]
+    except ValueError:
+        raise ValueError(f"--seed takes integers like 0 or 0,1,2; got {text!r}") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"--seed needs distinct integers like 0 or 0,1,2; got {text!r}")
+    return seeds
+
+
 def utc_stamp(now: dt.datetime | None = None) -> str:
     now = now or dt.datetime.now(dt.timezone.utc)
     return now.strftime("%Y%m%dT%H%M%SZ")
@@ -132,12 +149,13 @@ def _finished(job: Job, timeout: float | None) -> bool:
 
 # --- the run --------------------------------------------------------------------------------------
 def run(notebooks: list[Path], *, profile: str = "smoke", data_root: str | None = None,
-        device: str = "auto", seed: int = 0, dry_run: bool = False, kernel: str | None = None,
+        device: str = "auto", seed: int | list[int] = 0, dry_run: bool = False, kernel: str | None = None,
         jobs: int = 1, out: Path | None = None, cwd: Path | None = None,
         timeout: float | None = None, heartbeat: float = 30.0, quiet: bool = False) -> Path:
     """Execute ``notebooks`` into a new run folder and return it (see the module docstring).
 
-    The run's status is in ``<run>/results.json`` (``"failed"`` lists failing notebooks)."""
+    ``seed`` may be a list: each notebook then runs once per seed. The run's status is in
+    ``<run>/results.json`` (``"failed"`` lists failing notebooks)."""
     from . import report  # late: keeps `python -m defectlib.run --help` instant
 
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
@@ -156,15 +174,19 @@ def run(notebooks: list[Path], *, profile: str = "smoke", data_root: str | None 
     env = child_env(jobs, cpu_parallel=not gpus)
     data_root = str(Path(data_root).expanduser().resolve()) if data_root else None
 
+    seeds = [int(s) for s in seed] if isinstance(seed, (list, tuple)) else [int(seed)]
     jobs_list = []
     for nb in notebooks:
-        job = Job(Path(nb).resolve(), run_dir, {})
-        job.parameters = {"profile": profile, "data_root": data_root, "device": device,
-                          "seed": int(seed), "output_dir": str(job.output_dir.resolve()),
-                          "dry_run": bool(dry_run)}
-        jobs_list.append(job)
+        for s in seeds:
+            path = Path(nb).resolve()
+            job = Job(path, run_dir, {}, stem=f"{path.stem}-seed{s}" if len(seeds) > 1 else "")
+            job.parameters = {"profile": profile, "data_root": data_root, "device": device,
+                              "seed": s, "output_dir": str(job.output_dir.resolve()),
+                              "dry_run": bool(dry_run)}
+            jobs_list.append(job)
 
-    meta = report.run_metadata(run_dir, profile=profile, dry_run=dry_run, seed=seed, device=device,
+    meta = report.run_metadata(run_dir, profile=profile, dry_run=dry_run,
+                               seed=seeds[0] if len(seeds) == 1 else seeds, device=device,
                                kernel=kernel, data_root=data_root, jobs=jobs, gpus=gpus,
                                command=sys.argv)
     report.write_results(run_dir, meta, jobs_list)
@@ -247,7 +269,9 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true",
                    help="2 optimizer steps and one evaluation batch of the chosen profile")
     p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda:0...")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", default="0", metavar="N[,N]",
+                   help="random seed; several (0,1,2) run each notebook once per seed and the "
+                        "report gives every metric's mean +- sd over them")
     p.add_argument("--notebooks", metavar="DIR", help="notebooks folder (default: <repo>/notebooks)")
     p.add_argument("--timeout", type=float, metavar="SECONDS",
                    help="stop a notebook that runs longer than this")
@@ -267,13 +291,14 @@ def main(argv: list[str] | None = None) -> int:
             raise FileNotFoundError(f"no NN_*.ipynb notebooks in {nb_dir}")
         if args.data_root and not Path(args.data_root).expanduser().is_dir():
             raise FileNotFoundError(f"--data-root {args.data_root} is not a folder")
+        seeds = parse_seeds(args.seed)
         if args.kernel:
             check_kernel(args.kernel)
     except (ValueError, FileNotFoundError) as exc:
         parser.error(str(exc))
     try:
         run_dir = run(notebooks, profile=args.profile, data_root=args.data_root,
-                      device=args.device, seed=args.seed, dry_run=args.dry_run, kernel=args.kernel,
+                      device=args.device, seed=seeds, dry_run=args.dry_run, kernel=args.kernel,
                       jobs=args.jobs, out=args.out, cwd=nb_dir, timeout=args.timeout,
                       quiet=args.quiet)
     except KeyboardInterrupt:

@@ -116,3 +116,27 @@ def test_write_results_collects_each_notebook(tmp_path):
     assert data["failed"] == ["02_b"] and "finished" in data
     assert data["notebooks"][0]["results"]["metrics"][0]["value"] == 1.0
     assert data["notebooks"][1]["results"] is None
+
+
+def test_seed_spread_is_mean_and_sample_sd_over_the_seeds():
+    import numpy as np
+    values = {0: 41.0, 1: 47.5, 2: 44.0}
+    base = _results()["notebooks"][0]
+    nbs = []
+    for seed, v in values.items():
+        nb = json.loads(json.dumps(base))
+        nb.update(notebook=f"01_danet_neu_det-seed{seed}", source="01_danet_neu_det", seed=seed)
+        nb["results"]["metrics"] = [_metric("phase5/mAP", v, paper="danet/table3/phase5/mAP"),
+                                    _metric("steps", 10, unit="")]
+        nbs.append(nb)
+    results = dict(_results(), notebooks=nbs, seed=list(values))
+    rows = {r["name"]: r for r in report.seed_spread(results)}
+    want = np.array(list(values.values()))
+    assert rows["phase5/mAP"]["mean"] == pytest.approx(want.mean())
+    assert rows["phase5/mAP"]["sd"] == pytest.approx(want.std(ddof=1))
+    assert (rows["phase5/mAP"]["min"], rows["phase5/mAP"]["max"], rows["phase5/mAP"]["n"]) == (41.0, 47.5, 3)
+    assert rows["steps"]["sd"] == 0.0
+    text = report.build_report(results)
+    assert "## Seed spread" in text
+    assert "| 01_danet_neu_det | phase5/mAP | NEU-DET (real) | 44.17 % +- 3.25 | 41.00 % to 47.50 % | 3 | 78.27 % |" in text
+    assert "## Seed spread" not in report.build_report(_results(metrics=[_metric("a", 1.0)]))  # one seed

@@ -98,6 +98,14 @@ def test_failure_from_notebook_points_at_the_failing_cell(tmp_path):
     assert "\x1b" not in err["traceback"]
 
 
+def test_parse_seeds():
+    assert runner.parse_seeds("0,1,2") == [0, 1, 2] and runner.parse_seeds("7") == [7]
+    assert runner.parse_seeds(3) == [3]
+    for bad in ("a", "1,1", ""):
+        with pytest.raises(ValueError, match="--seed"):
+            runner.parse_seeds(bad)
+
+
 def test_bad_options_are_clear_errors(tmp_path, capsys, make_notebook):
     make_notebook(tmp_path / "01_a.ipynb", ["pass"])
     with pytest.raises(SystemExit) as exc:
@@ -200,3 +208,17 @@ def test_timeout_stops_the_notebook_and_its_kernel(tmp_path, make_notebook):
     nb = json.loads((run / "results.json").read_text())["notebooks"][0]
     assert nb["status"] == "timeout" and nb["error"]["ename"] == "Timeout"
     assert "## Failures" in (run / "report.md").read_text()
+
+
+def test_several_seeds_run_each_notebook_once_per_seed(tmp_path, make_notebook):
+    make_notebook(tmp_path / "nbs" / "01_pass.ipynb", PASS_CELLS)
+    rc = runner.main(["--notebooks", str(tmp_path / "nbs"), "--out", str(tmp_path / "runs"), "--quiet",
+                      "--seed", "1,2", "--jobs", "2"])
+    run = next((tmp_path / "runs").iterdir())
+    results = json.loads((run / "results.json").read_text())
+    assert rc == 0 and results["seed"] == [1, 2]
+    assert [(nb["notebook"], nb["source"], nb["seed"]) for nb in results["notebooks"]] == [
+        ("01_pass-seed1", "01_pass", 1), ("01_pass-seed2", "01_pass", 2)]
+    for nb in results["notebooks"]:
+        assert json.loads(nb["results"]["notes"][0])["seed"] == nb["seed"]  # each kernel got its seed
+    assert "| 01_pass | phase5/AP50/crazing | NEU-DET (stand-in) | 41.20 % +- 0.00 |" in (run / "report.md").read_text()
