@@ -166,10 +166,12 @@ NB03: dict[str, dict] = {
 # scale 0.5 = half resolution (the paper evaluates RealClutch at half resolution). steps_per_epoch
 # None = one pass over the training images. threads=1: on 2 shared cores two OpenMP threads
 # spin-wait on each other (U-Net-ResNet34, 8 crops of 96x96, forward+backward: 20 s with 2 threads
-# vs 2.2 s with 1 while other notebooks ran). cpu trains U-Net only: FCN and DeepLabV3 (dilated
-# ResNet-50, output stride 8) cost ~1.5-2x a U-Net step, and 3 architectures x 7 training runs do
-# not fit the 30-minute budget; all seven arms run for U-Net (64 pre-training and 48 fine-tuning
-# steps per run, epochs of 8 steps, lr halved every 4 epochs instead of every 50). At half
+# vs 2.2 s with 1 while other notebooks ran). cpu trains U-Net only: a step of FCN / DeepLabV3
+# (dilated ResNet-50, output stride 8: full-width 2048-channel maps at 1/8 resolution) costs 3.8x /
+# 5x a U-Net-ResNet34 step (8 crops of 96x96, one thread, measured side by side), so the three
+# architectures would take ~2.3 h instead of ~15 min; all seven arms run for U-Net (64
+# pre-training and 48 fine-tuning steps per run, epochs of 8 steps, lr halved every 4 epochs
+# instead of every 50). At half
 # resolution an MTD tile fits one 224x320 evaluation patch (smaller patches left seams of false
 # positives along the patch borders in a first run).
 #: every arm of Table 1: real-only, planar (NEU-Seg) +/- fine-tuning, synthetic +/- FT, +/- exposure stacking
