@@ -344,10 +344,19 @@ def comparison_section(a: dict, b: dict, tol: float = 0.0) -> tuple[list[str], d
 
 
 def write_report(run_dir: Path, against: Path | None = None, tol: float = 0.0) -> Path:
+    """``<run>/report.md``; with several seeds also ``<run>/seed_spread.json`` (per notebook)."""
     run_dir = Path(run_dir)
     other = load(against) if against else None
+    results = load(run_dir)
     path = run_dir / "report.md"
-    path.write_text(build_report(load(run_dir), other, tol))
+    path.write_text(build_report(results, other, tol))
+    rows = seed_spread(results)
+    if rows:
+        spread = {nb: {"run": results.get("run"), "profile": results.get("profile"),
+                       "seeds": sorted({s for r in rows if r["notebook"] == nb for s in r["values"]}),
+                       "rows": [r for r in rows if r["notebook"] == nb]}
+                  for nb in dict.fromkeys(r["notebook"] for r in rows)}
+        (run_dir / "seed_spread.json").write_text(json.dumps(spread, indent=1))
     return path
 
 

@@ -222,3 +222,5 @@ def test_several_seeds_run_each_notebook_once_per_seed(tmp_path, make_notebook):
     for nb in results["notebooks"]:
         assert json.loads(nb["results"]["notes"][0])["seed"] == nb["seed"]  # each kernel got its seed
     assert "| 01_pass | phase5/AP50/crazing | NEU-DET (stand-in) | 41.20 % +- 0.00 |" in (run / "report.md").read_text()
+    spread = json.loads((run / "seed_spread.json").read_text())["01_pass"]
+    assert spread["seeds"] == [1, 2] and spread["rows"][0]["values"] == {"1": 41.2, "2": 41.2}
