@@ -138,8 +138,10 @@ def test_max_steps_stops_dry_run_and_evaluates_once():
     assert len(h.steps) == 3 and h.stopped == "max_steps" and len(calls) == 1
     assert h.epochs[-1]["partial"] and h.epochs[-1]["step"] == 3
     # max_steps spanning epochs
-    h = fit(mlp(), DataLoader(data(16), batch_size=4), quiet(epochs=5, max_steps=6), loss_fn=CE, device="cpu")
+    model = mlp()
+    h = fit(model, DataLoader(data(16), batch_size=4), quiet(epochs=5, max_steps=6), loss_fn=CE, device="cpu")
     assert len(h.epochs) == 2 and len(h.steps) == 6
+    assert all(p.grad is None for p in model.parameters())  # a trained model keeps no gradients
 
 
 def test_eval_every_and_last_epoch():

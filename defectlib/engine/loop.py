@@ -60,8 +60,13 @@ def fit(model: torch.nn.Module, train_loader: DataLoader, cfg: TrainConfig, loss
       ``"loss"``. Its direction is ``cfg.monitor_mode`` ("auto": minimised if the name has "loss").
     - ``params``: what to optimise (tensors, or torch param-group dicts with their own ``lr``);
       default every parameter with ``requires_grad``: freeze a backbone by clearing its flags.
+
+    The model comes back without ``.grad`` tensors, so a trained model costs only its weights
+    (a notebook that keeps 13 trained ablation variants would otherwise hold 13 sets of gradients).
     """
-    return Trainer(model, train_loader, cfg, loss_fn, device, evaluate, monitor, params).run()
+    history = Trainer(model, train_loader, cfg, loss_fn, device, evaluate, monitor, params).run()
+    model.zero_grad(set_to_none=True)
+    return history
 
 
 class Trainer:
