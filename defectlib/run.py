@@ -26,6 +26,7 @@ import datetime as dt
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -279,6 +280,10 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return p
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = add_arguments(argparse.ArgumentParser(
         prog="defectlib run", description=__doc__.split("\n\n")[0],
@@ -296,6 +301,9 @@ def main(argv: list[str] | None = None) -> int:
             check_kernel(args.kernel)
     except (ValueError, FileNotFoundError) as exc:
         parser.error(str(exc))
+    # `kill <runner>` (SIGTERM: what schedulers and `timeout` send) ends it like Ctrl-C does:
+    # running notebooks are stopped and what finished is written to the run folder
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         run_dir = run(notebooks, profile=args.profile, data_root=args.data_root,
                       device=args.device, seed=seeds, dry_run=args.dry_run, kernel=args.kernel,
@@ -303,6 +311,8 @@ def main(argv: list[str] | None = None) -> int:
                       quiet=args.quiet)
     except KeyboardInterrupt:
         return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     results = json.loads((run_dir / "results.json").read_text())
     if args.quiet:
         print(f"{run_dir / 'report.md'}: {results['summary']}")

@@ -197,17 +197,58 @@ def test_unknown_kernel_is_refused_before_anything_runs(tmp_path, capsys, make_n
     assert not (tmp_path / "r").exists()
 
 
+def _sleeping_notebook(make_notebook, folder):
+    """A notebook whose kernel writes its pid to ``folder/pid`` and then sleeps for two minutes."""
+    return make_notebook(folder / "nb" / "01_sleep.ipynb",
+                         [f"import os, time\nopen({str(folder / 'pid')!r}, 'w').write(str(os.getpid()))",
+                          "time.sleep(120)"])
+
+
+def _gone(pid: int, within: float = 20.0) -> bool:
+    import os
+    import time
+    end = time.time() + within
+    while time.time() < end:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.5)
+    return False
+
+
 def test_timeout_stops_the_notebook_and_its_kernel(tmp_path, make_notebook):
-    nbs = tmp_path / "nb"
-    make_notebook(nbs / "01_sleep.ipynb", ["import time\ntime.sleep(120)"])
+    nb = _sleeping_notebook(make_notebook, tmp_path)
     t0 = dt.datetime.now()
-    rc = runner.main(["--notebooks", str(nbs), "--out", str(tmp_path / "runs"), "--timeout", "6",
+    rc = runner.main(["--notebooks", str(nb.parent), "--out", str(tmp_path / "runs"), "--timeout", "6",
                       "--quiet"])
     assert rc == 1 and (dt.datetime.now() - t0).total_seconds() < 40
     (run,) = (tmp_path / "runs").iterdir()
     nb = json.loads((run / "results.json").read_text())["notebooks"][0]
     assert nb["status"] == "timeout" and nb["error"]["ename"] == "Timeout"
     assert "## Failures" in (run / "report.md").read_text()
+    assert _gone(int((tmp_path / "pid").read_text())), "the kernel outlived its timeout"
+
+
+def test_sigterm_stops_the_runner_its_notebooks_and_writes_the_run(tmp_path, make_notebook):
+    import signal
+    import subprocess
+    import sys
+    import time
+    nb = _sleeping_notebook(make_notebook, tmp_path)
+    proc = subprocess.Popen([sys.executable, "-m", "defectlib.run", "--notebooks", str(nb.parent),
+                             "--out", str(tmp_path / "runs"), "--quiet"])
+    pid_file = tmp_path / "pid"
+    for _ in range(120):
+        if pid_file.is_file() and pid_file.read_text():
+            break
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 130
+    (run,) = (tmp_path / "runs").iterdir()
+    results = json.loads((run / "results.json").read_text())
+    assert results["notebooks"][0]["status"] == "interrupted" and results.get("finished")
+    assert _gone(int(pid_file.read_text())), "the kernel outlived the runner"
 
 
 def test_several_seeds_run_each_notebook_once_per_seed(tmp_path, make_notebook):
