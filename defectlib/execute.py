@@ -158,9 +158,12 @@ def _progress(path: Path) -> str:
 
 
 def fmt_time(seconds: float | None) -> str:
-    """``75.2`` -> ``"1:15"``; under ten seconds keeps a decimal (``"3.4 s"``)."""
+    """``75.2`` -> ``"1:15"``; under ten seconds keeps a decimal (``"3.4 s"``), under one second
+    is in milliseconds (``"22 ms"``: a per-image time must not read ``"0.0 s"``)."""
     if seconds is None:
         return "-"
+    if seconds < 1:
+        return f"{seconds * 1000:.3g} ms"
     if seconds < 10:
         return f"{seconds:.1f} s"
     seconds = int(round(seconds))

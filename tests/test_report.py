@@ -140,3 +140,9 @@ def test_seed_spread_is_mean_and_sample_sd_over_the_seeds():
     assert "## Seed spread" in text
     assert "| 01_danet_neu_det | phase5/mAP | NEU-DET (real) | 44.17 % +- 3.25 | 41.00 % to 47.50 % | 3 | 78.27 % |" in text
     assert "## Seed spread" not in report.build_report(_results(metrics=[_metric("a", 1.0)]))  # one seed
+
+
+def test_fmt_time_keeps_short_times_readable():
+    from defectlib.execute import fmt_time
+    assert [fmt_time(t) for t in (None, 0.0223, 0.5, 3.44, 75.2, 3725)] == [
+        "-", "22.3 ms", "500 ms", "3.4 s", "1:15", "1:02:05"]
