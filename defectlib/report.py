@@ -163,9 +163,8 @@ def spread_section(results: dict) -> list[str]:
              "|---|---|---|---|---|---|---|"]
     for r in rows:
         u = r["unit"]
-        lines.append(f"| {r['notebook']} | {r['name']} | {r['dataset']} | {fmt(r['mean'], u)} +- "
-                     f"{fmt(r['sd'], '%' if u == '%' else '').removesuffix(' %')} | "
-                     f"{fmt(r['min'], u)} to {fmt(r['max'], u)} | {r['n']} | "
+        lines.append(f"| {r['notebook']} | {r['name']} | {r['dataset']} | "
+                     f"{fmt(r['mean'], u)} +- {_bare(r['sd'], u)} | {fmt(r['min'], u)} to {fmt(r['max'], u)} | {r['n']} | "
                      f"{fmt(r['paper_value'], r['paper_unit']) if r['paper_value'] is not None else '-'} |")
     return lines + [""]
 
@@ -188,11 +187,17 @@ def fmt(value, unit: str = "") -> str:
     return f"{text} {unit}" if unit else text
 
 
+def _bare(v, unit="") -> str:
+    """A number without its unit, with the precision of ``unit``: ``1.25`` (two decimals for %,
+    else 4 significant)."""
+    return fmt(v, "%" if unit == "%" else "").removesuffix(" %")
+
+
 def _signed(v, unit="") -> str:
-    """A difference without its unit: ``+1.25`` (two decimals for %, else 4 significant)."""
+    """A difference without its unit: ``+1.25``."""
     if v is None:
         return "-"
-    return ("+" if v >= 0 else "") + fmt(v, "%" if unit == "%" else "").removesuffix(" %")
+    return ("+" if v >= 0 else "") + _bare(v, unit)
 
 
 def dataset_label(m: dict) -> str:
