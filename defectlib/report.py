@@ -4,11 +4,13 @@ The runner (:mod:`defectlib.run`) calls :func:`write_results` as notebooks finis
 :func:`write_report` at the end. Rebuild or compare later from the command line:
 
     defectlib report runs/20261122T010203Z-cpu                  # rewrite its report.md
+    defectlib report latest --against results/                  # does it reproduce the committed?
     defectlib report latest --against runs/20261101T090000Z-cpu # what changed after an upgrade?
 
-``--against`` adds a section with the change of every metric (and of library versions and
-settings) and exits 1 when a metric moved by more than ``--tol`` or disappeared: the
-reproducibility check to run after upgrading torch or editing the library.
+``--against`` adds a section sorting every metric into identical, within the reference's seed
+spread, or outside it (with the changes of library versions and settings) and exits 1 when a
+metric is outside or missing: the reproducibility check of :mod:`defectlib.reproduce`, to run
+after upgrading torch, editing the library or moving to another machine.
 """
 from __future__ import annotations
 
@@ -209,7 +211,9 @@ def dataset_label(m: dict) -> str:
 
 
 # --- report.md ------------------------------------------------------------------------------------
-def build_report(results: dict, against: dict | None = None, tol: float = 0.0) -> str:
+def build_report(results: dict, against=None, tol: float = 0.0) -> str:
+    """The markdown of ``report.md``; ``against`` (a run's results dict or a loaded
+    :class:`defectlib.reproduce.Results`) adds the reproducibility section."""
     r = results
     nbs = r.get("notebooks", [])
     lines = [f"# Run {r.get('run', '?')}", ""]
@@ -289,69 +293,18 @@ def build_report(results: dict, against: dict | None = None, tol: float = 0.0) -
                                          "data_root": res.get("data_root")}, indent=1),
                   "```", "</details>", ""]
     if against is not None:
-        lines += comparison_section(r, against, tol)[0]
+        from . import reproduce
+        ref = against if isinstance(against, reproduce.Results) else reproduce.from_run(against)
+        lines += reproduce.section(reproduce.from_run(r), ref, tol)[0]
     return "\n".join(lines).rstrip() + "\n"
 
 
-def compare(a: dict, b: dict, tol: float = 0.0) -> tuple[list[dict], dict]:
-    """Match metrics of run ``a`` against run ``b`` by (notebook, name, dataset)."""
-    def index(res):
-        return {(m["notebook"], m["name"], dataset_label(m)): m for m in metric_rows(res)}
-    ia, ib = index(a), index(b)
-    rows, counts = [], {"identical": 0, "within tol": 0, "changed": 0, "new": 0, "gone": 0}
-    for key in list(ia) + [k for k in ib if k not in ia]:
-        ma, mb = ia.get(key), ib.get(key)
-        va, vb = (ma or {}).get("value"), (mb or {}).get("value")
-        delta = va - vb if _num(va) and _num(vb) else None
-        if mb is None:
-            status = "new"
-        elif ma is None:
-            status = "gone"
-        elif va == vb:
-            status = "identical"
-        elif delta is not None and abs(delta) <= tol:
-            status = "within tol"
-        else:
-            status = "changed"
-        counts[status] += 1
-        rows.append({"notebook": key[0], "name": key[1], "dataset": key[2], "this": va,
-                     "other": vb, "delta": delta, "unit": (ma or mb).get("unit", ""),
-                     "status": status})
-    return rows, counts
-
-
-def comparison_section(a: dict, b: dict, tol: float = 0.0) -> tuple[list[str], dict]:
-    rows, counts = compare(a, b, tol)
-    lines = [f"## Against {b.get('run')}", "",
-             f"{len(rows)} metrics: " + ", ".join(f"{n} {k}" for k, n in counts.items()) +
-             f" (tolerance {tol:g}).", ""]
-    for field in ("profile", "dry_run", "seed", "device", "data_root", "git_commit"):
-        if a.get(field) != b.get(field):
-            lines.append(f"- {field}: {b.get(field)} -> {a.get(field)}")
-    va, vb = a.get("versions", {}), b.get("versions", {})
-    for lib in sorted(set(va) | set(vb)):
-        if va.get(lib) != vb.get(lib):
-            lines.append(f"- {lib}: {vb.get(lib)} -> {va.get(lib)}")
-    ca = {nb["notebook"]: (nb.get("results") or {}).get("config", {}) for nb in a.get("notebooks", [])}
-    cb = {nb["notebook"]: (nb.get("results") or {}).get("config", {}) for nb in b.get("notebooks", [])}
-    for nb in ca:
-        for k in sorted(set(ca[nb]) | set(cb.get(nb, {}))):
-            if nb in cb and ca[nb].get(k) != cb[nb].get(k):
-                lines.append(f"- {nb} config {k}: {cb[nb].get(k)} -> {ca[nb].get(k)}")
-    lines += ["", "| notebook | metric | dataset | this run | other run | change | status |",
-              "|---|---|---|---|---|---|---|"]
-    for row in rows:
-        status = row["status"] if row["status"] in ("identical", "within tol") else f"**{row['status']}**"
-        lines.append(f"| {row['notebook']} | {row['name']} | {row['dataset']} | "
-                     f"{fmt(row['this'], row['unit'])} | {fmt(row['other'], row['unit'])} | "
-                     f"{_signed(row['delta'], row['unit'])} | {status} |")
-    return lines + [""], counts
-
-
-def write_report(run_dir: Path, against: Path | None = None, tol: float = 0.0) -> Path:
-    """``<run>/report.md``; with several seeds also ``<run>/seed_spread.json`` (per notebook)."""
+def write_report(run_dir: Path, against=None, tol: float = 0.0) -> Path:
+    """``<run>/report.md``; with several seeds also ``<run>/seed_spread.json`` (per notebook).
+    ``against``: a reference folder in any layout :mod:`defectlib.reproduce` reads, or one loaded."""
+    from . import reproduce
     run_dir = Path(run_dir)
-    other = load(against) if against else None
+    other = reproduce.load(against) if isinstance(against, (str, Path)) else against
     results = load(run_dir)
     path = run_dir / "report.md"
     path.write_text(build_report(results, other, tol))
@@ -367,12 +320,35 @@ def write_report(run_dir: Path, against: Path | None = None, tol: float = 0.0) -
 
 def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("run", help="run folder, its name under runs/, or 'latest'")
-    p.add_argument("--against", metavar="OTHER_RUN",
-                   help="a second run: show the change of every metric, versions and settings")
+    p.add_argument("--against", metavar="REFERENCE",
+                   help="the committed results/ folder, one notebook's folder in it, or another "
+                        "run: classify every metric as identical, within the reference's seed "
+                        "spread or outside it (exit 1 if outside or missing)")
     p.add_argument("--tol", type=float, default=0.0,
-                   help="with --against: changes up to this absolute size count as unchanged")
+                   help="with --against: widens every allowed range by this absolute amount (the "
+                        "whole range where the reference has a single seed)")
     p.add_argument("--runs-dir", metavar="DIR", help="where run names are looked up (default: <repo>/runs)")
     return p
+
+
+def check(run_dir: Path, against, tol: float = 0.0, runs_dir: Path | None = None,
+          quiet: bool = False) -> int:
+    """Rewrite ``<run>/report.md`` with the section against ``against`` (a folder, a run name or a
+    loaded reference), print it and return the exit status: 1 if a metric is outside the
+    reference's seed spread or missing (see :mod:`defectlib.reproduce`)."""
+    from . import reproduce
+    ref = against if isinstance(against, reproduce.Results) else reproduce.load(
+        reproduce.resolve(against, runs_dir))
+    path = write_report(run_dir, ref, tol)
+    results = load(run_dir)
+    lines, counts = reproduce.section(reproduce.from_run(results, Path(run_dir).name), ref, tol)
+    if not quiet:
+        print(f"report: {path}  ({results.get('summary')})")
+        print("\n".join(lines))
+    bad = reproduce.failed(counts)
+    print(f"{'NOT REPRODUCED' if bad else 'REPRODUCED'}: {Path(run_dir).name} against {ref.name}: "
+          f"{reproduce.summary(counts)} (tolerance {tol:g})")
+    return 1 if bad else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -381,20 +357,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         run_dir = resolve_run(args.run, args.runs_dir)
-        other = resolve_run(args.against, args.runs_dir) if args.against else None
-        path = write_report(run_dir, other, args.tol)
+        if args.against:
+            return check(run_dir, args.against, args.tol, args.runs_dir)
+        path = write_report(run_dir)
         results = load(run_dir)
     except (FileNotFoundError, ValueError) as exc:
         parser.error(str(exc))
     print(f"report: {path}  ({results.get('summary')})")
-    if other is None:
-        return 0
-    lines, counts = comparison_section(results, load(other), args.tol)
-    print("\n".join(lines))
-    bad = counts["changed"] + counts["gone"]
-    print(f"{'OK' if not bad else 'DIFFERENT'}: {bad} metric(s) changed beyond tol {args.tol:g} "
-          f"or missing in {run_dir.name} vs {other.name}")
-    return 1 if bad else 0
+    return 0
 
 
 if __name__ == "__main__":

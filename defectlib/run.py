@@ -4,6 +4,7 @@
     defectlib run --only 01,03 --profile cpu --jobs 2       # two notebooks side by side
     defectlib run --profile paper --dry-run --kernel gpu    # 2 steps of the paper config on a GPU kernel
     defectlib run --only 03 --profile cpu --seed 0,1,2      # three seeds: report.md gives mean +- sd
+    defectlib run --only 03 --profile cpu --data-root ~/datasets --check  # reproduces results/?
 
 Each call writes ``runs/<UTC stamp>-<profile>/`` (never reusing one) holding, per notebook, the
 executed ``<stem>.ipynb`` and a ``<stem>/`` folder (the notebook's ``output_dir``: its
@@ -18,6 +19,8 @@ Each notebook runs in its own ``papermill`` process (its kernel inherits that pr
 environment), so ``--jobs N`` runs N at once; with GPUs visible, each running notebook gets one GPU
 through ``CUDA_VISIBLE_DEVICES``, and N is capped at the number of GPUs. A failing notebook is
 reported with its failing cell and error; the others still run; the exit code is 1 if any failed.
+``--check [REF]`` then compares the run with ``REF`` (default: the committed ``results/``) through
+:mod:`defectlib.reproduce` and exits 1 also when a metric is outside REF's seed spread or missing.
 """
 from __future__ import annotations
 
@@ -44,6 +47,12 @@ PROFILES = ("smoke", "cpu", "paper")
 def default_notebooks_dir() -> Path:
     root = paths.repo_root()
     return root / "notebooks" if root else Path.cwd() / "notebooks"
+
+
+def default_results_dir() -> Path:
+    """The committed ``results/`` folder: what ``--check`` compares a run with by default."""
+    root = paths.repo_root()
+    return root / "results" if root else Path.cwd() / "results"
 
 
 def default_out_dir() -> Path:
@@ -276,6 +285,10 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--notebooks", metavar="DIR", help="notebooks folder (default: <repo>/notebooks)")
     p.add_argument("--timeout", type=float, metavar="SECONDS",
                    help="stop a notebook that runs longer than this")
+    p.add_argument("--check", nargs="?", const="", default=argparse.SUPPRESS, metavar="REF",
+                   help="at the end, check the run against REF (without REF: the committed "
+                        "results/ folder; or a run): exit 1 if a metric is outside REF's seed "
+                        "spread or missing")
     p.add_argument("--quiet", "-q", action="store_true", help="print only the final summary")
     return p
 
@@ -299,6 +312,11 @@ def main(argv: list[str] | None = None) -> int:
         seeds = parse_seeds(args.seed)
         if args.kernel:
             check_kernel(args.kernel)
+        reference = None
+        if hasattr(args, "check"):  # before the run: a typo should not cost a 30-minute run
+            from . import reproduce
+            reference = reproduce.load(reproduce.resolve(args.check or default_results_dir(),
+                                                         args.out or default_out_dir()))
     except (ValueError, FileNotFoundError) as exc:
         parser.error(str(exc))
     # `kill <runner>` (SIGTERM: what schedulers and `timeout` send) ends it like Ctrl-C does:
@@ -316,7 +334,11 @@ def main(argv: list[str] | None = None) -> int:
     results = json.loads((run_dir / "results.json").read_text())
     if args.quiet:
         print(f"{run_dir / 'report.md'}: {results['summary']}")
-    return 1 if results["failed"] else 0
+    status = 1 if results["failed"] else 0
+    if reference is not None:
+        from . import report
+        status = max(status, report.check(run_dir, reference, quiet=args.quiet))
+    return status
 
 
 if __name__ == "__main__":

@@ -36,8 +36,9 @@ from torch.utils.data import DataLoader, Dataset
 
 from .data import MTD, NEUSeg, locate
 from .data.splits import MTD_NEAR_DUPLICATES, groups_from_pairs
-from .data.sampling import exposure_stack, intensity_biased_crop, stitch, tile
+from .data.sampling import defect_biased_crop, exposure_stack, intensity_biased_crop, stitch, tile
 from .engine import TrainConfig, fit, load_weights, loss_evaluator, supervised_loss
+from .losses import BCEDiceLoss
 from .metrics import best_f1_threshold, pixel_prf
 from .models.seg_baselines import build_seg_baseline
 from .synth.scene import SynthSurfaces, get_config
@@ -137,16 +138,18 @@ def make_synthetic(n_parts: int, n_val_parts: int, size: int = 192, views_per_pa
 
 
 class CropSet(Dataset):
-    """``length`` random crops from full images: intensity-biased (paper 004), flips / 90-degree
-    turns, optional exposure stacking; inputs scaled to [-1, 1]. ``fixed=True`` draws the crops once
-    (a deterministic validation set)."""
+    """``length`` random crops from full images: intensity-biased (paper 004), or with probability
+    ``defect_p`` centred near a defect pixel (:func:`defect_biased_crop`, not in the paper), flips /
+    90-degree turns, optional exposure stacking; inputs scaled to [-1, 1]. ``fixed=True`` draws the
+    crops once (a deterministic validation set)."""
 
     def __init__(self, pairs: list[Pair], crop: int, length: int, exposure: bool = False,
-                 threshold: float = 10 / 255, augment: bool = True, seed: int = 0, fixed: bool = False):
+                 threshold: float = 10 / 255, augment: bool = True, seed: int = 0, fixed: bool = False,
+                 defect_p: float = 0.0):
         if not pairs:
             raise ValueError("CropSet needs at least one (image, mask) pair")
         self.pairs, self.crop, self.length = pairs, int(crop), int(length)
-        self.exposure, self.threshold, self.augment = exposure, threshold, augment
+        self.exposure, self.threshold, self.augment, self.defect_p = exposure, threshold, augment, defect_p
         self.rng = np.random.default_rng(seed)
         self.cache = [self._draw(i) for i in range(self.length)] if fixed else None
 
@@ -155,7 +158,10 @@ class CropSet(Dataset):
 
     def _draw(self, i: int) -> Pair:
         img, mask = self.pairs[int(self.rng.integers(len(self.pairs)))]
-        img, mask = intensity_biased_crop(img, mask, (self.crop, self.crop), self.threshold, self.rng)
+        if self.defect_p and self.rng.random() < self.defect_p:
+            img, mask = defect_biased_crop(img, mask, (self.crop, self.crop), self.rng)
+        else:
+            img, mask = intensity_biased_crop(img, mask, (self.crop, self.crop), self.threshold, self.rng)
         if self.augment:
             k = int(self.rng.integers(4))
             img, mask = torch.rot90(img, k, (1, 2)), torch.rot90(mask, k, (1, 2))
@@ -189,6 +195,13 @@ class StudyConfig:
     early_stop_patience: int = 5
     early_stop_min_delta: float = 0.01
     eval_patch: tuple = (224, 320)   # (height, width) of evaluation patches
+    # how the cpu profile departs from the paper's recipe (the paper's values are the defaults)
+    loss: str = "bce"                # "bce" (paper) | "bce_dice"
+    defect_p: float = 0.0            # share of training crops centred near a defect pixel
+    schedule: str = "step"           # "step" (paper: halve every halve_every epochs) | "onecycle"
+    early_stopping: bool = True      # paper: stop when val loss improves < 1 % over 5 validations
+    precision: str = "fp32"          # engine precision ("auto": bf16 on CPUs with native bf16)
+    channels_last: bool = False
     max_steps: int | None = None       # dry runs: optimizer steps per training run
     max_eval_batches: int | None = None  # dry runs: validation-loss batches
     max_eval_images: int | None = None   # dry runs: test images
@@ -208,17 +221,18 @@ def train(model, train_pairs, val_pairs, sc: StudyConfig, lr: float, wd: float, 
           seed: int = 0, device="cpu", epochs: int | None = None):
     """One training run through :func:`defectlib.engine.fit`; the weights of the best validation
     loss are restored. Returns the engine's History."""
-    bce = supervised_loss(torch.nn.BCEWithLogitsLoss())
+    bce = supervised_loss(BCEDiceLoss() if sc.loss == "bce_dice" else torch.nn.BCEWithLogitsLoss())
     n = sc.steps_per_epoch * sc.batch_size if sc.steps_per_epoch else max(sc.batch_size, len(train_pairs))
-    tr = DataLoader(CropSet(train_pairs, sc.crop, n, exposure, seed=seed), batch_size=sc.batch_size,
-                    shuffle=False, drop_last=True)
-    va = DataLoader(CropSet(val_pairs, sc.crop, sc.val_crops, exposure, augment=False, seed=seed + 1, fixed=True),
-                    batch_size=sc.batch_size)
+    tr = DataLoader(CropSet(train_pairs, sc.crop, n, exposure, seed=seed, defect_p=sc.defect_p),
+                    batch_size=sc.batch_size, shuffle=False, drop_last=True)
+    va = DataLoader(CropSet(val_pairs, sc.crop, sc.val_crops, exposure, augment=False, seed=seed + 1, fixed=True,
+                            defect_p=sc.defect_p), batch_size=sc.batch_size)
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = TrainConfig(epochs=epochs or sc.max_epochs, optimizer="adamw", lr=lr, weight_decay=wd, schedule="step",
-                          step_size=sc.halve_every, gamma=0.5, early_stopping=True,
-                          early_stop_patience=sc.early_stop_patience, early_stop_min_delta=sc.early_stop_min_delta,
-                          max_steps=sc.max_steps, checkpoint_dir=tmp, seed=seed, progress=sc.progress)
+        cfg = TrainConfig(epochs=epochs or sc.max_epochs, optimizer="adamw", lr=lr, weight_decay=wd,
+                          schedule=sc.schedule, step_size=sc.halve_every, gamma=0.5,
+                          early_stopping=sc.early_stopping, early_stop_patience=sc.early_stop_patience,
+                          early_stop_min_delta=sc.early_stop_min_delta, max_steps=sc.max_steps, checkpoint_dir=tmp,
+                          seed=seed, progress=sc.progress, precision=sc.precision, channels_last=sc.channels_last)
         hist = fit(model, tr, cfg, loss_fn=bce, device=device,
                    evaluate=loss_evaluator(va, bce, device, max_batches=sc.max_eval_batches))
         best = Path(tmp) / "best.pt"

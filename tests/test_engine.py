@@ -175,11 +175,11 @@ def test_frozen_parameters_and_param_groups():
     assert torch.equal(model[3].weight, last) and not torch.equal(model[0].weight, first)
 
 
-def test_amp_is_a_noop_on_cpu():
-    a, b = mlp(), mlp()
-    for m, amp in ((a, False), (b, True)):
-        fit(m, DataLoader(data(), batch_size=8), quiet(amp=amp), loss_fn=CE, device="cpu")
-    assert same_state(a, b)
+def test_fp32_precision_is_the_plain_loop_and_bf16_is_not():
+    a, b, c = mlp(), mlp(), mlp()
+    for m, prec in ((a, "fp32"), (b, "fp32"), (c, "bf16")):
+        fit(m, DataLoader(data(), batch_size=8), quiet(precision=prec), loss_fn=CE, device="cpu")
+    assert same_state(a, b) and not same_state(a, c)
 
 
 # ------------------------------------------------------------------------------------ resume

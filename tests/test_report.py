@@ -68,16 +68,18 @@ def test_failure_section_names_cell_and_error():
     assert "did not reach `rec.save()`" in text
 
 
-def test_compare_classifies_every_metric():
+def test_run_against_a_single_seed_run_uses_only_the_tolerance():
+    from defectlib import reproduce
     a = _results("A", [_metric("m1", 50.0), _metric("m2", 60.0), _metric("m3", 70.0),
                        _metric("new", 1.0), _metric("m1", 50.0, dataset="MTD")])
     b = _results("B", [_metric("m1", 50.0), _metric("m2", 60.4), _metric("m3", 71.0),
                        _metric("old", 1.0), _metric("m1", 49.0, dataset="MTD")])
-    rows, counts = report.compare(a, b, tol=0.5)
-    assert counts == {"identical": 1, "within tol": 1, "changed": 2, "new": 1, "gone": 1}
+    rows, counts = reproduce.compare(reproduce.from_run(a), reproduce.from_run(b), tol=0.5)
+    assert counts == {"identical": 1, "within": 1, "outside": 2, "missing": 1, "new": 1}
     by = {(r["name"], r["dataset"]): r for r in rows}
-    assert by[("m2", "NEU-DET (real)")]["delta"] == pytest.approx(-0.4)
-    assert by[("m1", "MTD (real)")]["status"] == "changed"  # matched per dataset
+    assert (by[("m2", "NEU-DET (real)")]["status"], by[("m2", "NEU-DET (real)")]["rule"]) == ("within", "tol")
+    assert by[("m1", "MTD (real)")]["status"] == "outside"  # matched per dataset
+    assert by[("old", "NEU-DET (real)")]["status"] == "missing" and by[("new", "NEU-DET (real)")]["status"] == "new"
 
 
 def test_report_cli_against_another_run(tmp_path, capsys):
@@ -146,3 +148,190 @@ def test_fmt_time_keeps_short_times_readable():
     from defectlib.execute import fmt_time
     assert [fmt_time(t) for t in (None, 0.0223, 0.5, 3.44, 75.2, 3725)] == [
         "-", "22.3 ms", "500 ms", "3.4 s", "1:15", "1:02:05"]
+
+
+# --- the reproducibility check against the committed results/ layout (defectlib.reproduce) --------
+REPO_RESULTS = Path(__file__).resolve().parents[1] / "results"
+NB = "01_danet_neu_det"
+# the reference's seeds of phase5/mAP: 40, 41, 48 -> sample sd sqrt(19) = 4.359, so the allowed
+# range [min - sd, max + sd] is [35.64, 52.36] (mean +- 2 sd would be [34.28, 51.72] instead)
+SEEDS = {0: 40.0, 1: 41.0, 2: 48.0}
+
+
+def _committed(tmp_path, spread=None, seed0=None, name="results", nb=NB):
+    """A committed-layout folder: ``<name>/<nb>/results.json`` (seed 0) and ``seeds.json``."""
+    spread = {"phase5/mAP": SEEDS, "params_M": {0: 2.91, 1: 2.91, 2: 2.91}} if spread is None else spread
+    seed0 = seed0 if seed0 is not None else (
+        [_metric(n, v[0], dataset="-" if n.startswith("params") else "NEU-DET",
+                 unit="M" if n.startswith("params") else "%") for n, v in spread.items()]
+        + [_metric("phase5/AR100", 30.0)])  # no seeds.json row: only --tol applies to it
+    folder = tmp_path / name / nb
+    folder.mkdir(parents=True)
+    (folder / "results.json").write_text(json.dumps(
+        {"notebook": nb, "profile": "cpu", "config": {"epochs": 2}, "seed": 0, "device": "cpu",
+         "versions": {"torch": "2.14.1"}, "metrics": seed0}))
+    rows = [{"notebook": nb, "name": n, "dataset": "-" if n.startswith("params") else "NEU-DET (real)",
+             "unit": "%", "values": {str(k): v for k, v in vals.items()}} for n, vals in spread.items()]
+    (folder / "seeds.json").write_text(json.dumps({"profile": "cpu", "seeds": [0, 1, 2], "rows": rows}))
+    return tmp_path / name
+
+
+def _run(tmp_path, values: dict, seed: int = 0, name="run", extra=(), status="ok"):
+    """A run folder (one seed) whose notebook recorded ``values`` (metric name -> value)."""
+    metrics = [_metric(n, v, dataset="-" if n.startswith("params") else "NEU-DET",
+                       unit="M" if n.startswith("params") else "%") for n, v in values.items()]
+    res = _results(name, metrics + list(extra), status=status)
+    res["notebooks"][0].update(seed=seed, source=NB)
+    return _save(tmp_path, name, dict(res, seed=seed))
+
+
+def _statuses(rows):
+    return {(r["name"], r["seed"]): r["status"] for r in rows}
+
+
+def test_check_classifies_identical_within_and_outside_the_seed_spread(tmp_path):
+    from defectlib import reproduce
+    ref = reproduce.load(_committed(tmp_path))
+    assert ref.layout == "committed" and ref.spread((NB, "phase5/mAP", "NEU-DET (real)"))["sd"] == pytest.approx(19 ** 0.5)
+    cases = {40.0: "identical", 40.0 + 1e-12: "identical", 40.0 + 1e-6: "within",
+             41.0: "within",  # 41 is seed 1's value, not seed 0's
+             52.2: "within", 35.8: "within", 52.5: "outside", 35.0: "outside"}
+    for value, want in cases.items():
+        run = reproduce.load(_run(tmp_path, {"phase5/mAP": value, "params_M": 2.91,
+                                             "phase5/AR100": 30.0}, name=f"run{value}"))
+        rows, counts = reproduce.compare(run, ref)
+        assert _statuses(rows)[("phase5/mAP", 0)] == want, value
+        assert counts["identical"] == (3 if want == "identical" else 2)
+        assert reproduce.failed(counts) == (want == "outside"), value
+
+
+def test_check_compares_each_seed_of_the_run_with_the_same_seed(tmp_path):
+    from defectlib import reproduce
+    ref = reproduce.load(_committed(tmp_path))
+    nbs = []
+    for seed, value in ((1, 41.0), (2, 41.0)):  # seed 1 reproduces exactly, seed 2 does not
+        nb = _results(metrics=[_metric("phase5/mAP", value)])["notebooks"][0]
+        nb.update(notebook=f"{NB}-seed{seed}", source=NB, seed=seed)
+        nbs.append(nb)
+    run = reproduce.from_run(dict(_results(), notebooks=nbs, seed=[1, 2]))
+    rows, counts = reproduce.compare(run, ref)
+    assert _statuses(rows)[("phase5/mAP", 1)] == "identical"
+    assert _statuses(rows)[("phase5/mAP", 2)] == "within"
+    assert _statuses(rows)[("params_M", 1)] == "missing"  # in seeds.json for seed 1, not in the run
+    assert ("phase5/AR100", 1) not in _statuses(rows)  # the reference has it for seed 0 only
+    assert counts["missing"] == 2 and reproduce.failed(counts)
+
+
+def test_check_without_a_spread_falls_back_to_the_tolerance(tmp_path):
+    from defectlib import reproduce
+    ref = reproduce.load(_committed(tmp_path))  # phase5/AR100 has seed 0 only: 30.0
+    run = reproduce.load(_run(tmp_path, {"phase5/mAP": 40.0, "params_M": 2.91, "phase5/AR100": 30.4}))
+    rows, counts = reproduce.compare(run, ref, tol=0.5)
+    row = next(r for r in rows if r["name"] == "phase5/AR100")
+    assert (row["status"], row["rule"], row["low"], row["high"]) == ("within", "tol", 29.5, 30.5)
+    assert _statuses(reproduce.compare(run, ref, tol=0.3)[0])[("phase5/AR100", 0)] == "outside"
+    # params_M has a spread of zero width: only float noise passes
+    run = reproduce.load(_run(tmp_path, {"phase5/mAP": 40.0, "params_M": 2.92, "phase5/AR100": 30.0},
+                              name="run2"))
+    assert _statuses(reproduce.compare(run, ref)[0])[("params_M", 0)] == "outside"
+
+
+def test_check_lists_missing_and_new_metrics_and_ignores_notebooks_not_run(tmp_path):
+    from defectlib import reproduce
+    ref_dir = _committed(tmp_path)
+    _committed(tmp_path, nb="03_ocinet_nrsd")  # in the reference, not in the run: not missing
+    run = reproduce.load(_run(tmp_path, {"phase5/mAP": 40.0, "params_M": 2.91, "extra": 1.0}))
+    rows, counts = reproduce.compare(run, reproduce.load(ref_dir))
+    assert counts == {"identical": 2, "within": 0, "outside": 0, "missing": 1, "new": 1}
+    assert _statuses(rows)[("phase5/AR100", 0)] == "missing" and _statuses(rows)[("extra", 0)] == "new"
+    assert {r["notebook"] for r in rows} == {NB}
+    # a notebook that failed misses every metric the reference has for it
+    failed = reproduce.load(_run(tmp_path, {}, name="failed", status="failed"))
+    assert reproduce.compare(failed, reproduce.load(ref_dir))[1]["missing"] == 3
+    # nothing in common is not a pass
+    other = reproduce.load(_run(tmp_path, {"extra": 1.0}, name="other"))
+    other.seeds = {"05_new": [0]}
+    assert reproduce.failed(reproduce.compare(other, reproduce.load(ref_dir))[1])
+
+
+def test_reference_may_be_a_run_with_several_seeds_or_one_notebook_folder(tmp_path):
+    from defectlib import reproduce
+    nbs = []
+    for seed, value in SEEDS.items():
+        nb = _results(metrics=[_metric("phase5/mAP", value)])["notebooks"][0]
+        nb.update(notebook=f"{NB}-seed{seed}", source=NB, seed=seed)
+        nbs.append(nb)
+    ref_dir = _save(tmp_path, "ref", dict(_results("ref"), notebooks=nbs, seed=list(SEEDS)))
+    assert reproduce.layout(ref_dir) == "run"
+    for ref in (reproduce.load(ref_dir), reproduce.load(_committed(tmp_path) / NB)):
+        for value, want in ((48.0, "within"), (40.0, "identical"), (53.0, "outside")):
+            run = reproduce.load(_run(tmp_path, {"phase5/mAP": value}, name=f"r{ref.layout}{value}"))
+            assert _statuses(reproduce.compare(run, ref)[0])[("phase5/mAP", 0)] == want
+
+
+def test_report_against_results_folder_exit_codes_and_section(tmp_path, capsys):
+    ref = _committed(tmp_path)
+    base = {"phase5/mAP": 40.0, "params_M": 2.91, "phase5/AR100": 30.0}
+    assert report.main([str(_run(tmp_path, base, name="same")), "--against", str(ref)]) == 0
+    assert "REPRODUCED" in capsys.readouterr().out
+    within = _run(tmp_path, dict(base, **{"phase5/mAP": 52.2}), name="within")
+    assert report.main([str(within), "--against", str(ref)]) == 0
+    text = (within / "report.md").read_text()
+    assert "## Against results" in text and "2 identical, 1 within the seed spread, 0 outside" in text
+    assert "| 01_danet_neu_det | phase5/mAP | NEU-DET (real) | 0 | 52.20 % | 40.00 % | 40.00 % to 48.00 % (4.36) | 35.64 to 52.36 | within (seed spread) |" in text
+    outside = _run(tmp_path, dict(base, **{"phase5/mAP": 52.5}), name="outside")
+    assert report.main([str(outside), "--against", str(ref)]) == 1
+    out = capsys.readouterr().out
+    assert "NOT REPRODUCED" in out and "| **outside** |" in out
+    missing = _run(tmp_path, {"phase5/mAP": 40.0, "params_M": 2.91}, name="missing")
+    assert report.main([str(missing), "--against", str(ref)]) == 1
+    assert report.main([str(missing), "--against", str(ref / NB)]) == 1  # one notebook's folder
+    assert "| **missing** |" in (missing / "report.md").read_text()
+
+
+def test_report_against_names_a_bad_reference(tmp_path, capsys):
+    run = _run(tmp_path, {"phase5/mAP": 40.0})
+    with pytest.raises(SystemExit):
+        report.main([str(run), "--against", str(tmp_path / "nope")])
+    assert "nope: not a results folder" in capsys.readouterr().err
+    ref = _committed(tmp_path)
+    (ref / NB / "seeds.json").write_text('{"seeds": [0, 1], "rows": [')
+    with pytest.raises(SystemExit):
+        report.main([str(run), "--against", str(ref)])
+    assert f"{ref / NB / 'seeds.json'}: not valid JSON" in capsys.readouterr().err
+    (ref / NB / "seeds.json").write_text('{"seeds": [0, 1]}')
+    with pytest.raises(SystemExit):
+        report.main([str(run), "--against", str(ref)])
+    assert "seeds.json: not a seeds.json (no list of 'rows')" in capsys.readouterr().err
+    (ref / NB / "seeds.json").unlink()
+    (ref / NB / "results.json").write_text('{"notebook": "x"}')
+    with pytest.raises(SystemExit):
+        report.main([str(run), "--against", str(ref)])
+    assert "results.json: neither a run's combined results.json" in capsys.readouterr().err
+
+
+def _committed_as_run(tmp_path) -> Path:
+    """A run folder holding exactly the committed seed-0 results.json of every notebook."""
+    nbs = []
+    for own in sorted(REPO_RESULTS.glob("*/results.json")):
+        d = json.loads(own.read_text())
+        nbs.append({"notebook": d["notebook"], "source": d["notebook"], "seed": d["seed"],
+                    "status": "ok", "elapsed_s": 1.0, "executed": f"{d['notebook']}.ipynb",
+                    "output_dir": d["notebook"], "log": "x.log", "error": None, "results": d})
+    return _save(tmp_path, "committed-run", {"run": "committed-run", "profile": "cpu", "seed": 0,
+                                             "notebooks": nbs, "summary": "ok", "failed": []})
+
+
+def test_committed_results_reproduce_themselves(tmp_path, capsys):
+    from defectlib import reproduce
+    ref = reproduce.load(REPO_RESULTS)
+    assert ref.layout == "committed" and ref.all_seeds() == [0, 1, 2]
+    rows, counts = reproduce.compare(ref, ref)
+    n_values = sum(len(by_seed) for by_seed in ref.values.values())
+    assert counts == {"identical": n_values, "within": 0, "outside": 0, "missing": 0, "new": 0}
+    assert n_values > 300 and not reproduce.failed(counts)
+    # the committed seed-0 results as a run, checked the way a user would
+    run = _committed_as_run(tmp_path)
+    n_metrics = sum(len(json.loads(p.read_text())["metrics"]) for p in REPO_RESULTS.glob("*/results.json"))
+    assert report.main([str(run), "--against", str(REPO_RESULTS)]) == 0
+    assert f"REPRODUCED: committed-run against results: {n_metrics} identical, 0 within" in capsys.readouterr().out

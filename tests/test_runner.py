@@ -265,3 +265,75 @@ def test_several_seeds_run_each_notebook_once_per_seed(tmp_path, make_notebook):
     assert "| 01_pass | phase5/AP50/crazing | NEU-DET (stand-in) | 41.20 % +- 0.00 |" in (run / "report.md").read_text()
     spread = json.loads((run / "seed_spread.json").read_text())["01_pass"]
     assert spread["seeds"] == [1, 2] and spread["rows"][0]["values"] == {"1": 41.2, "2": 41.2}
+
+
+# --- --check: the reproducibility check at the end of a run ----------------------------------------
+def _reference(folder: Path, value: float = 41.2, seeds: dict | None = None) -> Path:
+    """A committed-layout results folder for the ``01_pass`` notebook: seed 0 and, optionally,
+    a seeds.json with the metric's value per seed."""
+    nb = folder / "01_pass"
+    nb.mkdir(parents=True)
+    metric = {"name": "phase5/AP50/crazing", "value": value, "paper": None, "dataset": "NEU-DET",
+              "real": False, "unit": "%", "note": ""}
+    (nb / "results.json").write_text(json.dumps({"notebook": "01_pass", "profile": "smoke", "seed": 0,
+                                                 "config": {"epochs": 3}, "metrics": [metric]}))
+    if seeds:
+        (nb / "seeds.json").write_text(json.dumps({"seeds": list(seeds), "rows": [
+            {"notebook": "01_pass", "name": metric["name"], "dataset": "NEU-DET (stand-in)",
+             "unit": "%", "values": {str(s): v for s, v in seeds.items()}}]}))
+    return folder
+
+
+def _fake_run(tmp_path, value: float, status: str = "ok", name: str = "fake"):
+    """Stands in for ``runner.run``: writes a run folder whose 01_pass recorded ``value``."""
+    def fake(notebooks, **kw):
+        run_dir = tmp_path / "runs" / f"{name}-{value}-{status}"
+        run_dir.mkdir(parents=True)
+        metric = {"name": "phase5/AP50/crazing", "value": value, "dataset": "NEU-DET", "real": False,
+                  "unit": "%"}
+        nb = {"notebook": "01_pass", "source": "01_pass", "seed": kw["seed"][0], "status": status,
+              "elapsed_s": 1.0, "executed": "01_pass.ipynb", "output_dir": "01_pass", "log": "x.log",
+              "error": None, "results": {"metrics": [metric], "config": {"epochs": 3}} if status == "ok" else None}
+        (run_dir / "results.json").write_text(json.dumps({
+            "run": run_dir.name, "seed": kw["seed"][0], "notebooks": [nb], "summary": "-",
+            "failed": [] if status == "ok" else ["01_pass"]}))
+        return run_dir
+    return fake
+
+
+def test_check_exit_status_follows_the_seed_spread(tmp_path, monkeypatch, make_notebook, capsys):
+    make_notebook(tmp_path / "nbs" / "01_pass.ipynb", ["pass"])
+    ref = _reference(tmp_path / "results", seeds={0: 41.2, 1: 43.0, 2: 45.0})  # sd 1.9: [39.3, 46.9]
+    args = ["--notebooks", str(tmp_path / "nbs"), "--check", str(ref), "--quiet"]
+    for value, status, rc in ((41.2, "ok", 0), (46.5, "ok", 0), (47.5, "ok", 1), (41.2, "failed", 1)):
+        monkeypatch.setattr(runner, "run", _fake_run(tmp_path, value, status))
+        assert runner.main(args) == rc, (value, status)
+        out = capsys.readouterr().out
+        assert ("NOT REPRODUCED" in out) == (rc == 1), out  # a failed notebook misses its metric
+    monkeypatch.setattr(runner, "run", _fake_run(tmp_path, 47.5, name="nocheck"))
+    assert runner.main(args[:2]) == 0  # without --check the numbers are not judged
+
+
+def test_check_reference_is_resolved_before_the_run(tmp_path, monkeypatch, make_notebook, capsys):
+    make_notebook(tmp_path / "nbs" / "01_a.ipynb", ["pass"])
+    common = ["--notebooks", str(tmp_path / "nbs"), "--out", str(tmp_path / "r")]
+    with pytest.raises(SystemExit) as exc:
+        runner.main(common + ["--check", str(tmp_path / "nope")])
+    assert exc.value.code == 2 and "nope: not a results folder" in capsys.readouterr().err
+    assert runner.default_results_dir() == Path(runner.__file__).resolve().parents[1] / "results"
+    monkeypatch.setattr(runner, "default_results_dir", lambda: tmp_path / "no-results-here")
+    with pytest.raises(SystemExit):
+        runner.main(common + ["--check"])  # no REF: the repository's results/
+    assert "no-results-here: not a results folder" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+def test_check_after_a_real_run(tmp_path, make_notebook):
+    make_notebook(tmp_path / "nbs" / "01_pass.ipynb", PASS_CELLS)
+    ref = _reference(tmp_path / "results")
+    rc = runner.main(["--notebooks", str(tmp_path / "nbs"), "--out", str(tmp_path / "runs"), "--quiet",
+                      "--check", str(ref)])
+    (run,) = (tmp_path / "runs").iterdir()
+    text = (run / "report.md").read_text()
+    assert rc == 0 and "## Against results" in text
+    assert "1 identical, 0 within the seed spread, 0 outside, 0 missing" in text

@@ -8,7 +8,7 @@
 
 Modules: ``config`` (TrainConfig), ``schedules`` (optimizers, warm-up + epoch schedules, early
 stopping), ``loop`` (fit, Trainer), ``helpers`` (loss functions, predict, loss_evaluator),
-``checkpoint`` (exact resume), ``distributed`` (torchrun / DDP), ``history`` (History and its plot).
+``precision`` (bf16 / fp16 autocast, channels_last), ``checkpoint`` (exact resume), ``distributed`` (torchrun / DDP), ``history`` (History and its plot).
 ``python -m defectlib.engine --selftest`` trains a toy model (also under torchrun).
 """
 from .checkpoint import load_checkpoint, load_weights, save_checkpoint
@@ -17,8 +17,10 @@ from .distributed import DistInfo, init_from_env, is_main_process
 from .history import History
 from .helpers import detection_loss, loss_evaluator, predict, supervised_loss, to_device
 from .loop import Trainer, fit
+from .precision import PRECISIONS, Precision, cpu_has_native_bf16, resolve_precision
 from .schedules import EarlyStopping, LRSchedule, build_optimizer, lr_curve
 
 __all__ = ["TrainConfig", "fit", "Trainer", "History", "predict", "loss_evaluator", "supervised_loss", "detection_loss",
            "to_device", "EarlyStopping", "LRSchedule", "build_optimizer", "lr_curve", "save_checkpoint",
-           "load_checkpoint", "load_weights", "DistInfo", "init_from_env", "is_main_process"]
+           "load_checkpoint", "load_weights", "DistInfo", "init_from_env", "is_main_process",
+           "PRECISIONS", "Precision", "resolve_precision", "cpu_has_native_bf16"]

@@ -7,6 +7,7 @@ from typing import Any, Callable, Iterable, Mapping
 import torch
 
 from ..runtime import resolve_device
+from .precision import resolve_precision, to_channels_last, to_float32
 from .progress import tqdm
 
 LossFn = Callable[[torch.nn.Module, Any, torch.device], Mapping[str, torch.Tensor]]
@@ -27,11 +28,21 @@ def to_device(obj: Any, device: torch.device) -> Any:
 
 
 def supervised_loss(criterion: Callable[[Any, Any], torch.Tensor]) -> LossFn:
-    """``loss_fn`` for ``(inputs, targets)`` batches: ``{"loss": criterion(model(inputs), targets)}``."""
+    """``loss_fn`` for ``(inputs, targets)`` batches: ``{"loss": criterion(model(inputs), targets)}``.
+
+    Under mixed precision the forward pass runs in bf16 / fp16 and the criterion in fp32: sums over
+    a batch of pixels (Dice, Tversky) lose digits in a 16-bit float."""
     def loss_fn(model: torch.nn.Module, batch: Any, device: torch.device) -> dict[str, torch.Tensor]:
         x, y = to_device(batch[0], device), to_device(batch[1], device)
-        return {"loss": criterion(model(x), y)}
+        out = model(x)
+        with fp32_region(device):
+            return {"loss": criterion(to_float32(out), y)}
     return loss_fn
+
+
+def fp32_region(device: torch.device | str):
+    """A block where autocast is off (losses and metrics after a 16-bit forward pass)."""
+    return torch.autocast(device_type=torch.device(device).type, enabled=False)
 
 
 def detection_loss(model: torch.nn.Module, batch: Any, device: torch.device) -> dict[str, torch.Tensor]:
@@ -45,15 +56,17 @@ def detection_loss(model: torch.nn.Module, batch: Any, device: torch.device) -> 
 @torch.no_grad()
 def predict(model: torch.nn.Module, loader: Iterable, device: str | torch.device = "auto",
             max_batches: int | None = None, forward: Callable | None = None, progress: bool = False,
-            desc: str = "predict") -> Any:
+            desc: str = "predict", precision: str = "fp32", channels_last: bool = False) -> Any:
     """Run ``model`` in eval mode without gradients over ``loader``; outputs come back on the CPU.
 
     ``forward(model, batch, device)`` defaults to ``model(batch[0])`` (the inputs of an
     ``(inputs, targets)`` batch; lists of images are moved element-wise, as detectors want).
     Tensor outputs are concatenated along dim 0; list outputs (one dict per image, detectors) are
     concatenated into one list. The model's train/eval flags are restored afterwards.
+    ``precision`` / ``channels_last`` as in :class:`TrainConfig` (outputs come back in fp32).
     """
     device = resolve_device(device)
+    numerics = resolve_precision(precision, device)
     flags = {m: m.training for m in model.modules()}
     model.eval()
     outs: list[Any] = []
@@ -64,12 +77,15 @@ def predict(model: torch.nn.Module, loader: Iterable, device: str | torch.device
         for i, batch in enumerate(tqdm(loader, total=total, desc=desc, disable=not progress, leave=False)):
             if max_batches is not None and i >= max_batches:
                 break
-            if forward is None:
-                x = batch[0] if isinstance(batch, (list, tuple)) else batch
-                out = model(to_device(list(x) if isinstance(x, tuple) else x, device))
-            else:
-                out = forward(model, batch, device)
-            outs.append(to_device(out, torch.device("cpu")))
+            if channels_last:
+                batch = to_channels_last(batch)
+            with numerics.autocast():
+                if forward is None:
+                    x = batch[0] if isinstance(batch, (list, tuple)) else batch
+                    out = model(to_device(list(x) if isinstance(x, tuple) else x, device))
+                else:
+                    out = forward(model, batch, device)
+            outs.append(to_float32(to_device(out, torch.device("cpu"))))
     finally:
         for m, flag in flags.items():
             m.train(flag)

@@ -2,8 +2,9 @@
 
 One optimizer step (what the papers call an iteration)::
 
-    losses = loss_fn(model, batch, device)        # dict; "loss" is the one back-propagated
-    scaler.scale(losses["loss"]).backward()       # AMP loss scaling (identity without CUDA AMP)
+    with autocast:                                # bf16 / fp16 forward when cfg.precision asks
+        losses = loss_fn(model, batch, device)    # dict; "loss" is the one back-propagated
+    scaler.scale(losses["loss"]).backward()       # fp16 loss scaling (identity in fp32 and bf16)
     clip_grad_norm_(params, grad_clip)            # optional: ||g||_2 <= grad_clip
     optimizer.step(); schedule.step_iteration()   # the warm-up advances per step
 
@@ -37,6 +38,7 @@ from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_sta
 from .config import TrainConfig
 from .helpers import LossFn
 from .history import History
+from .precision import resolve_precision, to_channels_last
 from .progress import tqdm
 from .schedules import EarlyStopping, LRSchedule, build_optimizer
 
@@ -89,19 +91,23 @@ class Trainer:
         self.seed = 0 if cfg.seed is None else int(cfg.seed)
         if cfg.seed is not None:
             seed_everything(self.seed, deterministic=cfg.deterministic and self.device.type == "cpu")
+        self.precision = resolve_precision(cfg.precision, self.device)
         self.model = model.to(self.device)
+        if cfg.channels_last:
+            self.model.to(memory_format=torch.channels_last)
         params = [p for p in model.parameters() if p.requires_grad] if params is None else list(params)
         self.optimizer = build_optimizer(params, cfg)
         self.clip_params = [p for g in self.optimizer.param_groups for p in g["params"]]
-        self.amp = bool(cfg.amp) and self.device.type == "cuda"
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.scaler = self.precision.grad_scaler()
         self.loader = D.distributed_loader(train_loader, self.dist, self.seed)
         # what loss_fn sees: the model itself, or its DistributedDataParallel wrapper under torchrun
         self.net = D.wrap_model(model, self.dist, self.device, cfg.sync_bn, cfg.find_unused_parameters)
         self.ckpt_dir = None if cfg.checkpoint_dir is None else Path(cfg.checkpoint_dir)
         self.monitor = monitor or ("val_loss" if evaluate is not None else "loss")
         self.explicit_monitor = monitor is not None
-        self.schedule = LRSchedule(self.optimizer, cfg, monitor_mode=cfg.mode_for(self.monitor))
+        # per-step schedules span the planned run; max_steps only stops it (a dry run is the same run, cut)
+        self.schedule = LRSchedule(self.optimizer, cfg, monitor_mode=cfg.mode_for(self.monitor),
+                                   total_steps=cfg.epochs * len(self.loader))
         self.stopper = (EarlyStopping(cfg.early_stop_patience, cfg.early_stop_min_delta, cfg.mode_for(self.monitor))
                         if cfg.early_stopping else None)
         self.history = History()
@@ -169,8 +175,11 @@ class Trainer:
         sums: dict[str, float] = {}
         n, stopped = 0, None
         for batch in bar:
-            with torch.autocast(device_type=self.device.type, enabled=self.amp):
+            if cfg.channels_last:
+                batch = to_channels_last(batch)
+            with self.precision.autocast():
                 terms = self.loss_fn(self.net, batch, self.device)
+            terms = {k: v.float() for k, v in terms.items()}
             loss = terms["loss"]
             if not torch.isfinite(loss):
                 parts = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in terms.items())

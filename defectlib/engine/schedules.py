@@ -10,7 +10,10 @@ this module only wires them the way the papers use them:
   ``plateau`` (``lr * factor`` once the monitored validation value has gone ``patience``
   validations in a row without improving; Severstal: Adam halved "every time it reaches a plateau
   long three epochs", i.e. ``patience=3`` - torch's ``ReduceLROnPlateau`` counts one more, so it
-  gets ``patience - 1``).
+  gets ``patience - 1``);
+- or a schedule over the whole run, stepped per optimizer step: ``cosine`` (warm-up, then
+  ``lr_t = min_lr + (lr - min_lr) (1 + cos(pi t / T)) / 2``, Loshchilov & Hutter 2017) or
+  ``onecycle`` (torch's ``OneCycleLR``, Smith & Topin 2018, warm-up built in).
 
 Both parts are multiplicative, so a milestone that falls inside the warm-up composes correctly.
 """
@@ -40,11 +43,17 @@ def build_optimizer(params: Iterable[Any], cfg: TrainConfig) -> torch.optim.Opti
 class LRSchedule:
     """Warm-up stepped per optimizer step, then the epoch schedule stepped per epoch/validation."""
 
-    def __init__(self, optimizer: torch.optim.Optimizer, cfg: TrainConfig, monitor_mode: str = "min"):
+    def __init__(self, optimizer: torch.optim.Optimizer, cfg: TrainConfig, monitor_mode: str = "min",
+                 total_steps: int | None = None):
         self.optimizer = optimizer
         self.cfg = cfg
         self.warmup = None
-        if cfg.warmup_iters > 0:
+        self.per_step: Any = None
+        if cfg.schedule in ("cosine", "onecycle"):
+            if not total_steps:
+                raise ValueError(f"schedule={cfg.schedule!r} spans the run: LRSchedule needs total_steps")
+            self.per_step = _per_step_schedule(optimizer, cfg, int(total_steps))
+        elif cfg.warmup_iters > 0:
             self.warmup = lr_scheduler.LinearLR(
                 optimizer, start_factor=cfg.warmup_factor, end_factor=1.0, total_iters=cfg.warmup_iters)
         self.decay: Any = None
@@ -63,6 +72,10 @@ class LRSchedule:
 
     def step_iteration(self) -> None:
         """Call after every optimizer step."""
+        if self.per_step is not None:
+            if self.per_step.last_epoch < self.per_step_total:
+                self.per_step.step()
+            return
         if self.warmup is not None and self.warmup.last_epoch < self.cfg.warmup_iters:
             self.warmup.step()
 
@@ -79,11 +92,18 @@ class LRSchedule:
     def lr(self) -> float:
         return float(self.optimizer.param_groups[0]["lr"])
 
+    @property
+    def per_step_total(self) -> int:
+        return int(getattr(self.per_step, "total_steps", 0) or self.per_step.total)
+
     def state_dict(self) -> dict:
         return {"warmup": None if self.warmup is None else self.warmup.state_dict(),
-                "decay": None if self.decay is None else _plain(self.decay.state_dict())}
+                "decay": None if self.decay is None else _plain(self.decay.state_dict()),
+                "per_step": None if self.per_step is None else _plain(self.per_step.state_dict())}
 
     def load_state_dict(self, state: dict) -> None:
+        if self.per_step is not None and state.get("per_step") is not None:
+            self.per_step.load_state_dict(state["per_step"])
         if self.warmup is not None and state.get("warmup") is not None:
             self.warmup.load_state_dict(state["warmup"])
         if self.decay is not None and state.get("decay") is not None:
@@ -92,6 +112,24 @@ class LRSchedule:
                 from collections import Counter
                 decay["milestones"] = Counter({int(k): int(v) for k, v in decay["milestones"].items()})
             self.decay.load_state_dict(decay)
+
+
+def _per_step_schedule(optimizer: torch.optim.Optimizer, cfg: TrainConfig, total: int):
+    """``cosine`` (with the linear warm-up) or ``onecycle`` over ``total`` optimizer steps."""
+    if cfg.schedule == "onecycle":
+        # total + 1: OneCycleLR refuses a step past its end, and the last step of a run steps it once more
+        return lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=total + 1, pct_start=cfg.pct_start,
+                                       anneal_strategy="cos")
+    warm, floor = cfg.warmup_iters, cfg.min_lr / cfg.lr
+
+    def factor(t: int) -> float:
+        w = cfg.warmup_factor + (1 - cfg.warmup_factor) * t / warm if t < warm else 1.0
+        progress = min(1.0, max(0, t - warm) / max(1, total - warm))
+        return w * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+    sched = lr_scheduler.LambdaLR(optimizer, factor)
+    sched.total = total  # type: ignore[attr-defined]
+    return sched
 
 
 def _plain(state: dict) -> dict:
@@ -103,7 +141,7 @@ def lr_curve(cfg: TrainConfig, iters_per_epoch: int, epochs: int | None = None) 
     """The learning rate of every optimizer step under ``cfg`` (no plateau decay), to plot a schedule."""
     p = torch.nn.Parameter(torch.zeros(1))
     opt = build_optimizer([p], cfg)
-    sched = LRSchedule(opt, cfg)
+    sched = LRSchedule(opt, cfg, total_steps=iters_per_epoch * (epochs or cfg.epochs))
     out = []
     for _ in range(epochs or cfg.epochs):
         for _ in range(iters_per_epoch):

@@ -234,8 +234,8 @@ def error_overlay(pred, target) -> np.ndarray:
 def train_config(cfg, checkpoint_dir=None):
     """The engine's :class:`~defectlib.engine.TrainConfig` from a notebook-03 profile."""
     from defectlib.engine import TrainConfig
-    return TrainConfig.from_dict(cfg, optimizer="adam", schedule="multistep" if cfg.get("milestones") else "none",
-                                 checkpoint_dir=checkpoint_dir)
+    schedule = cfg.get("schedule") or ("multistep" if cfg.get("milestones") else "none")
+    return TrainConfig.from_dict(cfg, optimizer="adam", schedule=schedule, checkpoint_dir=checkpoint_dir)
 
 
 def train_and_evaluate(variant: str, data: OCINetData, cfg, device, seed: int = 0, keep: int = 0,

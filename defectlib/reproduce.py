@@ -1,0 +1,328 @@
+"""The reproducibility check: does a run reproduce a reference, within the reference's seed noise?
+
+The reference is the committed ``results/`` folder (one ``NN_<name>/`` per notebook holding that
+notebook's own ``results.json`` and a ``seeds.json`` with every metric of every seed), one such
+notebook folder, or another run folder (``runs/<stamp>-<profile>/`` with a combined
+``results.json``). Every metric of the run, for each seed the run used, falls in one class:
+
+- **identical**: equal (within 1e-9) to the reference's value for the same seed;
+- **within**: inside the reference's seed spread, ``[min - sd, max + sd]`` over the reference's
+  seeds (sample sd), or, where the reference has that metric for one seed only, within ``tol`` of
+  it (``tol`` also widens every spread range);
+- **outside**: neither.
+
+A metric the reference has for a notebook the run ran, but the run lacks, is **missing**; one only
+the run has is **new** (listed, not checked). The check fails on any metric outside or missing, or
+when no metric could be checked at all. Metrics match on (notebook, metric name, dataset), the
+notebook being the source notebook (``03_ocinet_nrsd`` for ``03_ocinet_nrsd-seed1``).
+
+    defectlib report runs/20261122T010203Z-cpu --against results/
+    defectlib run --profile cpu --only 03 --seed 0 --data-root ~/datasets --check
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import report
+
+EXACT = 1e-9  # "identical" allows this absolute difference (float noise of a JSON round trip)
+Key = tuple  # (notebook, metric name, dataset label)
+ORDER = ("outside", "missing", "within", "new", "identical")  # table order: worst first
+
+
+@dataclass
+class Results:
+    """The metrics of a run or of a results folder, per seed, with what each notebook ran with."""
+    name: str
+    layout: str                                                  # "run", "committed" or "notebook"
+    values: dict[Key, dict[Any, Any]] = field(default_factory=dict)  # key -> {seed: value}
+    units: dict[Key, str] = field(default_factory=dict)
+    seeds: dict[str, list] = field(default_factory=dict)         # notebook -> seeds it was run with
+    ran: dict[str, set] = field(default_factory=dict)            # notebook -> seeds that recorded
+    settings: dict[str, dict] = field(default_factory=dict)      # notebook -> its own results.json
+    meta: dict = field(default_factory=dict)                     # a run's combined results.json
+
+    def spread(self, key: Key) -> dict | None:
+        """min, max, sample sd and n of a numeric metric over the seeds; None for fewer than 2."""
+        vals = [v for v in self.values.get(key, {}).values() if report._num(v)]
+        if len(vals) < 2:
+            return None
+        return {"min": min(vals), "max": max(vals), "sd": statistics.stdev(vals), "n": len(vals)}
+
+    def all_seeds(self) -> list:
+        return sorted({s for seeds in self.seeds.values() for s in seeds if s is not None})
+
+
+# --- loading either layout ------------------------------------------------------------------------
+def _read(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except ValueError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object, found {type(data).__name__}")
+    return data
+
+
+def _seed(value, path: Path):
+    try:
+        return None if value is None else int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{path}: seed {value!r} is not an integer") from None
+
+
+def _add_metrics(res: Results, nb: str, seed, metrics, path: Path) -> None:
+    if not isinstance(metrics, list):
+        raise ValueError(f"{path}: 'metrics' must be a list, found {type(metrics).__name__}")
+    for i, m in enumerate(metrics):
+        if not isinstance(m, dict) or "name" not in m or "value" not in m:
+            raise ValueError(f"{path}: metric #{i} needs a 'name' and a 'value', found {m!r}")
+        key = (nb, m["name"], report.dataset_label(m))
+        res.values.setdefault(key, {})[seed] = m["value"]
+        res.units.setdefault(key, m.get("unit") or "")
+    res.ran.setdefault(nb, set()).add(seed)
+
+
+def _add_notebook_dir(res: Results, folder: Path) -> None:
+    """One notebook's folder: its ``results.json`` (one seed) and/or ``seeds.json`` (every seed)."""
+    own_path, seeds_path = folder / "results.json", folder / "seeds.json"
+    if not own_path.is_file() and not seeds_path.is_file():
+        raise FileNotFoundError(f"{folder}: neither results.json nor seeds.json")
+    nb, own = folder.name, None
+    if own_path.is_file():
+        own = _read(own_path)
+        if "metrics" not in own:
+            raise ValueError(f"{own_path}: not a notebook's results.json (no 'metrics')")
+        nb = own.get("notebook") or nb
+        res.settings[nb] = own
+    seeds: list = []
+    if seeds_path.is_file():
+        spread = _read(seeds_path)
+        if not isinstance(spread.get("rows"), list):
+            raise ValueError(f"{seeds_path}: not a seeds.json (no list of 'rows')")
+        seeds = [_seed(s, seeds_path) for s in spread.get("seeds", [])]
+        for i, row in enumerate(spread["rows"]):
+            if not isinstance(row, dict) or "name" not in row or not isinstance(row.get("values"),
+                                                                                   dict):
+                raise ValueError(f"{seeds_path}: row #{i} needs a 'name' and a 'values' dict")
+            key = (row.get("notebook") or nb, row["name"], row.get("dataset") or "-")
+            for s, v in row["values"].items():
+                res.values.setdefault(key, {})[_seed(s, seeds_path)] = v
+                res.ran.setdefault(key[0], set()).add(_seed(s, seeds_path))
+            res.units.setdefault(key, row.get("unit") or "")
+    if own is not None:  # the notebook's own results.json wins for its seed
+        seed = _seed(own.get("seed"), own_path)
+        _add_metrics(res, nb, seed, own["metrics"], own_path)
+        seeds.append(seed)
+    res.seeds[nb] = sorted(set(seeds), key=lambda s: (s is None, s or 0))
+
+
+def from_run(results: dict, name: str | None = None, path: Path | None = None) -> Results:
+    """A run's combined ``results.json`` (already loaded)."""
+    where = path or "results.json"
+    if not isinstance(results.get("notebooks"), list):
+        raise ValueError(f"{where}: not a run's results.json (no list of 'notebooks')")
+    res = Results(name or results.get("run") or "?", "run", meta=results)
+    for i, nb in enumerate(results["notebooks"]):
+        if not isinstance(nb, dict) or "notebook" not in nb:
+            raise ValueError(f"{where}: notebooks[{i}] has no 'notebook' name")
+        source = nb.get("source") or re.sub(r"-seed\d+$", "", nb["notebook"])
+        own = nb.get("results")
+        seed = nb.get("seed")
+        if seed is None:  # runs written before the runner stored each notebook's seed
+            seed = (own or {}).get("seed")
+        if seed is None and not isinstance(results.get("seed"), list):
+            seed = results.get("seed")
+        seed = _seed(seed, Path(str(where)))
+        res.seeds.setdefault(source, []).append(seed)
+        if isinstance(own, dict):
+            res.settings.setdefault(source, own)
+            _add_metrics(res, source, seed, own.get("metrics", []), Path(str(where)))
+    return res
+
+
+def layout(path: Path) -> str | None:
+    """``run``, ``notebook`` or ``committed`` for a folder holding results; None otherwise."""
+    path = Path(path)
+    if (path / "results.json").is_file():
+        return "notebook" if not _is_run(path / "results.json") else "run"
+    if (path / "seeds.json").is_file():
+        return "notebook"
+    if path.is_dir() and any((p / "results.json").is_file() or (p / "seeds.json").is_file()
+                             for p in path.iterdir() if p.is_dir()):
+        return "committed"
+    return None
+
+
+def _is_run(path: Path) -> bool:
+    data = _read(path)
+    if "notebooks" not in data and "metrics" not in data:
+        raise ValueError(f"{path}: neither a run's combined results.json (no 'notebooks') nor a "
+                         "notebook's own (no 'metrics')")
+    return "notebooks" in data
+
+
+def resolve(ref: str | Path, runs_dir: Path | None = None) -> Path:
+    """A reference folder from a path (results folder, notebook folder or run), a run name under
+    ``runs/``, or ``latest``."""
+    if str(ref) != "latest" and layout(Path(ref)):
+        return Path(ref)
+    try:
+        return report.resolve_run(ref, runs_dir)
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"{ref}: not a results folder (no results.json or seeds.json in it, nor in a "
+            f"subfolder) and not a run's name under the runs folder") from None
+
+
+def load(path: str | Path) -> Results:
+    """Load a reference or a run folder in whichever layout it has (see the module docstring)."""
+    path = Path(path)
+    kind = layout(path)
+    if kind is None:
+        raise FileNotFoundError(f"{path}: no results.json or seeds.json in it or in its subfolders")
+    if kind == "run":
+        return from_run(_read(path / "results.json"), path.name, path / "results.json")
+    res = Results(path.resolve().name, kind)
+    folders = [path] if kind == "notebook" else sorted(
+        p for p in path.iterdir() if p.is_dir() and layout(p) == "notebook")
+    if not folders:
+        raise FileNotFoundError(f"{path}: its subfolders hold runs, not notebook results; "
+                                "pass one run folder")
+    for folder in folders:
+        _add_notebook_dir(res, folder)
+    return res
+
+
+# --- the comparison -------------------------------------------------------------------------------
+def _same(a, b) -> bool:
+    if report._num(a) and report._num(b):
+        return abs(a - b) <= EXACT
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return a == b
+
+
+def classify(value, ref_values: dict, seed, tol: float = 0.0, spread: dict | None = None) -> tuple:
+    """``(status, rule, low, high)`` of one value against the reference's ``{seed: value}``."""
+    same = ref_values.get(seed, ...)
+    if same is not ... and _same(value, same):
+        return "identical", "same seed", None, None
+    if not report._num(value):
+        others = list(ref_values.values())
+        ok = same is ... and others and all(_same(value, v) for v in others)
+        return ("within" if ok else "outside"), "equal", None, None
+    if spread:
+        low, high = spread["min"] - spread["sd"] - tol, spread["max"] + spread["sd"] + tol
+        rule = "seed spread"
+    else:
+        base = same if same is not ... else next(iter(ref_values.values()), None)
+        if not report._num(base):
+            return "outside", "tol", None, None
+        low, high, rule = base - tol, base + tol, "tol"
+    inside = low - EXACT <= value <= high + EXACT
+    return ("within" if inside else "outside"), rule, low, high
+
+
+def compare(run: Results, ref: Results, tol: float = 0.0) -> tuple[list[dict], dict]:
+    """One row per (metric, seed of the run), classified against ``ref``; and the counts."""
+    wanted: dict[tuple, None] = {}
+    for nb, seeds in run.seeds.items():
+        ref_keys = [k for k in ref.values if k[0] == nb]
+        for seed in seeds:
+            for key in ref_keys:  # what the reference recorded for this seed (all, if it never ran it)
+                if seed not in ref.ran.get(nb, ()) or seed in ref.values[key]:
+                    wanted[(key, seed)] = None
+            for key, by_seed in run.values.items():
+                if key[0] == nb and seed in by_seed:
+                    wanted[(key, seed)] = None
+    rows, counts = [], dict.fromkeys(("identical", "within", "outside", "missing", "new"), 0)
+    for key, seed in wanted:
+        this = run.values.get(key, {}).get(seed, ...)
+        refs = ref.values.get(key, {})
+        spread = ref.spread(key)
+        if this is ...:
+            status, rule, low, high = "missing", "", None, None
+        elif not refs:
+            status, rule, low, high = "new", "", None, None
+        else:
+            status, rule, low, high = classify(this, refs, seed, tol, spread)
+        counts[status] += 1
+        rows.append({"notebook": key[0], "name": key[1], "dataset": key[2], "seed": seed,
+                     "this": None if this is ... else this, "reference": refs.get(seed),
+                     "spread": spread, "low": low, "high": high, "rule": rule, "status": status,
+                     "unit": run.units.get(key) or ref.units.get(key, "")})
+    return rows, counts
+
+
+def failed(counts: dict) -> bool:
+    """A metric outside or missing, or nothing that could be checked at all."""
+    checked = counts["identical"] + counts["within"] + counts["outside"]
+    return bool(counts["outside"] or counts["missing"] or not checked)
+
+
+def summary(counts: dict) -> str:
+    return (f"{counts['identical']} identical, {counts['within']} within the seed spread, "
+            f"{counts['outside']} outside, {counts['missing']} missing from this run, "
+            f"{counts['new']} not in the reference")
+
+
+# --- the report section ---------------------------------------------------------------------------
+def _settings_changes(run: Results, ref: Results) -> list[str]:
+    lines = []
+    for nb in run.seeds:
+        a, b = run.settings.get(nb), ref.settings.get(nb)
+        if a is None or b is None:
+            continue
+        for f in ("profile", "device", "data_root", "git_commit"):
+            va, vb = a.get(f, run.meta.get(f)), b.get(f, ref.meta.get(f))
+            if va != vb:
+                lines.append(f"- {nb} {f}: {vb} -> {va}")
+        va = a.get("versions") or run.meta.get("versions", {})
+        vb = b.get("versions") or ref.meta.get("versions", {})
+        lines += [f"- {nb} {lib}: {vb.get(lib)} -> {va.get(lib)}"
+                  for lib in sorted(set(va) | set(vb)) if va.get(lib) != vb.get(lib)]
+        ca, cb = a.get("config") or {}, b.get("config") or {}
+        lines += [f"- {nb} config {k}: {cb.get(k)} -> {ca.get(k)}"
+                  for k in sorted(set(ca) | set(cb)) if ca.get(k) != cb.get(k)]
+    return lines
+
+
+def section(run: Results, ref: Results, tol: float = 0.0) -> tuple[list[str], dict]:
+    """The markdown section ``## Against <reference>`` and the counts."""
+    rows, counts = compare(run, ref, tol)
+    f, b = report.fmt, report._bare
+    where = {"committed": "results folder", "notebook": "notebook results folder",
+             "run": "run"}[ref.layout]
+    lines = [f"## Against {ref.name}", "",
+             f"Reference: {where} `{ref.name}`, seeds {', '.join(map(str, ref.all_seeds())) or '?'}; "
+             f"this run's seeds: {', '.join(map(str, run.all_seeds())) or '?'}.", "",
+             f"{len(rows)} metric values (each metric once per seed): **{summary(counts)}** "
+             f"(tolerance {tol:g}).", "",
+             "*identical*: equal to the reference for the same seed (within 1e-9). *within*: "
+             "inside the reference's seed spread, [min - sd, max + sd] over its seeds, or within "
+             "the tolerance of its value where it has one seed. *outside*: neither. Same machine and "
+             "seed give identical numbers; another CPU or a GPU moves them by about the seed spread.",
+             ""]
+    lines += _settings_changes(run, ref)
+    shown = sorted((r for r in rows if r["status"] != "identical"),
+                   key=lambda r: ORDER.index(r["status"]))
+    if shown:
+        lines += ["", "| notebook | metric | dataset | seed | this run | reference, same seed | "
+                  "reference seeds: min to max (sd) | allowed | status |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+    for r in shown:
+        u, sp = r["unit"], r["spread"]
+        seeds = f"{f(sp['min'], u)} to {f(sp['max'], u)} ({b(sp['sd'], u)})" if sp else "-"
+        allowed = f"{b(r['low'], u)} to {b(r['high'], u)}" if r["low"] is not None else "-"
+        status = r["status"] + (f" ({r['rule']})" if r["status"] == "within" else "")
+        status = status if r["status"] in ("within", "new") else f"**{status}**"
+        lines.append(f"| {r['notebook']} | {r['name']} | {r['dataset']} | {r['seed']} | "
+                     f"{f(r['this'], u)} | {f(r['reference'], u)} | {seeds} | {allowed} | {status} |")
+    return lines + [""], counts
