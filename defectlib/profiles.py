@@ -4,6 +4,13 @@
 - ``cpu``:   a real, reduced-scale experiment that ends in about 30 minutes on 2 CPU cores.
 - ``paper``: the paper's own hyperparameters, for GPU users.
 
+Every profile fixes the number of optimizer steps, the data seen and the evaluation set from the
+profile and the seed alone, never from wall time: the same seed gives the same numbers on the same
+machine however busy it is. No profile sets a thread count: a notebook alone uses every core, and
+``defectlib run --jobs N`` gives each of N notebooks its share. ``precision="auto"`` (see
+:mod:`defectlib.engine.precision`) is bf16 autocast on CPUs with native bf16 and mixed precision on
+GPUs; ``num_workers`` / ``pin_memory`` feed a GPU in the ``paper`` profiles.
+
 ``get(notebook, profile, dry_run=True)`` turns any profile into a dry run: the same configuration,
 stopped after 2 optimizer steps and one evaluation batch, so a GPU user learns at once whether the
 full run will start. Notebooks read their sizes from here; they never hard-code their own.
@@ -30,7 +37,12 @@ class Config(dict):
 
 
 # Settings every profile of every notebook has; notebook tables below override them.
-_COMMON = {"max_steps": None, "max_eval_batches": None, "dry_run": False, "num_workers": 0}
+_COMMON = {"max_steps": None, "max_eval_batches": None, "dry_run": False, "num_workers": 0, "pin_memory": False,
+           "precision": "fp32", "channels_last": False}
+# what the paper profiles add for a GPU: mixed precision, and loader workers so JPEG decoding keeps up
+_GPU = {"num_workers": 4, "pin_memory": True, "precision": "auto", "channels_last": True}
+# what the cpu profiles add: bf16 autocast where the CPU has it natively, channels_last
+_CPU = {"precision": "auto", "channels_last": True}
 
 # --- 00 getting started --------------------------------------------------------------------------
 NB00 = {
@@ -46,9 +58,10 @@ NB00 = {
 # lr 0.02 is the usual value for batch 16 (linear scaling gives 0.005 at batch 4): the paper
 # states 0.02 with batch 4, so we keep it and the notebook says so. Unstated there, from the
 # torchvision / mmdetection recipes: 800-1333 px resize, 512 sampled RoIs, 500-step warm-up.
-# "cpu": real NEU-DET, from scratch on 2 shared cores; ResNet-50 layout kept (16 bottlenecks,
-# DCN in c3-c5, CBAM everywhere) at 1/4 width, native 192 px, 64 RoIs; training steps are planned
-# from a measured step time so the whole notebook ends within ``notebook_budget_s``.
+# "cpu": real NEU-DET, from scratch on 2 cores; ResNet-50 layout kept (16 bottlenecks, DCN in
+# c3-c5, CBAM everywhere) at 1/4 width, native 192 px, 64 RoIs; phases 2 and 5 with the same
+# fixed steps (epochs x 360 steps of 4 images), SGD 0.02 with a 200-step warm-up and a cosine decay
+# (from scratch, a cosine over the run learns much faster than the paper's two x0.1 drops).
 _NB01_MODEL = {
     "phases": (1, 2, 3, 4, 5), "split": "stratified", "test_fraction": 0.2, "weights": None,
     "width": 64, "fpn_channels": 256, "representation_size": 1024,
@@ -61,21 +74,17 @@ _NB01_TRAIN = {
     "batch_size": 4, "eval_batch_size": 8, "hflip": 0.5, "epochs": 30, "optimizer": "sgd",
     "lr": 0.02, "momentum": 0.9, "weight_decay": 1e-4, "schedule": "multistep",
     "milestones": (20, 28), "gamma": 0.1, "warmup_iters": 500, "warmup_factor": 0.001,
-    "grad_clip": None, "torch_threads": None, "notebook_budget_s": None, "reserve_s": 0,
-    "max_train_images": None, "max_test_images": None, "n_show": 6, "max_steps": None,
+    "grad_clip": None, "max_train_images": None, "max_test_images": None, "n_show": 6, "max_steps": None,
 }
 NB01: dict[str, dict] = {
-    "paper": {**_NB01_MODEL, **_NB01_TRAIN, "weights": "COCO_V1"},
+    "paper": {**_NB01_MODEL, **_NB01_TRAIN, **_GPU, "weights": "COCO_V1"},
     "cpu": {**_NB01_MODEL, **_NB01_TRAIN,
             "phases": (2, 5), "width": 16, "fpn_channels": 64, "representation_size": 256,
             "min_size": 192, "max_size": 192, "anchor_sizes": (16, 32, 64, 128, 256),
             "box_batch_size_per_image": 64, "rpn_pre_nms_top_n_train": 1000,
             "rpn_post_nms_top_n_train": 500, "rpn_pre_nms_top_n_test": 500,
             "rpn_post_nms_top_n_test": 300,
-            # steps per phase: at most ``epochs`` passes, fewer if the time budget says so;
-            # the lr drops x0.1 after 2/3 of the steps (the paper's 20 of 30 epochs)
-            "epochs": 3, "milestones": (2,), "warmup_iters": 100, "grad_clip": 10.0,
-            "torch_threads": 1, "notebook_budget_s": 37 * 60, "reserve_s": 240},
+            "epochs": 8, "schedule": "cosine", "milestones": (), "warmup_iters": 200, "grad_clip": 10.0},
     "smoke": {**_NB01_MODEL, **_NB01_TRAIN,
               "width": 8, "fpn_channels": 32, "representation_size": 64, "min_size": 128,
               "max_size": 128, "anchor_sizes": (16, 32, 64, 128, 256),
@@ -87,10 +96,9 @@ NB01: dict[str, dict] = {
 }
 
 # --- 02 Severstal two-stage (paper 001) ----------------------------------------------------------
-# Paper: Sec. 5 and REFERENCE.md section 2. "cpu" trains for a fixed number of steps, cut short by
-# ``budget_s`` (seconds per training stage) on a crowded machine; the notebook records what ran.
-# Per-dataset sizes: crops (h, w) alternate by epoch; MTD tiles (sizes vary) are resized first.
-# ``threads``: torch CPU threads (None = torch's default); smoke's tiny tensors run best on one.
+# Paper: Sec. 5 and REFERENCE.md section 2. Every profile trains a fixed number of steps
+# (epochs x steps_per_epoch). Per-dataset sizes: crops (h, w) alternate by epoch; MTD tiles (sizes
+# vary) are resized first.
 _NB02_SHARED = {
     "lr": 1e-3, "plateau_factor": 0.5, "plateau_patience": 3, "tversky_alpha": 0.3,
     "val_fraction": 0.15, "test_fraction": 0.15, "dark_threshold": 0.05,
@@ -99,87 +107,83 @@ _NB02_SHARED = {
     "pixel_grid": (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9), "min_area_grid": (0, 16, 64),
 }
 NB02: dict[str, dict] = {
-    "smoke": {**_NB02_SHARED, "encoders": ("resnet34",), "classifier": "resnet34", "threads": 1,
+    "smoke": {**_NB02_SHARED, "encoders": ("resnet34",), "classifier": "resnet34",
               "standin_images": None, "severstal_scale": 0.25,
               "crops": {"severstal": ((64, 96), (64, 128)), "neu-seg": ((64, 64), (64, 96)),
                         "mtd": ((64, 64), (64, 96))},
               "image_size": {"mtd": (96, 96)}, "neu_seg_train_limit": 32,
               "seg_batch_size": 4, "seg_epochs": 1, "tversky_epochs": 1, "steps_per_epoch": 2,
               "cls_batch_size": 4, "cls_epochs": 1, "cls_steps_per_epoch": 2, "val_limit": 8,
-              "tune_limit": 8, "eval_limit": 8, "budget_s": None},
+              "tune_limit": 8, "eval_limit": 8},
     # cpu: ResNet34 gate (the paper's Table 2 model) instead of ResNet-50, batches of 6 crops of
     # 128 px (NEU-Seg) / 96 px (MTD tiles resized to 128 px), a few hundred steps, thresholds tuned
     # on 120 val images, NEU-Seg tested on a random 240 of its test images.
-    "cpu": {**_NB02_SHARED, "encoders": ("resnet34",), "classifier": "resnet34", "threads": None,
+    "cpu": {**_NB02_SHARED, "encoders": ("resnet34",), "classifier": "resnet34",
             "standin_images": None, "severstal_scale": 0.5,
             "crops": {"severstal": ((128, 192), (128, 256)), "neu-seg": ((128, 128), (128, 160)),
                       "mtd": ((96, 96), (96, 128))},
             "image_size": {"mtd": (128, 128)}, "neu_seg_train_limit": None,
             "seg_batch_size": 6, "seg_epochs": 8, "tversky_epochs": 3, "steps_per_epoch": 25,
             "cls_batch_size": 8, "cls_epochs": 8, "cls_steps_per_epoch": 25, "val_limit": 24,
-            "tune_limit": 120, "eval_limit": 240,
-            "budget_s": {"seg": 300, "tversky": 100, "cls": 240}},
+            "tune_limit": 120, "eval_limit": 240},
     "paper": {**_NB02_SHARED, "encoders": ("resnet34", "resnet50", "efficientnet_b3"),
-              "classifier": "resnet50", "threads": None, "standin_images": None, "severstal_scale": 1.0,
+              "classifier": "resnet50", "standin_images": None, "severstal_scale": 1.0,
               "crops": {"severstal": ((256, 384), (256, 512)), "neu-seg": ((160, 192), (192, 192)),
                         "mtd": ((256, 256), (256, 320))},
               "image_size": {"mtd": (320, 320)}, "neu_seg_train_limit": None,
               "seg_batch_size": 5, "seg_epochs": 70, "tversky_epochs": 40, "steps_per_epoch": None,
               "cls_batch_size": 4, "cls_epochs": 20, "cls_steps_per_epoch": None, "val_limit": None,
-              "tune_limit": None, "eval_limit": None, "budget_s": None},
+              "tune_limit": None, "eval_limit": None, **_GPU},
 }
 
 # --- 03 OCINet on NRSD-MN (paper 003) ------------------------------------------------------------
 # variants: keys of defectlib.models.ocinet.VARIANTS (Table III rows + Table II's order ablation).
-# max_steps = optimizer steps per variant. threads = torch.set_num_threads for the run (None: leave
-# PyTorch's default). On 2 cores shared with other jobs, two OpenMP threads spin-wait on each other
-# and ran 3-4x SLOWER than one (OCINet forward at 224x224: 2.9 s vs 0.83 s), so smoke and cpu use
-# one thread: then one step of 8 images at 128x128 (forward + backward + Adam) takes ~4 s for Base
-# and ~5 s for OCINet: 64 steps for each of three variants (Base, Base+C.+S., OCINet) plus the
-# evaluation take about 15 minutes, leaving room in the cpu profile's 30 for a busier machine.
-# lr is raised to 5e-4 there: the backbone starts from random weights (no download) and only ~0.7%
-# of the paper's steps are run.
+# Training steps = epochs x (training images // batch_size); max_steps only cuts a dry run.
+# "cpu": the two ends of Table III, Base and the full OCINet, with the same steps, from random
+# weights (no download): 224x224 instead of 352x352, batch 8, one pass over the ~3,900 training
+# images (~490 steps), Adam with a one-cycle schedule peaking at 5e-4 (from scratch, ~5 % of the
+# paper's steps: the paper's constant 1e-4 learns far too slowly here), bf16 autocast and
+# channels_last on CPUs with native bf16 (OCINet's step is 2.1x faster than fp32 there).
+# schedule: None = the paper's ("multistep" at milestones).
 _NB03_ALL = ["base", "c", "s", "cs", "p", "full", "vanilla_ca", "vanilla_sa",
              "c_wocs", "s_wocs", "p_wocs", "csp_wocs", "ggl"]
 NB03: dict[str, dict] = {
     "smoke": {"variants": ["full"], "input_size": 64, "batch_size": 2, "eval_batch_size": 4,
-              "epochs": 1, "max_steps": 2, "lr": 1e-4, "milestones": [], "gamma": 0.1,
+              "epochs": 1, "max_steps": 2, "lr": 1e-4, "schedule": None, "milestones": [], "gamma": 0.1,
               "grad_clip": 0.5, "augment": True, "test_limit": 4, "flops_size": 64,
               "throughput_size": 64, "throughput_warmup": 1, "throughput_repeats": 2,
-              "n_qualitative": 2, "progress": False, "threads": 1},
-    "cpu": {"variants": ["base", "cs", "full"], "input_size": 128, "batch_size": 8,
-            "eval_batch_size": 8,
-            "epochs": 1, "max_steps": 64, "lr": 5e-4, "milestones": [], "gamma": 0.1,
-            "grad_clip": 0.5, "augment": True, "test_limit": 200, "flops_size": 352,
-            "throughput_size": 224, "throughput_warmup": 1, "throughput_repeats": 3,
-            "n_qualitative": 4, "progress": True, "threads": 1},
-    "paper": {"variants": _NB03_ALL, "input_size": 352, "batch_size": 16, "eval_batch_size": 16,
-              "epochs": 70, "max_steps": None, "lr": 1e-4, "milestones": [30], "gamma": 0.1,
+              "n_qualitative": 2, "progress": False},
+    "cpu": {**_CPU, "variants": ["base", "full"], "input_size": 224, "batch_size": 8,
+            "eval_batch_size": 8, "epochs": 1, "lr": 5e-4, "schedule": "onecycle",
+            "milestones": [], "gamma": 0.1, "grad_clip": 0.5, "augment": True, "test_limit": 200,
+            "flops_size": 352, "throughput_size": 224, "throughput_warmup": 1, "throughput_repeats": 3,
+            "n_qualitative": 4, "progress": True},
+    "paper": {**_GPU, "variants": _NB03_ALL, "input_size": 352, "batch_size": 16, "eval_batch_size": 16,
+              "epochs": 70, "max_steps": None, "lr": 1e-4, "schedule": None, "milestones": [30], "gamma": 0.1,
               "grad_clip": 0.5, "augment": True, "test_limit": None, "flops_size": 352,
               "throughput_size": 352, "throughput_warmup": 10, "throughput_repeats": 50,
-              "n_qualitative": 6, "progress": True, "threads": None},
+              "n_qualitative": 6, "progress": True},
 }
 
 # --- 04 Synthetic data (paper 004) ---------------------------------------------------------------
 # archs: subset of defectlib.models.seg_baselines.ARCHITECTURES; arms: defectlib.synth_study.ARMS.
 # target_*: MTD tiles (Blowhole/Break/Crack + Free) for train (4:1 train/val) and test, split by seed;
 # scale 0.5 = half resolution (the paper evaluates RealClutch at half resolution). steps_per_epoch
-# None = one pass over the training images. threads=1: on 2 shared cores two OpenMP threads
-# spin-wait on each other (U-Net-ResNet34, 8 crops of 96x96, forward+backward: 20 s with 2 threads
-# vs 2.2 s with 1 while other notebooks ran). cpu trains U-Net only: a step of FCN / DeepLabV3
-# (dilated ResNet-50, output stride 8: full-width 2048-channel maps at 1/8 resolution) costs 3.8x /
-# 5x a U-Net-ResNet34 step (8 crops of 96x96, one thread, measured side by side), so the three
-# architectures would take ~2.3 h instead of ~15 min; all seven arms run for U-Net (64
-# pre-training and 48 fine-tuning steps per run, epochs of 8 steps, lr halved every 4 epochs
-# instead of every 50). At half
-# resolution an MTD tile fits one 224x320 evaluation patch (smaller patches left seams of false
-# positives along the patch borders in a first run).
-#: every arm of Table 1: real-only, planar (NEU-Seg) +/- fine-tuning, synthetic +/- FT, +/- exposure stacking
+# None = one pass over the training images. At half resolution an MTD tile fits one 224x320
+# evaluation patch (smaller patches left seams of false positives along the patch borders).
+# "cpu": U-Net-ResNet34 only (an FCN / DeepLabV3 step, dilated ResNet-50s at output stride 8, costs
+# 3.8x / 5x a U-Net step) and five arms: real-only, NEU-Seg +/- FT, SynthTile +/- FT (the exposure-
+# stacking pair needs one more pre-training; the paper profile runs all seven). Fixed steps: 800
+# per training run and 400 per fine-tuning (epochs of 100 steps of 16 crops of 96x96), no early
+# stop, the last weights kept; the paper's AdamW / lr 1e-3 / FT lr 1e-4 / wd 1e-4, with a one-cycle
+# schedule instead of "halve every 50 epochs", BCE + Dice instead of BCE, and 70 % of the crops
+# centred near a defect pixel (the paper's intensity-biased crops almost never hold one of MTD's
+# 0.2-4 %-of-a-tile defects); bf16 autocast and channels_last on CPUs with native bf16.
 _NB04_ARMS = ("real", "planar", "planar_ft", "synth", "synth_ft", "synth_ex", "synth_ex_ft")
 _NB04_PAPER_SC = {"crop": 256, "batch_size": 16, "steps_per_epoch": None, "max_epochs": 1000,
                   "val_crops": 64, "lr_grid": (1e-3, 1e-4), "wd_grid": (1e-4, 1e-5), "finetune_lr": 1e-4,
                   "finetune_epochs": 1000, "halve_every": 50, "early_stop_patience": 5,
-                  "early_stop_min_delta": 0.01, "eval_patch": (224, 320)}
+                  "early_stop_min_delta": 0.01, "eval_patch": (224, 320), "precision": "auto", "channels_last": True}
 NB04: dict[str, dict] = {
     "smoke": {"archs": ("unet",), "arms": _NB04_ARMS,
               "target_train_defective": 4, "target_train_clean": 2, "target_test_defective": 3,
@@ -189,22 +193,23 @@ NB04: dict[str, dict] = {
                         "lr_grid": (1e-3,), "wd_grid": (1e-4,), "finetune_lr": 1e-4, "finetune_epochs": 1,
                         "halve_every": 50, "early_stop_patience": 5, "early_stop_min_delta": 0.01,
                         "eval_patch": (64, 64)},
-              "explore_size": 64, "bench_size": 64, "n_examples": 2, "threads": 1, "progress": False},
-    "cpu": {"archs": ("unet",), "arms": _NB04_ARMS,
+              "explore_size": 64, "bench_size": 64, "n_examples": 2, "progress": False},
+    "cpu": {"archs": ("unet",), "arms": ("real", "planar", "planar_ft", "synth", "synth_ft"),
             "target_train_defective": 24, "target_train_clean": 12, "target_test_defective": 45,
             "target_test_clean": 15, "target_scale": 0.5, "planar_train": 400, "planar_val": 32,
             "synth_parts": 60, "synth_val_parts": 6, "synth_size": 160, "synth_views": 4,
-            "study": {"crop": 96, "batch_size": 8, "steps_per_epoch": 8, "max_epochs": 8, "val_crops": 24,
-                      "lr_grid": (1e-3,), "wd_grid": (1e-4,), "finetune_lr": 1e-4, "finetune_epochs": 6,
-                      "halve_every": 4, "early_stop_patience": 5, "early_stop_min_delta": 0.01,
-                      "eval_patch": (224, 320)},
-            "explore_size": 160, "bench_size": 256, "n_examples": 4, "threads": 1, "progress": True},
+            "study": {"crop": 96, "batch_size": 16, "steps_per_epoch": 100, "max_epochs": 8, "val_crops": 48,
+                      "lr_grid": (1e-3,), "wd_grid": (1e-4,), "finetune_lr": 1e-4, "finetune_epochs": 4,
+                      "halve_every": 50, "early_stop_patience": 5, "early_stop_min_delta": 0.01,
+                      "eval_patch": (224, 320), "loss": "bce_dice", "defect_p": 0.7, "schedule": "onecycle",
+                      "early_stopping": False, "restore_best": False, "curve": True, **_CPU},
+            "explore_size": 160, "bench_size": 256, "n_examples": 4, "progress": True},
     "paper": {"archs": ("fcn", "deeplabv3", "unet"), "arms": _NB04_ARMS,
               "target_train_defective": 32, "target_train_clean": 32, "target_test_defective": None,
               "target_test_clean": None, "target_scale": 1.0, "planar_train": None, "planar_val": None,
               "synth_parts": 1000, "synth_val_parts": 100, "synth_size": 320, "synth_views": 4,
               "study": _NB04_PAPER_SC, "explore_size": 256, "bench_size": 256, "n_examples": 6,
-              "threads": None, "progress": True},
+              "progress": True, **_GPU},
 }
 
 TABLES = {"00": NB00, "01": NB01, "02": NB02, "03": NB03, "04": NB04}

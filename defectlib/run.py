@@ -181,10 +181,13 @@ def run(notebooks: list[Path], *, profile: str = "smoke", data_root: str | None 
     if jobs > 1 and gpus and jobs > len(gpus):
         say(f"--jobs {jobs} capped to {len(gpus)}: one notebook per GPU ({','.join(gpus)})")
         jobs = len(gpus)
+    seeds = [int(s) for s in seed] if isinstance(seed, (list, tuple)) else [int(seed)]
+    # never split the cores between more slots than there are notebooks to run: one notebook alone
+    # (make run PROFILE=cpu ONLY=03) gets every core
+    jobs = min(jobs, len(notebooks) * len(seeds))
     env = child_env(jobs, cpu_parallel=not gpus)
     data_root = str(Path(data_root).expanduser().resolve()) if data_root else None
 
-    seeds = [int(s) for s in seed] if isinstance(seed, (list, tuple)) else [int(seed)]
     jobs_list = []
     for nb in notebooks:
         for s in seeds:

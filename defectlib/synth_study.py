@@ -200,6 +200,8 @@ class StudyConfig:
     defect_p: float = 0.0            # share of training crops centred near a defect pixel
     schedule: str = "step"           # "step" (paper: halve every halve_every epochs) | "onecycle"
     early_stopping: bool = True      # paper: stop when val loss improves < 1 % over 5 validations
+    restore_best: bool = True        # paper: keep the weights of the best validation loss; False: the last
+    curve: bool = False              # runs on the target: test F1 at 0.5 after every epoch (a learning curve)
     precision: str = "fp32"          # engine precision ("auto": bf16 on CPUs with native bf16)
     channels_last: bool = False
     max_steps: int | None = None       # dry runs: optimizer steps per training run
@@ -218,10 +220,12 @@ def study_config(cfg) -> StudyConfig:
 
 
 def train(model, train_pairs, val_pairs, sc: StudyConfig, lr: float, wd: float, exposure: bool,
-          seed: int = 0, device="cpu", epochs: int | None = None):
+          seed: int = 0, device="cpu", epochs: int | None = None, curve_pairs: list[Pair] | None = None):
     """One training run through :func:`defectlib.engine.fit`; the weights of the best validation
-    loss are restored. Returns the engine's History."""
-    bce = supervised_loss(BCEDiceLoss() if sc.loss == "bce_dice" else torch.nn.BCEWithLogitsLoss())
+    loss are restored (``sc.restore_best``). With ``curve_pairs`` (the target's test tiles) every
+    epoch also records ``test_F1`` at threshold 0.5: a learning curve, never used to choose anything.
+    Returns the engine's History."""
+    bce = supervised_loss(BCEDiceLoss(pool="batch") if sc.loss == "bce_dice" else torch.nn.BCEWithLogitsLoss())
     n = sc.steps_per_epoch * sc.batch_size if sc.steps_per_epoch else max(sc.batch_size, len(train_pairs))
     tr = DataLoader(CropSet(train_pairs, sc.crop, n, exposure, seed=seed, defect_p=sc.defect_p),
                     batch_size=sc.batch_size, shuffle=False, drop_last=True)
@@ -233,10 +237,16 @@ def train(model, train_pairs, val_pairs, sc: StudyConfig, lr: float, wd: float, 
                           early_stopping=sc.early_stopping, early_stop_patience=sc.early_stop_patience,
                           early_stop_min_delta=sc.early_stop_min_delta, max_steps=sc.max_steps, checkpoint_dir=tmp,
                           seed=seed, progress=sc.progress, precision=sc.precision, channels_last=sc.channels_last)
-        hist = fit(model, tr, cfg, loss_fn=bce, device=device,
-                   evaluate=loss_evaluator(va, bce, device, max_batches=sc.max_eval_batches))
+        val_loss = loss_evaluator(va, bce, device, max_batches=sc.max_eval_batches)
+
+        def evaluator(m):
+            out = val_loss(m)
+            if curve_pairs:
+                out["test_F1"] = evaluate(m, curve_pairs, 0.5, exposure, sc, device)["F1"]
+            return out
+        hist = fit(model, tr, cfg, loss_fn=bce, device=device, evaluate=evaluator, monitor="val_loss")
         best = Path(tmp) / "best.pt"
-        if best.is_file():
+        if sc.restore_best and best.is_file():
             load_weights(model, best)
     return hist
 
@@ -245,13 +255,16 @@ def train(model, train_pairs, val_pairs, sc: StudyConfig, lr: float, wd: float, 
 def predict_images(model, pairs: list[Pair], exposure: bool, patch=(224, 320), batch: int = 4,
                    device="cpu") -> list[torch.Tensor]:
     """Probability maps [H, W] of whole images, predicted patch-wise (zero padding, as the paper)."""
+    flags = {m: m.training for m in model.modules()}
     model.eval().to(device)
     out = []
     for img, _ in pairs:
         patches, info = tile(img, patch)
-        probs = torch.cat([torch.sigmoid(model(to_input(p, exposure).to(device))).cpu()
+        probs = torch.cat([torch.sigmoid(model(to_input(p, exposure).to(device)).float()).cpu()
                            for p in patches.split(batch)])
         out.append(stitch(probs, info)[0])
+    for m, flag in flags.items():
+        m.train(flag)
     return out
 
 
@@ -279,7 +292,12 @@ def evaluate(model, test_pairs, threshold, exposure, sc: StudyConfig, device="cp
     return {"P": 100 * r["precision"], "R": 100 * r["recall"], "F1": 100 * r["f1"], "threshold": threshold}
 
 
-def pretrain(arch, source: dict, sc: StudyConfig, exposure: bool, seed=0, device="cpu"):
+def _curve(hist) -> list[tuple[int, float]]:
+    """(optimizer step, test F1) after every epoch of a run trained with ``curve_pairs``."""
+    return [(e["step"], e["test_F1"]) for e in hist.epochs if "test_F1" in e]
+
+
+def pretrain(arch, source: dict, sc: StudyConfig, exposure: bool, seed=0, device="cpu", curve_pairs=None):
     """Grid search over (lr, weight decay) on the source, keeping the model with the best source
     validation F1 (paper 004). Returns (model, threshold on source val, info)."""
     best = None
@@ -287,13 +305,14 @@ def pretrain(arch, source: dict, sc: StudyConfig, exposure: bool, seed=0, device
         for wd in sc.wd_grid:
             torch.manual_seed(seed)
             model = build_seg_baseline(arch, in_channels=3 if exposure else 1)
-            hist = train(model, source["train"], source["val"], sc, lr, wd, exposure, seed, device)
+            hist = train(model, source["train"], source["val"], sc, lr, wd, exposure, seed, device,
+                         curve_pairs=curve_pairs)
             val = _limit(source["val"], sc)
             y, s = _flat(val, predict_images(model, val, exposure, sc.eval_patch, device=device))
             thr, f1 = best_f1_threshold(y, s)[:2] if y.any() else (0.5, 0.0)
             if best is None or f1 > best[2]:
-                best = (model, thr, f1, {"lr": lr, "wd": wd, "epochs": len(hist.epochs),
-                                         "source_val_F1": 100 * f1})
+                best = (model, thr, f1, {"lr": lr, "wd": wd, "epochs": len(hist.epochs), "steps": hist.epochs[-1]["step"],
+                                         "source_val_F1": 100 * f1, "curve": _curve(hist)})
     return best[0], best[1], best[3]
 
 
@@ -307,21 +326,23 @@ def run_arch(arch: str, target: dict, sources: dict, sc: StudyConfig, arms=ARMS,
         src, ft = SOURCE[arm], arm.endswith("_ft")
         exposure = "_ex" in arm
         if src is None:                                      # real-only baseline (grid on the target)
-            model, thr, info = pretrain(arch, target, sc, exposure, seed, device)
-            info = {**info, "pretrain_epochs": 0}
+            model, thr, info = pretrain(arch, target, sc, exposure, seed, device,
+                                        curve_pairs=target["test"] if sc.curve else None)
+            info = {**info, "pretrain_epochs": 0, "pretrain_steps": 0}
         else:
             if src not in cache:
                 cache[src] = pretrain(arch, sources[src], sc, exposure, seed, device)
             model, thr, info = cache[src]
-            info = {**info, "pretrain_epochs": info["epochs"]}
+            info = {**info, "pretrain_epochs": info["epochs"], "pretrain_steps": info["steps"], "curve": []}
             if ft:
                 model = copy.deepcopy(model)
                 hist = train(model, target["train"], target["val"], sc, sc.finetune_lr, info["wd"], exposure,
-                             seed, device, epochs=sc.finetune_epochs)
+                             seed, device, epochs=sc.finetune_epochs, curve_pairs=target["test"] if sc.curve else None)
                 thr = choose_threshold(model, target["val"], exposure, sc, device)
-                info = {**info, "epochs": len(hist.epochs), "lr": sc.finetune_lr}
+                info = {**info, "epochs": len(hist.epochs), "steps": hist.epochs[-1]["step"], "lr": sc.finetune_lr,
+                        "curve": _curve(hist)}
             else:
-                info = {**info, "epochs": 0}
+                info = {**info, "epochs": 0, "steps": 0}
         res = evaluate(model, target["test"], thr, exposure, sc, device)
         row = {"arch": arch, "arm": arm, **res, **info, "time_s": time.time() - t0}
         rows.append(row)

@@ -63,3 +63,22 @@ def test_notebook_records_honest_results(smoke_run, path):
         if m["paper"]:
             papers.ref(m["paper"])  # raises KeyError naming the nearest keys
     assert path.stem in (run_dir / "report.md").read_text()
+
+
+def test_same_seed_same_numbers(smoke_run, tmp_path, monkeypatch):
+    """Runs are fixed-step and seeded: notebook 04 run again with seed 0 (alone this time, so under a
+    different load, with the same thread count) gives every metric bit-identical."""
+    run_dir, results = smoke_run
+    stem = "04_synthetic_data"
+    first = _entry(results, stem)
+    if first["status"] != "ok":
+        pytest.skip("notebook failed (see its own test)")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the thread count of the first run (2 jobs on 2 cores)
+    monkeypatch.setenv("MKL_NUM_THREADS", "1")
+    runner.main(["--profile", "smoke", "--only", "04", "--out", str(tmp_path), "--timeout", "480"])
+    (again_dir,) = list(tmp_path.iterdir())
+    again = _entry(json.loads((again_dir / "results.json").read_text()), stem)
+    values = lambda nb: {m["name"]: m["value"] for m in nb["results"]["metrics"]}  # noqa: E731
+    a, b = values(first), values(again)
+    assert a and a.keys() == b.keys()
+    assert {k: (a[k], b[k]) for k in a if a[k] != b[k]} == {}

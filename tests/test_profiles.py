@@ -41,7 +41,7 @@ def test_every_profile_defines_the_same_settings(nb):
     """A notebook reads cfg.X under every profile, so each profile must define X."""
     table = profiles.TABLES[nb]
     assert set(table) == set(profiles.PROFILE_NAMES)
-    names = {p: set(table[p]) for p in profiles.PROFILE_NAMES}
+    names = {p: set(profiles.get(nb, p)) for p in profiles.PROFILE_NAMES}
     union = set().union(*names.values())
     missing = {p: sorted(union - n) for p, n in names.items() if union - n}
     assert not missing, f"notebook {nb}: settings missing from some profiles: {missing}"
@@ -51,3 +51,30 @@ def test_table_shows_the_three_profiles_side_by_side():
     text = profiles.table("00")
     assert text.splitlines()[0] == "| setting | smoke | cpu | paper |"
     assert "| samples_per_dataset | 2 | 4 | 4 |" in text
+
+
+def _keys(value, prefix=""):
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield f"{prefix}{k}"
+            yield from _keys(v, f"{prefix}{k}.")
+
+
+@pytest.mark.parametrize("nb", sorted(profiles.TABLES))
+def test_no_profile_pins_threads_or_spends_wall_time(nb):
+    """Steps are fixed by the profile and the seed (never by a clock), and the runner, not a
+    profile, decides how many threads a notebook gets."""
+    for p in profiles.PROFILE_NAMES:
+        keys = set(_keys(dict(profiles.get(nb, p))))
+        bad = {k for k in keys if any(w in k.split(".")[-1] for w in ("thread", "budget", "reserve_s"))}
+        assert not bad, f"notebook {nb}, profile {p}: {sorted(bad)}"
+
+
+def test_cpu_and_paper_profiles_use_the_fast_numerics():
+    for nb in ("03", "04"):
+        cpu = profiles.get(nb, "cpu")
+        numerics = cpu.study if nb == "04" else cpu
+        assert numerics["precision"] == "auto" and numerics["channels_last"]
+    for nb in ("01", "02", "03", "04"):
+        paper = profiles.get(nb, "paper")
+        assert paper.precision == "auto" and paper.num_workers > 0 and paper.pin_memory

@@ -34,7 +34,7 @@ from torch.utils.data import ConcatDataset, Dataset, Subset
 from defectlib.data import MTD, NEUSeg, NRSDMN, locate
 from defectlib.data.splits import (MTD_NEAR_DUPLICATES, groups_from_pairs, neu_seg_clean_test_ids,
                                    stratified_split)
-from defectlib.engine import supervised_loss, to_device
+from defectlib.engine import resolve_precision, supervised_loss, to_device
 from defectlib.losses import DeepSupervisionLoss
 from defectlib.metrics import ocinet_evaluation
 from defectlib.paths import real_data_root
@@ -187,14 +187,17 @@ def score_maps(probs: list[np.ndarray], masks: list[np.ndarray], chunk: int = 32
 
 
 @torch.no_grad()
-def predict_maps(model, loader, device, max_batches: int | None = None):
-    """Sigmoid of S^1, resized to each ground truth's size: lists of (image, prob [H,W], mask [H,W])."""
+def predict_maps(model, loader, device, max_batches: int | None = None, precision: str = "fp32"):
+    """Sigmoid of S^1, resized to each ground truth's size: lists of (image, prob [H,W], mask [H,W]).
+    ``precision``: the forward pass's numerics (:func:`defectlib.engine.resolve_precision`)."""
     model.eval()
+    numerics = resolve_precision(precision, device)
     images, probs, masks = [], [], []
     for i, (x, ys) in enumerate(loader):
         if max_batches is not None and i >= max_batches:
             break
-        out = model(to_device(x, device))
+        with numerics.autocast():
+            out = model(to_device(x, device))
         s1 = (out[0] if isinstance(out, (list, tuple)) else out).float().sigmoid().cpu()
         for img, p, y in zip(x, s1, ys):
             size = y.shape[-2:]
@@ -204,13 +207,14 @@ def predict_maps(model, loader, device, max_batches: int | None = None):
     return images, probs, masks
 
 
-def evaluate(model, loader, device, max_batches: int | None = None, keep: int = 0) -> dict:
+def evaluate(model, loader, device, max_batches: int | None = None, keep: int = 0,
+             precision: str = "fp32") -> dict:
     """The authors' protocol on one test set: mean of per-image scores, in %.
 
     Returns ``{metric: value %}`` plus ``"n_images"``; with ``keep > 0`` also ``"samples"``: the first
     ``keep`` (image, prob, mask) triples for figures.
     """
-    images, probs, masks = predict_maps(model, loader, device, max_batches)
+    images, probs, masks = predict_maps(model, loader, device, max_batches, precision)
     per_image = score_maps(probs, masks)
     res = {k: 100.0 * float(v.mean()) if len(v) else float("nan") for k, v in per_image.items()}
     res["n_images"] = len(probs)
@@ -257,7 +261,7 @@ def train_and_evaluate(variant: str, data: OCINetData, cfg, device, seed: int = 
     model = build_ocinet(variant, weights=weights).to(device)
     gen = torch.Generator().manual_seed(seed)
     loader = DataLoader(data.train, batch_size=cfg.batch_size, shuffle=True, drop_last=True,
-                        num_workers=cfg.num_workers, generator=gen)
+                        num_workers=cfg.num_workers, pin_memory=cfg.get("pin_memory", False), generator=gen)
     t0 = time.perf_counter()
     history = fit(model, loader, train_config(cfg), loss_fn=ocinet_loss_fn(), device=device)
     train_s = time.perf_counter() - t0
@@ -265,5 +269,6 @@ def train_and_evaluate(variant: str, data: OCINetData, cfg, device, seed: int = 
     for name, ds in data.tests.items():
         test_loader = DataLoader(ds, batch_size=cfg.eval_batch_size, collate_fn=collate_eval,
                                  num_workers=cfg.num_workers)
-        results[name] = evaluate(model, test_loader, device, cfg.max_eval_batches, keep=keep)
+        results[name] = evaluate(model, test_loader, device, cfg.max_eval_batches, keep=keep,
+                                 precision=cfg.get("precision", "fp32"))
     return {"model": model, "history": history, "train_s": train_s, "results": results}
