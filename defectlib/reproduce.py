@@ -9,7 +9,9 @@ notebook folder, or another run folder (``runs/<stamp>-<profile>/`` with a combi
 - **within**: inside the reference's seed spread, ``[min - sd, max + sd]`` over the reference's
   seeds (sample sd), or, where the reference has that metric for one seed only, within ``tol`` of
   it (``tol`` also widens every spread range);
-- **outside**: neither.
+- **outside**: neither;
+- **speed**: a measurement of the machine, not of the method (images/s, throughput ratios): listed
+  with its reference, never a failure, since it changes with the CPU, the GPU and the load.
 
 A metric the reference has for a notebook the run ran, but the run lacks, is **missing**; one only
 the run has is **new** (listed, not checked). The check fails on any metric outside or missing, or
@@ -33,7 +35,14 @@ from . import report
 
 EXACT = 1e-9  # "identical" allows this absolute difference (float noise of a JSON round trip)
 Key = tuple  # (notebook, metric name, dataset label)
-ORDER = ("outside", "missing", "within", "new", "identical")  # table order: worst first
+ORDER = ("outside", "missing", "within", "speed", "new", "identical")  # table order: worst first
+SPEED_UNITS = ("images/s", "steps/s", "it/s")
+SPEED_WORDS = ("images_per_s", "throughput", "per_s@", "fps")
+
+
+def machine_dependent(name: str, unit: str = "") -> bool:
+    """Does this metric measure the machine (speed) rather than the method?"""
+    return unit in SPEED_UNITS or any(w in name.lower() for w in SPEED_WORDS)
 
 
 @dataclass
@@ -242,7 +251,7 @@ def compare(run: Results, ref: Results, tol: float = 0.0) -> tuple[list[dict], d
             for key, by_seed in run.values.items():
                 if key[0] == nb and seed in by_seed:
                     wanted[(key, seed)] = None
-    rows, counts = [], dict.fromkeys(("identical", "within", "outside", "missing", "new"), 0)
+    rows, counts = [], dict.fromkeys(("identical", "within", "outside", "missing", "new", "speed"), 0)
     for key, seed in wanted:
         this = run.values.get(key, {}).get(seed, ...)
         refs = ref.values.get(key, {})
@@ -253,6 +262,8 @@ def compare(run: Results, ref: Results, tol: float = 0.0) -> tuple[list[dict], d
             status, rule, low, high = "new", "", None, None
         else:
             status, rule, low, high = classify(this, refs, seed, tol, spread)
+            if status != "identical" and machine_dependent(key[1], run.units.get(key) or ref.units.get(key, "")):
+                status = "speed"
         counts[status] += 1
         rows.append({"notebook": key[0], "name": key[1], "dataset": key[2], "seed": seed,
                      "this": None if this is ... else this, "reference": refs.get(seed),
@@ -270,7 +281,7 @@ def failed(counts: dict) -> bool:
 def summary(counts: dict) -> str:
     return (f"{counts['identical']} identical, {counts['within']} within the seed spread, "
             f"{counts['outside']} outside, {counts['missing']} missing from this run, "
-            f"{counts['new']} not in the reference")
+            f"{counts['new']} not in the reference, {counts['speed']} speed measurements (not checked)")
 
 
 # --- the report section ---------------------------------------------------------------------------
@@ -322,7 +333,7 @@ def section(run: Results, ref: Results, tol: float = 0.0) -> tuple[list[str], di
         seeds = f"{f(sp['min'], u)} to {f(sp['max'], u)} ({b(sp['sd'], u)})" if sp else "-"
         allowed = f"{b(r['low'], u)} to {b(r['high'], u)}" if r["low"] is not None else "-"
         status = r["status"] + (f" ({r['rule']})" if r["status"] == "within" else "")
-        status = status if r["status"] in ("within", "new") else f"**{status}**"
+        status = status if r["status"] in ("within", "new", "speed") else f"**{status}**"
         lines.append(f"| {r['notebook']} | {r['name']} | {r['dataset']} | {r['seed']} | "
                      f"{f(r['this'], u)} | {f(r['reference'], u)} | {seeds} | {allowed} | {status} |")
     return lines + [""], counts

@@ -75,7 +75,7 @@ def test_run_against_a_single_seed_run_uses_only_the_tolerance():
     b = _results("B", [_metric("m1", 50.0), _metric("m2", 60.4), _metric("m3", 71.0),
                        _metric("old", 1.0), _metric("m1", 49.0, dataset="MTD")])
     rows, counts = reproduce.compare(reproduce.from_run(a), reproduce.from_run(b), tol=0.5)
-    assert counts == {"identical": 1, "within": 1, "outside": 2, "missing": 1, "new": 1}
+    assert counts == {"identical": 1, "within": 1, "outside": 2, "missing": 1, "new": 1, "speed": 0}
     by = {(r["name"], r["dataset"]): r for r in rows}
     assert (by[("m2", "NEU-DET (real)")]["status"], by[("m2", "NEU-DET (real)")]["rule"]) == ("within", "tol")
     assert by[("m1", "MTD (real)")]["status"] == "outside"  # matched per dataset
@@ -242,7 +242,7 @@ def test_check_lists_missing_and_new_metrics_and_ignores_notebooks_not_run(tmp_p
     _committed(tmp_path, nb="03_ocinet_nrsd")  # in the reference, not in the run: not missing
     run = reproduce.load(_run(tmp_path, {"phase5/mAP": 40.0, "params_M": 2.91, "extra": 1.0}))
     rows, counts = reproduce.compare(run, reproduce.load(ref_dir))
-    assert counts == {"identical": 2, "within": 0, "outside": 0, "missing": 1, "new": 1}
+    assert counts == {"identical": 2, "within": 0, "outside": 0, "missing": 1, "new": 1, "speed": 0}
     assert _statuses(rows)[("phase5/AR100", 0)] == "missing" and _statuses(rows)[("extra", 0)] == "new"
     assert {r["notebook"] for r in rows} == {NB}
     # a notebook that failed misses every metric the reference has for it
@@ -328,10 +328,22 @@ def test_committed_results_reproduce_themselves(tmp_path, capsys):
     assert ref.layout == "committed" and ref.all_seeds() == [0, 1, 2]
     rows, counts = reproduce.compare(ref, ref)
     n_values = sum(len(by_seed) for by_seed in ref.values.values())
-    assert counts == {"identical": n_values, "within": 0, "outside": 0, "missing": 0, "new": 0}
+    assert counts == {"identical": n_values, "within": 0, "outside": 0, "missing": 0, "new": 0, "speed": 0}
     assert n_values > 300 and not reproduce.failed(counts)
     # the committed seed-0 results as a run, checked the way a user would
     run = _committed_as_run(tmp_path)
     n_metrics = sum(len(json.loads(p.read_text())["metrics"]) for p in REPO_RESULTS.glob("*/results.json"))
     assert report.main([str(run), "--against", str(REPO_RESULTS)]) == 0
     assert f"REPRODUCED: committed-run against results: {n_metrics} identical, 0 within" in capsys.readouterr().out
+
+
+def test_speed_measurements_are_listed_never_failed(tmp_path):
+    from defectlib import reproduce
+    spread = {"phase5/mAP": SEEDS, "complexity/OCINet/images_per_s@224": {0: 3.0, 1: 3.1, 2: 2.9}}
+    ref = reproduce.load(_committed(tmp_path, spread=spread))
+    run = reproduce.load(_run(tmp_path, {"phase5/mAP": 40.0, "complexity/OCINet/images_per_s@224": 108.0,
+                                         "phase5/AR100": 30.0}))
+    rows, counts = reproduce.compare(run, ref)
+    assert _statuses(rows)[("complexity/OCINet/images_per_s@224", 0)] == "speed"
+    assert counts["speed"] == 1 and not reproduce.failed(counts)
+    assert reproduce.machine_dependent("x", "images/s") and not reproduce.machine_dependent("phase5/mAP", "%")
