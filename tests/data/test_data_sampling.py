@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from defectlib.data.sampling import (ClassBalancedBatchSampler, RandomCropDataset, crop_size_for_epoch,
-                                     exposure_stack, intensity_biased_crop, pad_to_multiple, primary_labels,
-                                     stitch, tile)
+                                     defect_biased_crop, exposure_stack, intensity_biased_crop, pad_to_multiple,
+                                     primary_labels, stitch, tile)
 
 
 def test_balanced_batches_with_clean_as_a_class():
@@ -78,3 +78,23 @@ def test_tile_and_stitch_are_inverse(shape, tile_size, overlap):
     assert patches.shape[1:] == (shape[0], *tile_size)
     assert torch.allclose(stitch(patches, info), x)
     assert pad_to_multiple(x, 96).shape[-2:] == tuple(-(-s // 96) * 96 for s in shape[-2:])
+
+
+def test_defect_biased_crop_holds_the_defect_and_jitters_it():
+    img = torch.rand(1, 200, 300)
+    mask = torch.zeros(1, 200, 300)
+    mask[:, 150:153, 40:44] = 1                                  # one 3x4 defect, 0.02 % of the image
+    centres = set()
+    for seed in range(40):
+        c, m = defect_biased_crop(img, mask, (64, 64), np.random.default_rng(seed), jitter=0.25)
+        assert c.shape == m.shape == (1, 64, 64) and m.sum() >= 1  # jitter 16 px < 32: always inside
+        ys, xs = torch.nonzero(m[0], as_tuple=True)
+        centres.add((int(ys.float().mean()), int(xs.float().mean())))
+        hit = torch.nonzero((img[0].unfold(0, 64, 1).unfold(1, 64, 1) == c[0]).flatten(2).all(-1))
+        assert len(hit) == 1 and torch.equal(mask[..., hit[0, 0]:hit[0, 0] + 64, hit[0, 1]:hit[0, 1] + 64], m)
+    assert len(centres) > 10                                     # not always in the middle
+    # an empty mask: a uniform crop; an image smaller than the crop: zero-padded
+    c, m = defect_biased_crop(img, torch.zeros_like(mask), (64, 64), np.random.default_rng(0))
+    assert c.shape == (1, 64, 64) and m.sum() == 0
+    c, m = defect_biased_crop(torch.ones(1, 20, 30), torch.ones(1, 20, 30), (32, 32), np.random.default_rng(0))
+    assert c.shape == (1, 32, 32) and c.sum() == 600 and m.sum() == 600
