@@ -7,7 +7,7 @@ from typing import Any, Callable, Iterable, Mapping
 import torch
 
 from ..runtime import resolve_device
-from .precision import resolve_precision, to_channels_last, to_float32
+from .precision import map_tensors, resolve_precision, to_channels_last, to_float32
 from .progress import tqdm
 
 LossFn = Callable[[torch.nn.Module, Any, torch.device], Mapping[str, torch.Tensor]]
@@ -15,16 +15,8 @@ LossFn = Callable[[torch.nn.Module, Any, torch.device], Mapping[str, torch.Tenso
 
 # ---------------------------------------------------------------------------------------- batches
 def to_device(obj: Any, device: torch.device) -> Any:
-    """Move tensors inside nested lists / tuples / dicts to ``device``."""
-    if torch.is_tensor(obj):
-        return obj.to(device, non_blocking=True)
-    if isinstance(obj, Mapping):
-        return {k: to_device(v, device) for k, v in obj.items()}
-    if isinstance(obj, tuple) and hasattr(obj, "_fields"):  # namedtuple
-        return type(obj)(*(to_device(v, device) for v in obj))
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(to_device(v, device) for v in obj)
-    return obj
+    """Move tensors inside nested lists / tuples / namedtuples / dicts to ``device``."""
+    return map_tensors(obj, lambda t: t.to(device, non_blocking=True))
 
 
 def supervised_loss(criterion: Callable[[Any, Any], torch.Tensor]) -> LossFn:

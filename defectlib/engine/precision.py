@@ -85,27 +85,25 @@ def resolve_precision(precision: str, device: torch.device | str) -> Precision:
     return Precision(name, device_type, _DTYPES[name], name == "fp16")
 
 
+def map_tensors(obj: Any, fn) -> Any:
+    """``fn`` applied to every tensor inside nested lists, tuples, namedtuples and dicts."""
+    if torch.is_tensor(obj):
+        return fn(obj)
+    if isinstance(obj, Mapping):
+        return {k: map_tensors(v, fn) for k, v in obj.items()}
+    if isinstance(obj, tuple) and hasattr(obj, "_fields"):
+        return type(obj)(*(map_tensors(v, fn) for v in obj))
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(map_tensors(v, fn) for v in obj)
+    return obj
+
+
 def to_channels_last(obj: Any) -> Any:
     """4-D floating tensors (also inside lists, tuples, dicts) in channels_last; the rest as is."""
-    if torch.is_tensor(obj):
-        return obj.contiguous(memory_format=torch.channels_last) if obj.dim() == 4 and obj.is_floating_point() else obj
-    if isinstance(obj, Mapping):
-        return {k: to_channels_last(v) for k, v in obj.items()}
-    if isinstance(obj, tuple) and hasattr(obj, "_fields"):
-        return type(obj)(*(to_channels_last(v) for v in obj))
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(to_channels_last(v) for v in obj)
-    return obj
+    return map_tensors(obj, lambda t: t.contiguous(memory_format=torch.channels_last)
+                       if t.dim() == 4 and t.is_floating_point() else t)
 
 
 def to_float32(obj: Any) -> Any:
     """Floating tensors (also nested) back in fp32, for losses and metrics after a 16-bit forward."""
-    if torch.is_tensor(obj):
-        return obj.float() if obj.is_floating_point() and obj.dtype != torch.float32 else obj
-    if isinstance(obj, Mapping):
-        return {k: to_float32(v) for k, v in obj.items()}
-    if isinstance(obj, tuple) and hasattr(obj, "_fields"):
-        return type(obj)(*(to_float32(v) for v in obj))
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(to_float32(v) for v in obj)
-    return obj
+    return map_tensors(obj, lambda t: t.float() if t.is_floating_point() and t.dtype != torch.float32 else t)
