@@ -112,3 +112,19 @@ def test_mtd_target_split_keeps_near_duplicates_together(real_dataset):
         assert len(t["ids"]["train"]) >= 24 and len(side) == sum(map(len, t["ids"].values()))
         split = [(a, b) for a, b, *_ in MTD_NEAR_DUPLICATES if a in side and b in side and side[a] != side[b]]
         assert not split, f"seed {seed}: {split}"
+
+
+def test_cpu_recipe_options_record_a_learning_curve_and_keep_the_last_weights():
+    """The cpu profile's departures from the paper (defect-centred crops, BCE + Dice, one-cycle,
+    bf16, no early stop, last weights, learning curve) run together; the curve has one test F1
+    per epoch of every run that trains on the target, and none for the pre-training runs."""
+    tgt = {"train": _pairs(3, seed=1), "val": _pairs(2, seed=2), "test": _pairs(2, seed=3)}
+    src = {"train": _pairs(3, seed=4), "val": _pairs(2, seed=5)}
+    sc = StudyConfig(crop=32, batch_size=2, steps_per_epoch=2, max_epochs=2, finetune_epochs=1, val_crops=2,
+                     eval_patch=(48, 48), loss="bce_dice", defect_p=0.7, schedule="onecycle", early_stopping=False,
+                     restore_best=False, curve=True, precision="bf16", channels_last=True)
+    rows, _ = run_arch("unet", tgt, {"synth": src}, sc, ("real", "synth", "synth_ft"), log=lambda *_: None)
+    by_arm = {r["arm"]: r for r in rows}
+    assert [s for s, _ in by_arm["real"]["curve"]] == [2, 4]
+    assert [s for s, _ in by_arm["synth_ft"]["curve"]] == [2] and by_arm["synth_ft"]["pretrain_steps"] == 4
+    assert by_arm["synth"]["curve"] == [] and all(0 <= f <= 100 for r in rows for _, f in r["curve"])
