@@ -10,7 +10,7 @@ A. Bionda, "Severstal defect segmentation", IACV 2019-2020. What this module tur
   ``transforms.segmentation_train``, put together by :func:`seg_loader`.
 - Classifier batches (Sec. 5.2): full images, BCE on the defective flag.
 - :func:`train_stage`: Adam 1e-3 halved on a 3-epoch plateau of the validation loss (one
-  :func:`defectlib.engine.fit` call per loss: BCE + Dice, then Tversky), with a time budget.
+  :func:`defectlib.engine.fit` call per loss: BCE + Dice, then Tversky), a fixed number of steps.
 
 Evaluation (both Dice definitions, the pipeline, "predict nothing") is in :mod:`defectlib.pipeline`.
 """
@@ -28,7 +28,7 @@ from torchvision.transforms import v2
 
 from ..data.sampling import ClassBalancedBatchSampler, RandomCropDataset, primary_labels
 from ..data.transforms import segmentation_train
-from ..engine import TrainConfig, fit, loss_evaluator, to_device
+from ..engine import TrainConfig, fit, loss_evaluator, supervised_loss, to_device
 from ..engine.progress import tqdm
 from .tasks import Task
 
@@ -128,10 +128,8 @@ def gate_loss(model, batch, device):
 
 
 def seg_loss(criterion) -> Callable:
-    def loss_fn(model, batch, device):
-        x, y = to_device(batch[0], device), to_device(batch[1], device)
-        return {"loss": criterion(model(x), y)}
-    return loss_fn
+    """``loss_fn`` for (image, mask) batches: the engine's :func:`supervised_loss` (criterion in fp32)."""
+    return supervised_loss(criterion)
 
 
 @dataclass
@@ -145,12 +143,15 @@ class StageResult:
 
 def train_stage(model, train_loader, val_loader, loss_fn, *, epochs: int, lr: float, device,
                 plateau_factor=0.5, plateau_patience=3, budget_s=None, max_steps=None,
-                max_eval_batches=None, seed=0, desc="") -> StageResult:
+                max_eval_batches=None, seed=0, desc="", schedule: str = "plateau", precision: str = "fp32",
+                channels_last: bool = False) -> StageResult:
     """One :func:`fit` call: Adam at ``lr``, halved after ``plateau_patience`` epochs without a
-    better validation loss (paper Sec. 5), stopped early by ``budget_s`` / ``max_steps``."""
-    cfg = TrainConfig(epochs=epochs, optimizer="adam", lr=lr, schedule="plateau",
+    better validation loss (paper Sec. 5; or another engine ``schedule``), stopped early by
+    ``max_steps`` (dry runs) or by ``budget_s``, a user's opt-in (the profiles never set it)."""
+    cfg = TrainConfig(epochs=epochs, optimizer="adam", lr=lr, schedule=schedule,
                       plateau_factor=plateau_factor, plateau_patience=plateau_patience,
-                      max_steps=max_steps, max_eval_batches=max_eval_batches, time_budget_s=budget_s, seed=seed)
+                      max_steps=max_steps, max_eval_batches=max_eval_batches, time_budget_s=budget_s, seed=seed,
+                      precision=precision, channels_last=channels_last)
     evaluate = loss_evaluator(val_loader, loss_fn, device, max_batches=max_eval_batches)
     t0 = time.perf_counter()
     if desc:
