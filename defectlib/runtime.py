@@ -31,3 +31,9 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
     if deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
+
+
+def pin_memory(wanted: bool) -> bool:
+    """DataLoader ``pin_memory``: what a profile asks for, where there is a GPU to copy to (on a
+    CPU-only machine torch would only warn that it cannot)."""
+    return bool(wanted) and torch.cuda.is_available()

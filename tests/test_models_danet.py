@@ -175,3 +175,20 @@ def test_bad_arguments():
         build_danet(6, 6)
     with pytest.raises(ValueError, match="c2..c5"):
         build_danet(3, 6, dcn_stages=(1, 2), **TINY)
+
+
+def test_paper_profile_loader_settings_feed_a_batch_on_cpu(tmp_path):
+    """The paper profile's loader workers and pinned memory (for a GPU) also work on a CPU-only
+    machine: 2 worker processes decode NEU-DET and the batches equal the single-process ones."""
+    from defectlib import profiles
+    from defectlib.runtime import pin_memory
+    cfg = profiles.get("01", "paper")
+    assert cfg.num_workers > 0 and cfg.pin_memory
+    ds = NEUDET(write_neu_det(tmp_path / "neu-det", per_class=1, size=64))
+    plain = list(torch.utils.data.DataLoader(ds, batch_size=3, collate_fn=collate_detection))
+    workers = list(torch.utils.data.DataLoader(ds, batch_size=3, collate_fn=collate_detection, num_workers=2,
+                                               pin_memory=pin_memory(cfg.pin_memory)))
+    assert len(plain) == len(workers) == 2
+    for (xa, ya), (xb, yb) in zip(plain, workers):
+        assert all(torch.equal(a, b) for a, b in zip(xa, xb))
+        assert all(torch.equal(a["boxes"], b["boxes"]) for a, b in zip(ya, yb))

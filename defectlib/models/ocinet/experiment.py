@@ -38,6 +38,7 @@ from defectlib.engine import resolve_precision, supervised_loss, to_device
 from defectlib.losses import DeepSupervisionLoss
 from defectlib.metrics import ocinet_evaluation
 from defectlib.paths import real_data_root
+from defectlib.runtime import pin_memory
 
 METRICS = ("PA", "pixel_accuracy", "wFm", "IoU", "Dice")
 METRIC_NOTES = {
@@ -261,7 +262,7 @@ def train_and_evaluate(variant: str, data: OCINetData, cfg, device, seed: int = 
     model = build_ocinet(variant, weights=weights).to(device)
     gen = torch.Generator().manual_seed(seed)
     loader = DataLoader(data.train, batch_size=cfg.batch_size, shuffle=True, drop_last=True,
-                        num_workers=cfg.num_workers, pin_memory=cfg.get("pin_memory", False), generator=gen)
+                        num_workers=cfg.num_workers, pin_memory=pin_memory(cfg.get("pin_memory", False)), generator=gen)
     t0 = time.perf_counter()
     history = fit(model, loader, train_config(cfg), loss_fn=ocinet_loss_fn(), device=device)
     train_s = time.perf_counter() - t0
