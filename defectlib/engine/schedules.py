@@ -53,6 +53,7 @@ class LRSchedule:
             if not total_steps:
                 raise ValueError(f"schedule={cfg.schedule!r} spans the run: LRSchedule needs total_steps")
             self.per_step = _per_step_schedule(optimizer, cfg, int(total_steps))
+            self.per_step_total = int(total_steps)
         elif cfg.warmup_iters > 0:
             self.warmup = lr_scheduler.LinearLR(
                 optimizer, start_factor=cfg.warmup_factor, end_factor=1.0, total_iters=cfg.warmup_iters)
@@ -73,7 +74,7 @@ class LRSchedule:
     def step_iteration(self) -> None:
         """Call after every optimizer step."""
         if self.per_step is not None:
-            if self.per_step.last_epoch < self.per_step_total:
+            if self.per_step.last_epoch < self.per_step_total:  # the run's last step is not stepped past
                 self.per_step.step()
             return
         if self.warmup is not None and self.warmup.last_epoch < self.cfg.warmup_iters:
@@ -91,10 +92,6 @@ class LRSchedule:
 
     def lr(self) -> float:
         return float(self.optimizer.param_groups[0]["lr"])
-
-    @property
-    def per_step_total(self) -> int:
-        return int(getattr(self.per_step, "total_steps", 0) or self.per_step.total)
 
     def state_dict(self) -> dict:
         return {"warmup": None if self.warmup is None else self.warmup.state_dict(),
@@ -127,9 +124,7 @@ def _per_step_schedule(optimizer: torch.optim.Optimizer, cfg: TrainConfig, total
         progress = min(1.0, max(0, t - warm) / max(1, total - warm))
         return w * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
 
-    sched = lr_scheduler.LambdaLR(optimizer, factor)
-    sched.total = total  # type: ignore[attr-defined]
-    return sched
+    return lr_scheduler.LambdaLR(optimizer, factor)
 
 
 def _plain(state: dict) -> dict:
