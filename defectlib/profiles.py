@@ -143,7 +143,8 @@ NB02: dict[str, dict] = {
 # weights (no download): 224x224 instead of 352x352, batch 8, one pass over the ~3,900 training
 # images (~490 steps), Adam with a one-cycle schedule peaking at 5e-4 (from scratch, ~5 % of the
 # paper's steps: the paper's constant 1e-4 learns far too slowly here), bf16 autocast and
-# channels_last on CPUs with native bf16 (OCINet's step is 2.1x faster than fp32 there).
+# channels_last on CPUs with native bf16 (OCINet's step: 2.0x faster than fp32 on 2 threads,
+# benchmarks/bench_engine.py numerics).
 # schedule: None = the paper's ("multistep" at milestones).
 _NB03_ALL = ["base", "c", "s", "cs", "p", "full", "vanilla_ca", "vanilla_sa",
              "c_wocs", "s_wocs", "p_wocs", "csp_wocs", "ggl"]
