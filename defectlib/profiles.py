@@ -75,6 +75,7 @@ _NB01_TRAIN = {
     "lr": 0.02, "momentum": 0.9, "weight_decay": 1e-4, "schedule": "multistep",
     "milestones": (20, 28), "gamma": 0.1, "warmup_iters": 500, "warmup_factor": 0.001,
     "grad_clip": None, "max_train_images": None, "max_test_images": None, "n_show": 6, "max_steps": None,
+    "eval_every": 5,                 # epochs between test-AP50 points of the learning curve (and the end)
 }
 NB01: dict[str, dict] = {
     "paper": {**_NB01_MODEL, **_NB01_TRAIN, **_GPU, "weights": "COCO_V1"},
@@ -84,7 +85,8 @@ NB01: dict[str, dict] = {
             "box_batch_size_per_image": 64, "rpn_pre_nms_top_n_train": 1000,
             "rpn_post_nms_top_n_train": 500, "rpn_pre_nms_top_n_test": 500,
             "rpn_post_nms_top_n_test": 300,
-            "epochs": 8, "schedule": "cosine", "milestones": (), "warmup_iters": 200, "grad_clip": 10.0},
+            "epochs": 8, "schedule": "cosine", "milestones": (), "warmup_iters": 200, "grad_clip": 10.0,
+            "eval_every": 2},
     "smoke": {**_NB01_MODEL, **_NB01_TRAIN,
               "width": 8, "fpn_channels": 32, "representation_size": 64, "min_size": 128,
               "max_size": 128, "anchor_sizes": (16, 32, 64, 128, 256),
@@ -92,7 +94,7 @@ NB01: dict[str, dict] = {
               "rpn_post_nms_top_n_train": 100, "rpn_pre_nms_top_n_test": 100,
               "rpn_post_nms_top_n_test": 50, "epochs": 1, "milestones": (1,), "max_steps": 2,
               "warmup_iters": 0, "grad_clip": 10.0, "max_train_images": 16, "max_test_images": 8,
-              "n_show": 2},
+              "n_show": 2, "eval_every": 1},
 }
 
 # --- 02 Severstal two-stage (paper 001) ----------------------------------------------------------

@@ -229,3 +229,31 @@ def test_precision_recall_at_a_score_and_plot():
     ax = res.plot_pr()
     assert len(ax.lines) == 1 and "AP" in ax.get_legend().get_texts()[0].get_text()
     assert "AP50" in res.summary()
+
+
+def test_evaluate_detector_runs_a_model_over_a_loader_like_the_manual_loop():
+    """The helper equals update-per-batch by hand, stops at max_batches and restores train mode."""
+    from defectlib.metrics.detection import evaluate_detector
+
+    rng = np.random.default_rng(11)
+    preds, targets = random_case(rng, n_img=6, n_cls=3)
+
+    class Replay(torch.nn.Module):           # a "detector" answering the stored predictions in order
+        def __init__(self):
+            super().__init__()
+            self.i, self.grad_enabled = 0, []
+
+        def forward(self, images):
+            self.grad_enabled.append(torch.is_grad_enabled())
+            out = [{k: torch.as_tensor(v) for k, v in p.items()} for p in preds[self.i:self.i + len(images)]]
+            self.i += len(images)
+            return out
+
+    loader = [([torch.zeros(1, 4, 4)] * 2, targets[k:k + 2]) for k in range(0, 6, 2)]
+    model = Replay().train()
+    res = evaluate_detector(model, loader, num_classes=3)
+    np.testing.assert_array_equal(res.stats, evaluate_detections(preds, targets, 3).stats)
+    assert model.training and model.grad_enabled == [False] * 3
+    model.i = 0
+    part = evaluate_detector(model, loader, num_classes=3, max_batches=1)
+    np.testing.assert_array_equal(part.stats, evaluate_detections(preds[:2], targets[:2], 3).stats)

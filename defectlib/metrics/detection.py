@@ -32,7 +32,8 @@ import numpy as np
 from ._arrays import to_numpy as _np
 from .coco_result import COCO_STAT_NAMES, COCOResult
 
-__all__ = ["COCO_AREA_RANGES", "COCO_STAT_NAMES", "COCOResult", "COCOEvaluator", "evaluate_detections"]
+__all__ = ["COCO_AREA_RANGES", "COCO_STAT_NAMES", "COCOResult", "COCOEvaluator", "evaluate_detections",
+           "evaluate_detector"]
 
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, int(np.round((0.95 - 0.5) / 0.05)) + 1, endpoint=True)
 RECALL_THRESHOLDS = np.linspace(0.0, 1.00, int(np.round((1.00 - 0.0) / 0.01)) + 1, endpoint=True)
@@ -304,3 +305,29 @@ class COCOEvaluator:
     def compute(self) -> COCOResult:
         return evaluate_detections(self.predictions, self.targets, self.num_classes, self.class_names,
                                    **self.kwargs)
+
+
+def evaluate_detector(model, loader, num_classes=None, class_names=None, device="cpu",
+                      max_batches: int | None = None, **kwargs) -> COCOResult:
+    """COCO-evaluate a torchvision-style detector on ``loader`` (batches of ``(images, targets)``).
+
+    The model runs in eval mode without gradients (its previous mode is restored); images move to
+    ``device``, predictions come back to the CPU. ``max_batches`` stops early (dry runs). This is
+    the loop the notebook's final table runs, and the ``evaluate`` a learning curve calls inside
+    :func:`defectlib.engine.fit`.
+    """
+    import torch  # the metric itself is numpy-only; only this helper runs a model
+
+    ev = COCOEvaluator(num_classes=num_classes, class_names=class_names, **kwargs)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for i, (images, targets) in enumerate(loader):
+                if max_batches is not None and i >= max_batches:
+                    break
+                out = model([im.to(device) for im in images])
+                ev.update([{k: v.detach().cpu() for k, v in o.items()} for o in out], targets)
+    finally:
+        model.train(was_training)
+    return ev.compute()
