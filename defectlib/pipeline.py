@@ -200,5 +200,29 @@ def dice_report(out: Outputs, gate_threshold: float = 0.5, pixel_threshold=0.5, 
     for name, masks in rows.items():
         k, per_class = kaggle_dice(masks, out.targets, per_class=True)
         report[name] = {"kaggle": k, "author": severstal_author_dice(masks, out.targets),
-                        "kaggle_per_class": [float(v) for v in per_class]}
+                        "kaggle_per_class": [float(v) for v in per_class],
+                        "iou_per_class": class_iou(masks, out.targets)}
     return report
+
+
+def class_iou(masks: torch.Tensor, targets: torch.Tensor) -> list[float]:
+    """Pooled IoU of each class channel: ``TP / (TP + FP + FN)`` with the counts summed over every
+    image of the split (how segmentation benchmarks report per-class IoU; 1.0 when neither the
+    prediction nor the ground truth has a pixel of that class). ``masks``, ``targets`` [N, C, H, W]."""
+    if masks.shape != targets.shape:
+        raise ValueError(f"masks {tuple(masks.shape)} and targets {tuple(targets.shape)} differ in shape")
+    p, g = masks.bool().transpose(0, 1).flatten(1), targets.bool().transpose(0, 1).flatten(1)
+    inter = (p & g).sum(1).double()
+    union = (p | g).sum(1).double()
+    return [1.0 if u == 0 else float(i / u) for i, u in zip(inter, union)]
+
+
+def iou_curve(loader, device="cpu", threshold: float = 0.5, name: str = "test_mIoU",
+              max_batches: int | None = None) -> Callable[[nn.Module], dict]:
+    """An ``evaluate`` hook for a learning curve: mean over classes of :func:`class_iou` (in %) of
+    the segmenter's masks at ``threshold`` on ``loader``. It is drawn, never used to choose."""
+    def evaluate(model: nn.Module) -> dict[str, float]:
+        out = collect(model, loader, device=device, max_batches=max_batches, progress=False)
+        ious = class_iou(out.probs.float() >= threshold, out.targets)
+        return {name: 100 * sum(ious) / len(ious)}
+    return evaluate

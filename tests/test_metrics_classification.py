@@ -40,3 +40,23 @@ def test_gate_reproduces_paper_001_resnet50_matrix():
 def test_gate_threshold_is_inclusive():
     r = gate_report([True, False], [0.5, 0.5])  # p >= 0.5 goes to the segmenter
     assert (r.tp, r.fp, r.fn, r.tn) == (1, 1, 0, 0)
+
+
+def test_roc_auc_equals_scikit_learn_with_ties_and_checks_input():
+    from sklearn.metrics import roc_auc_score
+
+    from defectlib.metrics.classification import roc_auc
+
+    rng = np.random.default_rng(3)
+    y = rng.random(300) < 0.3
+    score = np.round(rng.random(300) * 0.6 + 0.4 * y, 1)          # rounded: many ties
+    assert roc_auc(y, torch.from_numpy(score)) == pytest.approx(roc_auc_score(y, score), abs=1e-12)
+    assert roc_auc([True, False], [0.9, 0.1]) == 1.0
+    assert roc_auc([True, False], [0.1, 0.9]) == 0.0
+    assert roc_auc([True, False, True, False], [0.5, 0.5, 0.5, 0.5]) == 0.5
+    with pytest.raises(ValueError, match="defective and clean"):
+        roc_auc([True, True], [0.2, 0.3])
+    with pytest.raises(ValueError, match="NaN"):
+        roc_auc([True, False], [np.nan, 0.3])
+    with pytest.raises(ValueError, match="3 labels but 2 scores"):
+        roc_auc([True, False, True], [0.2, 0.3])

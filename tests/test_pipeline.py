@@ -175,3 +175,35 @@ def test_submission_round_trip_and_validity(tmp_path):
         assert np.array_equal(reference_rle_decode(rle, 256, 1600), truth)
         assert np.array_equal(sev.rle_decode(rle) > 0, truth)
     assert all(r[1] == "" for r in rows if r[0] == "0000.jpg")
+
+
+def test_class_iou_equals_scikit_learn_jaccard_per_class_and_the_report_carries_it():
+    from sklearn.metrics import jaccard_score
+
+    from defectlib.pipeline import Outputs, class_iou, dice_report, iou_curve
+
+    g = torch.Generator().manual_seed(4)
+    targets = torch.rand(6, 3, 16, 16, generator=g) > 0.7
+    targets[:, 2] = False                                    # a class absent from every image
+    probs = (0.6 * targets + 0.5 * torch.rand(6, 3, 16, 16, generator=g)).clamp(0, 1)
+    probs[:2, 2, :4, :4] = 0.9                               # ... where the model marks pixels
+    masks = probs >= 0.5
+    ious = class_iou(masks, targets)
+    for c in range(2):
+        ref = jaccard_score(targets[:, c].flatten().numpy(), masks[:, c].flatten().numpy())
+        assert ious[c] == pytest.approx(ref, abs=1e-12)
+    empty = torch.zeros_like(masks)
+    assert class_iou(empty, torch.zeros_like(targets))[2] == 1.0          # nothing to find, nothing found
+    assert class_iou(masks, targets)[2] == pytest.approx(0.0)             # false positives only
+    with pytest.raises(ValueError, match="differ in shape"):
+        class_iou(masks[:, :2], targets)
+    rep = dice_report(Outputs(probs.half(), None, targets))
+    assert rep["U-Net alone"]["iou_per_class"] == pytest.approx(class_iou(probs.half() >= 0.5, targets))
+
+    class Fixed(torch.nn.Module):                           # a "segmenter" answering the stored logits
+        def forward(self, x):
+            return torch.logit(probs[x[:, 0, 0, 0].long()].float(), eps=1e-6)
+
+    loader = [(torch.arange(6.0).view(6, 1, 1, 1).expand(6, 1, 16, 16), targets)]
+    value = iou_curve(loader)(Fixed())["test_mIoU"]
+    assert value == pytest.approx(100 * sum(class_iou(probs.half().float() >= 0.5, targets)) / 3, abs=1e-6)

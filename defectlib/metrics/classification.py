@@ -9,7 +9,8 @@ rows = real (defective, clean) and columns = predicted (defective, clean), i.e.
 ``[[TP, FN], [FP, TN]]`` (ResNet-50: ``[[695, 21], [365, 719]]``).
 
 ``precision = TP / (TP + FP)``, ``recall = TP / (TP + FN)`` (per class in the multi-class case,
-one-vs-rest on the confusion matrix), ``accuracy = trace / total``.
+one-vs-rest on the confusion matrix), ``accuracy = trace / total``. A gate's threshold-free quality
+is its ROC AUC: the probability that a random defective image scores above a random clean one.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import numpy as np
 
 from ._arrays import to_numpy as _np
 
-__all__ = ["confusion_matrix", "precision_recall", "GateReport", "gate_report"]
+__all__ = ["confusion_matrix", "precision_recall", "GateReport", "gate_report", "roc_auc"]
 
 
 def confusion_matrix(y_true, y_pred, num_classes=None):
@@ -98,3 +99,26 @@ def gate_report(is_defective, p_defective, threshold=0.5) -> GateReport:
     fn = int(np.count_nonzero(~pred & y))
     fp = int(np.count_nonzero(pred & ~y))
     return GateReport(tp, fn, fp, int(y.size - tp - fn - fp), float(threshold))
+
+
+def roc_auc(is_defective, p_defective) -> float:
+    """Area under the ROC curve of ``p_defective`` for the labels ``is_defective``, threshold-free.
+
+    Computed as the Mann-Whitney statistic (Hanley & McNeil, 1982): with ``R`` the sum of the
+    (tie-averaged) ranks of the ``n1`` defective images among all scores,
+    ``AUC = (R - n1 (n1 + 1) / 2) / (n1 n0)``, i.e. the probability that a random defective image
+    scores above a random clean one, ties counting one half. Needs both kinds of image.
+    """
+    from scipy.stats import rankdata
+
+    y = _np(is_defective).astype(bool).ravel()
+    p = _np(p_defective, np.float64).ravel()
+    if y.shape != p.shape:
+        raise ValueError(f"{y.size} labels but {p.size} scores")
+    if not np.isfinite(p).all():
+        raise ValueError(f"p_defective has {int((~np.isfinite(p)).sum())} NaN / inf values")
+    n1, n0 = int(y.sum()), int((~y).sum())
+    if n1 == 0 or n0 == 0:
+        raise ValueError(f"ROC AUC needs defective and clean images; got {n1} defective, {n0} clean")
+    ranks = rankdata(p)
+    return float((ranks[y].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))

@@ -144,15 +144,21 @@ class StageResult:
 def train_stage(model, train_loader, val_loader, loss_fn, *, epochs: int, lr: float, device,
                 plateau_factor=0.5, plateau_patience=3, budget_s=None, max_steps=None,
                 max_eval_batches=None, seed=0, desc="", schedule: str = "plateau", precision: str = "fp32",
-                channels_last: bool = False) -> StageResult:
+                channels_last: bool = False, curve: Callable | None = None) -> StageResult:
     """One :func:`fit` call: Adam at ``lr``, halved after ``plateau_patience`` epochs without a
-    better validation loss (paper Sec. 5; or another engine ``schedule``), stopped early by
-    ``max_steps`` (dry runs) or by ``budget_s``, a user's opt-in (the profiles never set it)."""
+    better validation loss (paper Sec. 5; or another engine ``schedule``, e.g. ``"onecycle"``
+    peaking at ``lr``), stopped early by ``max_steps`` (dry runs) or by ``budget_s``, a user's
+    opt-in (the profiles never set it). ``curve(model)`` -> dict (e.g.
+    :func:`defectlib.pipeline.iou_curve`) adds learning-curve points to every epoch's record; they
+    are drawn, never used to choose anything."""
     cfg = TrainConfig(epochs=epochs, optimizer="adam", lr=lr, schedule=schedule,
                       plateau_factor=plateau_factor, plateau_patience=plateau_patience,
                       max_steps=max_steps, max_eval_batches=max_eval_batches, time_budget_s=budget_s, seed=seed,
                       precision=precision, channels_last=channels_last)
-    evaluate = loss_evaluator(val_loader, loss_fn, device, max_batches=max_eval_batches)
+    val_losses = loss_evaluator(val_loader, loss_fn, device, max_batches=max_eval_batches)
+
+    def evaluate(model):
+        return {**val_losses(model), **(curve(model) if curve is not None else {})}
     t0 = time.perf_counter()
     if desc:
         tqdm.write(desc)
