@@ -50,6 +50,14 @@ class MaskSizeError(DatasetError):
     """A mask's size differs from its image's size."""
 
 
+class MaskEncodingError(DatasetError, ValueError):
+    """A mask's stored values fit no rule, or more than one (see :mod:`defectlib.data.masks`)."""
+
+
+class DuplicateFileError(DatasetError, ValueError):
+    """Two files give the same sample id (``a.png`` and ``a.jpg``): which one is meant is unknown."""
+
+
 class SplitError(DatasetError):
     """A split list names an unknown id, or a split is impossible as asked."""
 
@@ -57,4 +65,5 @@ class SplitError(DatasetError):
 __all__ = [
     "DatasetError", "DatasetNotFoundError", "EmptyDatasetError", "MissingFileError",
     "CorruptImageError", "AnnotationError", "RLEError", "MaskSizeError", "SplitError",
+    "MaskEncodingError", "DuplicateFileError",
 ]
