@@ -8,6 +8,14 @@ absolute grey difference (MAD) of the full images being below ``mad_threshold`` 
 levels, as in NEU-Seg's SOURCE.md). On low-contrast steel textures the DCT hash is only a coarse
 filter: true copies re-encoded as JPEG reach Hamming distances of 18, hence the loose default. Each pair is
 labelled within-split or cross-split -- cross-split pairs leak test images into training.
+
+Masks are read with the loaders' own rules (:mod:`defectlib.data.masks`): MTD and NRSD-MN grey
+level > 127, NEU-Seg class indices 0..3, a generic folder by ``MaskRule`` (``encoding="auto"``
+unless ``threshold`` / ``encoding`` / ``colors`` / ``mat_key`` say otherwise). A mask the rule
+cannot read is a problem, and so is a folder whose masks are *all* empty (masks stored in an
+encoding the rule misreads look exactly like that). A generic folder takes the options of
+:class:`~defectlib.data.ImageMaskFolder` (``images``, ``masks``, ``mask_suffix``, ``mask_ext``,
+``allow_missing_masks``); without them the layout is guessed and the report says which it assumed.
 """
 from __future__ import annotations
 
@@ -17,12 +25,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-from scipy.fft import dctn
 
-from .errors import (AnnotationError, DatasetError, DatasetNotFoundError, EmptyDatasetError, MaskSizeError,
-                     MissingFileError)
+from .duplicates import Pair, near_pairs, phash, thumbnail
+from .errors import (AnnotationError, DatasetError, DatasetNotFoundError, EmptyDatasetError, MaskEncodingError,
+                     MaskSizeError, MissingFileError)
+from .folder import scan_pairs
 from .io import IMAGE_EXTS, read_gray
+from .masks import MaskRule, decode_mask, read_mask
+
+FOLDER_OPTIONS = ("images", "masks", "mask_suffix", "mask_ext", "allow_missing_masks")
+#: mask-name suffixes tried when guessing a one-folder layout (KSDD2, DAGM, common exports)
+KNOWN_SUFFIXES = ("_GT", "_gt", "_mask", "_label", "_Label", "_seg")
 
 
 @dataclass
@@ -34,19 +47,6 @@ class Sample:
     xml: Path | None = None
     rles: dict | None = None
     label: str = ""
-
-
-@dataclass
-class Pair:
-    a: str
-    b: str
-    hamming: int
-    mad: float
-    kind: str  # "identical" or "near"
-
-    @property
-    def cross_split(self) -> bool:
-        return self.a.split("/")[0] != self.b.split("/")[0]
 
 
 @dataclass
@@ -114,6 +114,35 @@ def _images(folder: Path, ext: str | None = None) -> dict[str, Path]:
             if p.suffix.lower() in IMAGE_EXTS and (ext is None or p.suffix.lower() == ext)}
 
 
+def _scan(report, split, image_dir, mask_dir=None, label="", **kw) -> list[Sample]:
+    """Image/mask pairs exactly as the loaders pair them (:func:`~defectlib.data.folder.scan_pairs`)."""
+    items, problems = scan_pairs(image_dir, mask_dir, **kw)
+    report.problems.extend(problems)
+    return [Sample(f"{split}/{stem}", split, img, mask=m, label=label) for stem, img, m, _ in items]
+
+
+def guess_folder_layout(root: Path) -> dict:
+    """ImageMaskFolder options for a folder of unknown layout: ``images/`` + ``masks/``, else one
+    folder with masks named ``<stem>_GT.*`` (or another :data:`KNOWN_SUFFIXES`), else images only."""
+    if (root / "images").is_dir() and (root / "masks").is_dir():
+        return {"images": "images", "masks": "masks"}
+    stems = {p.stem for p in root.iterdir() if p.suffix.lower() in IMAGE_EXTS}
+    for suffix in KNOWN_SUFFIXES:
+        paired = [s for s in stems if s.endswith(suffix) and s[: -len(suffix)] in stems]
+        if paired and 2 * len(paired) >= len(stems) // 2:
+            return {"images": None, "masks": None, "mask_suffix": suffix}
+    return {"images": "images" if (root / "images").is_dir() else None, "masks": False}
+
+
+def _describe_layout(root: Path, opts: dict) -> str:
+    img = root / opts["images"] if opts.get("images") else root
+    if opts.get("masks") is False:
+        return f"images in {img}, no masks (images only)"
+    msk = root / opts["masks"] if opts.get("masks") else root
+    name = f"<stem>{opts.get('mask_suffix') or ''}{opts.get('mask_ext') or '.*'}"
+    return f"images in {img}, masks {msk}/{name}" + (", masks optional" if opts.get("allow_missing_masks") else "")
+
+
 def _pair(report, split, imgs: dict, others: dict, what: str, label: str = "", attr="mask") -> list[Sample]:
     out = []
     for stem, p in imgs.items():
@@ -126,7 +155,7 @@ def _pair(report, split, imgs: dict, others: dict, what: str, label: str = "", a
     return out
 
 
-def _enumerate(root: Path, kind: str, report: Report) -> list[Sample]:
+def _enumerate(root: Path, kind: str, report: Report, layout: dict | None = None) -> list[Sample]:
     samples: list[Sample] = []
     if kind == "neu-det":
         from .neu_det import filename_class
@@ -140,13 +169,10 @@ def _enumerate(root: Path, kind: str, report: Report) -> list[Sample]:
                 samples.append(s)
     elif kind == "neu-seg":
         for split in ("training", "test"):
-            imgs = _images(root / "images" / split, ".jpg")
-            samples += _pair(report, split, imgs, _images(root / "annotations" / split, ".png"), "mask (.png)")
+            samples += _scan(report, split, root / "images" / split, root / "annotations" / split, mask_ext=".png")
     elif kind == "mtd":
         for d in sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("MT_")):
-            folder = d / "Imgs"
-            samples += _pair(report, d.name, _images(folder, ".jpg"), _images(folder, ".png"), "mask (.png)",
-                             label=d.name[3:])
+            samples += _scan(report, d.name, d / "Imgs", mask_ext=".png", label=d.name[3:])
     elif kind == "nrsd-mn":
         from .nrsd_mn import SPLITS, split_dirs
         for split in SPLITS:
@@ -155,7 +181,7 @@ def _enumerate(root: Path, kind: str, report: Report) -> list[Sample]:
             except DatasetError as exc:
                 report.warnings.append(str(exc))
                 continue
-            samples += _pair(report, split, _images(idir), _images(gdir, ".png"), "mask (.png)")
+            samples += _scan(report, split, idir, gdir)
     elif kind == "severstal":
         from .severstal import read_train_csv
         try:
@@ -175,25 +201,32 @@ def _enumerate(root: Path, kind: str, report: Report) -> list[Sample]:
                     if name not in imgs:
                         report.problems.append(MissingFileError(root / split / name, "listed in train.csv but missing"))
     else:
-        imgs = _images(root / "images") or _images(root)
-        masks = _images(root / "masks")
-        if masks:
-            samples += _pair(report, "all", imgs, masks, "mask")
+        opts = layout or guess_folder_layout(root)
+        report.info["layout"] = _describe_layout(root, opts) + ("" if layout else " (guessed; pass "
+                                                                "--images/--masks/--mask-suffix to change)")
+        if opts.get("masks") is False:
+            folder = root / opts["images"] if opts.get("images") else root
+            samples += [Sample(f"all/{k}", "all", p) for k, p in _images(folder).items()]
         else:
-            samples += [Sample(f"all/{k}", "all", p) for k, p in imgs.items()]
+            samples += _scan(report, "all", root / opts["images"] if opts.get("images") else root,
+                             root / opts["masks"] if opts.get("masks") else root,
+                             mask_suffix=opts.get("mask_suffix") or "", mask_ext=opts.get("mask_ext"),
+                             allow_missing_masks=bool(opts.get("allow_missing_masks")))
     return samples
 
 
 # ---------------------------------------------------------------- per-sample checks and hashes
-def phash(arr: np.ndarray) -> np.uint64:
-    """64-bit DCT perceptual hash of a grey image."""
-    small = np.asarray(Image.fromarray(arr).resize((32, 32), Image.Resampling.BOX), dtype=np.float32)
-    low = dctn(small, norm="ortho")[:8, :8].ravel()
-    bits = (low[1:] > np.median(low[1:])).astype(np.uint64)
-    return np.uint64((bits << np.arange(63, dtype=np.uint64)).sum())
+def mask_rule(kind: str, rule: MaskRule | None = None) -> MaskRule:
+    """The rule the loader of ``kind`` reads masks with (``rule`` for a generic folder)."""
+    if kind == "neu-seg":
+        return MaskRule("index", num_classes=4)
+    if kind in ("mtd", "nrsd-mn"):
+        return MaskRule(threshold=127)
+    return rule or MaskRule()
 
 
-def _check_sample(s: Sample, kind: str, report: Report, mask_values: Counter) -> np.ndarray | None:
+def _check_sample(s: Sample, kind: str, report: Report, mask_values: Counter, rule: MaskRule,
+                  masks_seen: list) -> np.ndarray | None:
     from .neu_det import parse_voc
     from .severstal import decode_masks
     try:
@@ -217,16 +250,17 @@ def _check_sample(s: Sample, kind: str, report: Report, mask_values: Counter) ->
             report.problems.append(exc)
     if s.mask is not None:
         try:
-            m = read_gray(s.mask)
-            if m.shape != img.shape:
+            m = read_mask(s.mask, rule)
+            if m.shape[:2] != img.shape:
                 raise MaskSizeError(s.mask, f"mask is {m.shape[1]}x{m.shape[0]} but image {s.image.name} "
                                             f"is {img.shape[1]}x{img.shape[0]}")
-            vals, cnt = np.unique(m, return_counts=True)
-            mask_values.update(dict(zip(vals.tolist(), cnt.tolist())))
-            if kind == "neu-seg" and vals.max() > 3:
-                report.problems.append(AnnotationError(s.mask, f"value {vals.max()} is not a class index 0..3"))
-            if kind in ("mtd", "nrsd-mn", "folder") and s.label != "Free" and not (m > 127).any():
-                report.warnings.append(f"{s.mask}: empty mask (no pixel > 127) in a defect folder")
+            if m.ndim == 2:
+                vals, cnt = np.unique(m, return_counts=True)
+                mask_values.update(dict(zip(vals.tolist(), cnt.tolist())))
+            defect = decode_mask(m, rule, s.mask).any()
+            masks_seen.append(bool(defect))
+            if kind in ("mtd", "nrsd-mn", "folder") and s.label != "Free" and not defect:
+                report.warnings.append(f"{s.mask}: empty mask (no defect pixel under rule {rule.describe()})")
         except DatasetError as exc:
             report.problems.append(exc)
     if s.rles:
@@ -237,61 +271,35 @@ def _check_sample(s: Sample, kind: str, report: Report, mask_values: Counter) ->
     return img
 
 
-def thumbnail(arr: np.ndarray, size: int = 64) -> np.ndarray:
-    return np.asarray(Image.fromarray(arr).resize((size, size), Image.Resampling.BOX), dtype=np.float32)
-
-
-def _near_pairs(keys, hashes, shapes, paths, max_hamming, mad_threshold, exact, thumbs) -> list[Pair]:
-    """Candidates by pHash Hamming distance, filtered by thumbnail MAD, confirmed by full-image MAD."""
-    h = np.asarray(hashes, dtype=np.uint64)
-    thumbs = np.stack(thumbs) if len(thumbs) else np.zeros((0, 64, 64), np.float32)
-    n = len(h)
-    cands = []
-    for start in range(0, n, 512):
-        block = h[start:start + 512]
-        d = np.bitwise_count(block[:, None] ^ h[None, :])
-        ii, jj = np.nonzero(d <= max_hamming)
-        keep = jj > ii + start
-        cands += [(int(i + start), int(j), int(d[i, j])) for i, j in zip(ii[keep], jj[keep])]
-    exact_groups = defaultdict(list)
-    for i, e in enumerate(exact):
-        exact_groups[e].append(i)
-    seen, pairs = set(), []
-    for g in exact_groups.values():
-        for a in range(len(g)):
-            for b in range(a + 1, len(g)):
-                i, j = g[a], g[b]
-                seen.add((i, j))
-                pairs.append(Pair(keys[i], keys[j], int(np.bitwise_count(h[i] ^ h[j])), 0.0, "identical"))
-    cands = [c for c in cands if (c[0], c[1]) not in seen and shapes[c[0]] == shapes[c[1]]]
-    if cands:
-        ci, cj = np.array([c[0] for c in cands]), np.array([c[1] for c in cands])
-        tmad = np.concatenate([np.abs(thumbs[ci[k:k + 4096]] - thumbs[cj[k:k + 4096]]).mean((1, 2))
-                               for k in range(0, len(ci), 4096)])
-        cands = [c for c, t in zip(cands, tmad) if t < mad_threshold]
-    for i, j, d in cands:
-        mad = float(np.abs(read_gray(paths[i]).astype(np.float32) - read_gray(paths[j])).mean())
-        if mad < mad_threshold:
-            pairs.append(Pair(keys[i], keys[j], d, mad, "near"))
-    return pairs
-
-
 def check_dataset(path, kind: str | None = None, max_hamming: int = 22, mad_threshold: float = 2.9,
-                  duplicates: bool = True, progress: bool = False, against=None) -> Report:
+                  duplicates: bool = True, progress: bool = False, against=None,
+                  rule: MaskRule | None = None, **layout) -> Report:
     """Check a dataset folder; returns a :class:`Report` (``print(report)`` for the text).
 
     ``against``: another dataset folder; duplicates between the two are reported too (keys then
     carry the folder name, e.g. ``neu-seg:test/000001`` vs ``neu-det:all/inclusion_1``), the
-    other folder itself is not validated.
+    other folder itself is not validated. ``rule`` (a :class:`~defectlib.data.masks.MaskRule`) and
+    the layout options of :class:`~defectlib.data.ImageMaskFolder` (``images``, ``masks``,
+    ``mask_suffix``, ``mask_ext``, ``allow_missing_masks``) read the folder as that class does;
+    either makes the format ``"folder"``.
     """
     root = Path(path)
+    unknown = sorted(set(layout) - set(FOLDER_OPTIONS))
+    if unknown:
+        raise TypeError(f"check_dataset() got unknown options {unknown}; layout options are {FOLDER_OPTIONS}")
+    if (layout or rule is not None) and kind not in (None, "folder"):
+        raise ValueError(f"kind={kind!r} has its own layout and mask rule; the folder options "
+                         f"({', '.join(sorted(layout)) or 'rule'}) apply to kind='folder'")
     if not root.is_dir():
         report = Report(root, kind or "?")
         report.problems.append(DatasetNotFoundError(root, "folder not found"))
         return report
-    kind = kind or detect_kind(root)
+    if layout:
+        layout = {"images": "images", "masks": "masks"} | layout
+    kind = kind or ("folder" if layout or rule is not None else detect_kind(root))
     report = Report(root, kind)
-    samples = _enumerate(root, kind, report)
+    rule = mask_rule(kind, rule)
+    samples = _enumerate(root, kind, report, layout or None)
     if not samples:
         report.problems.append(EmptyDatasetError(root, f"no samples found for format {kind!r}"))
         return report
@@ -312,14 +320,26 @@ def check_dataset(path, kind: str | None = None, max_hamming: int = 22, mad_thre
         exact.append(hashlib.sha1(img.tobytes() + str(img.shape).encode()).hexdigest())
     from tqdm.auto import tqdm
     it = tqdm(samples, desc=f"check {root.name}") if progress else samples
+    masks_seen: list[bool] = []
     for s in it:
-        img = _check_sample(s, kind, report, mask_values)
+        img = _check_sample(s, kind, report, mask_values, rule, masks_seen)
         if img is None:
             continue
         sizes[f"{img.shape[1]}x{img.shape[0]}"] += 1
         if duplicates:
             fingerprint(s.key, s.image, img)
     report.info["image sizes (WxH)"] = dict(sizes.most_common(5)) | ({"...": f"{len(sizes)} sizes"} if len(sizes) > 5 else {})
+    with_mask = sum(s.mask is not None for s in samples)
+    if with_mask:
+        report.info["mask rule"] = rule.describe()
+        unread = with_mask - len(masks_seen)
+        if masks_seen and not any(masks_seen):
+            report.problems.append(MaskEncodingError(root, f"all {len(masks_seen)} masks read are empty under "
+                                                           f"rule {rule.describe()}: the masks are probably "
+                                                           "stored in another encoding (see data/README.md; "
+                                                           "--threshold / --encoding / --colors)"))
+        if unread:
+            report.info["masks unreadable"] = f"{unread} of {with_mask} (see problems)"
     if mask_values:
         vals = sorted(mask_values)
         valid = {0, 1, 2, 3} if kind == "neu-seg" else {0, 255} if 255 in mask_values else {0, 1}
@@ -341,11 +361,11 @@ def check_dataset(path, kind: str | None = None, max_hamming: int = 22, mad_thre
             except DatasetError:
                 continue
             fingerprint(f"{other.name}:{s.key}", s.image, img)
-        pairs = _near_pairs(keys, hashes, shapes, paths, max_hamming, mad_threshold, exact, thumbs)
+        pairs = near_pairs(keys, hashes, shapes, paths, max_hamming, mad_threshold, exact, thumbs)
         own = set(keys[:n_own])
         report.pairs = [p for p in pairs if (p.a in own) == (p.b in own) and p.a in own]
         report.cross_dataset = [p for p in pairs if (p.a in own) != (p.b in own)]
         report.info["compared against"] = f"{other} ({len(others)} images)"
     elif duplicates:
-        report.pairs = _near_pairs(keys, hashes, shapes, paths, max_hamming, mad_threshold, exact, thumbs)
+        report.pairs = near_pairs(keys, hashes, shapes, paths, max_hamming, mad_threshold, exact, thumbs)
     return report

@@ -4,6 +4,9 @@
     defectlib data locate NAME [--data-root DIR]
     defectlib data check PATH [--kind neu-det|neu-seg|mtd|severstal|nrsd-mn|folder] [--no-duplicates]
                               [--against OTHER_PATH]
+                              [--images DIR] [--masks DIR] [--mask-suffix _GT] [--mask-ext .png]
+                              [--allow-missing-masks] [--threshold T | --encoding auto|binary|index]
+                              [--colors "255,0,0=1;0,255,0=2"] [--mat-key groundTruth.Segmentation]
     defectlib data fetch NAME --data-root DIR [--allow-unverified]
     defectlib data make-standins [--dest DIR] [NAME ...]
 """
@@ -30,6 +33,17 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--mad-threshold", type=float, default=2.9)
     c.add_argument("--max-hamming", type=int, default=22)
     c.add_argument("--against", default=None, help="also report duplicates shared with this dataset folder")
+    g = c.add_argument_group("generic folders (the options of defectlib.data.ImageMaskFolder; any of "
+                             "them means --kind folder)")
+    g.add_argument("--images", metavar="DIR", help="image sub-folder ('.' = the folder itself; default images)")
+    g.add_argument("--masks", metavar="DIR", help="mask sub-folder ('.' = the folder itself; default masks)")
+    g.add_argument("--mask-suffix", metavar="S", help="masks are <stem><S>.* (KSDD2: _GT)")
+    g.add_argument("--mask-ext", metavar="EXT", help="only masks with this extension (.png)")
+    g.add_argument("--allow-missing-masks", action="store_true", help="an image without a mask is clean (DAGM)")
+    g.add_argument("--threshold", type=float, metavar="T", help="a mask pixel is a defect when its grey level > T")
+    g.add_argument("--encoding", choices=("auto", "binary", "index"), help="mask encoding (see data/README.md)")
+    g.add_argument("--colors", metavar="R,G,B=K;...", help="colour masks: RGB colour -> class index")
+    g.add_argument("--mat-key", metavar="NAME", help=".mat masks: the variable (or struct.field) holding the mask")
     f = sub.add_parser("fetch", help="download + verify + unpack a dataset with a public direct download")
     f.add_argument("name")
     f.add_argument("--data-root", default=None, help="default: $DEFECTLIB_DATA")
@@ -41,8 +55,45 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def parse_colors(text: str) -> dict:
+    """``"255,0,0=1;0,255,0=2"`` -> ``{(255, 0, 0): 1, (0, 255, 0): 2}``."""
+    out = {}
+    for part in filter(None, (p.strip() for p in text.split(";"))):
+        try:
+            rgb, k = part.split("=")
+            r, g, b = (int(v) for v in rgb.split(","))
+            out[(r, g, b)] = int(k)
+        except ValueError:
+            raise ValueError(f"--colors takes 'R,G,B=K;R,G,B=K', got {part!r}") from None
+    if not out:
+        raise ValueError(f"--colors takes 'R,G,B=K;R,G,B=K', got {text!r}")
+    return out
+
+
+def check_options(args) -> tuple[object, dict]:
+    """(MaskRule or None, ImageMaskFolder layout options) from the ``data check`` arguments."""
+    from .masks import MaskRule
+    layout = {}
+    for name in ("images", "masks"):
+        value = getattr(args, name)
+        if value is not None:
+            layout[name] = None if value in (".", "") else value
+    if args.mask_suffix is not None:
+        layout["mask_suffix"] = args.mask_suffix
+    if args.mask_ext is not None:
+        layout["mask_ext"] = args.mask_ext if args.mask_ext.startswith(".") else f".{args.mask_ext}"
+    if args.allow_missing_masks:
+        layout["allow_missing_masks"] = True
+    rule = None
+    if any(v is not None for v in (args.threshold, args.encoding, args.colors, args.mat_key)):
+        rule = MaskRule(args.encoding or "auto", args.threshold,
+                        parse_colors(args.colors) if args.colors else None, args.mat_key)
+    return rule, layout
+
+
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if args.cmd == "list":
         from .registry import REGISTRY
         for d in REGISTRY.values():
@@ -50,18 +101,30 @@ def main(argv=None) -> int:
                   f"{'':10s} licence: {d.license}\n{'':10s} layout:  {d.layout}\n")
         return 0
     if args.cmd == "locate":
+        from .errors import DatasetError
         from .resolve import locate
-        path, real = locate(args.name, args.data_root)
+        try:
+            path, real = locate(args.name, args.data_root)
+        except DatasetError as exc:
+            print(f"defectlib data locate: {exc}", file=sys.stderr)
+            return 2
         print(f"{path}  ({'real data' if real else 'generated stand-in'})")
         return 0
     if args.cmd == "check":
         from .check import check_dataset
+        try:
+            rule, layout = check_options(args)
+            if (rule is not None or layout) and args.kind not in (None, "folder"):
+                raise ValueError(f"--kind {args.kind} has its own layout and mask rule; the folder "
+                                 "options apply to --kind folder")
+        except ValueError as exc:
+            parser.error(str(exc))
         bad = 0
         for path in args.path:
             t = time.time()
             report = check_dataset(path, kind=args.kind, duplicates=not args.no_duplicates,
                                    mad_threshold=args.mad_threshold, max_hamming=args.max_hamming,
-                                   progress=sys.stderr.isatty(), against=args.against)
+                                   progress=sys.stderr.isatty(), against=args.against, rule=rule, **layout)
             print(report)
             print(f"({time.time() - t:.1f} s)\n")
             bad += not report.ok
