@@ -30,11 +30,15 @@ def locate(name: str, data_root: str | os.PathLike | None = None, standin: bool 
     ``real`` is True when ``<data_root>/<name>`` exists and is not empty. Otherwise the stand-in is
     generated (first call only; ``standin_kwargs`` go to its writer, and each distinct set of them
     gets its own folder ``<name>-<hash>``) and returned with ``real=False``. Every name in :data:`NAMES` has a stand-in. ``standin=True``
-    skips the real look-up (to show a stand-in beside the real data).
+    skips the real look-up (to show a stand-in beside the real data). An explicit ``data_root``
+    that is not a folder is a DatasetNotFoundError: a typo must not quietly mean "stand-ins".
     """
     from defectlib.synth.writers import STANDIN_VERSION, STANDINS, write_standin
 
     root = None if standin else real_data_root(data_root)
+    if data_root is not None and not standin and not root.is_dir():
+        raise DatasetNotFoundError(root, f"data_root for {name!r} is not a folder (give the folder that "
+                                         f"holds {name}/, or no data_root for the generated stand-in)")
     if root is not None:
         path = root / name
         if path.is_dir() and any(path.iterdir()):
