@@ -51,19 +51,25 @@ class COCOResult:
         return s[..., a, m]  # [T, R, K] or [T, K]
 
     def summarize_value(self, ap=True, iou=None, area="all", max_dets=None) -> float:
-        """One COCO summary number (as ``COCOeval._summarize``): mean over defined entries, else -1."""
-        s = self._select(ap, iou, area, self.max_dets[-1] if max_dets is None else max_dets)
+        """One COCO summary number (as ``COCOeval._summarize``): mean over defined entries, else -1
+        (also when ``max_dets`` is not one of the evaluated limits, as in pycocotools)."""
+        max_dets = self.max_dets[-1] if max_dets is None else max_dets
+        if max_dets not in self.max_dets:
+            return -1.0
+        s = self._select(ap, iou, area, max_dets)
         s = s[s > -1]
         return float(np.mean(s)) if s.size else -1.0
 
     @property
     def stats(self) -> np.ndarray:
-        """The 12 numbers printed by ``COCOeval.summarize()``."""
+        """The 12 numbers printed by ``COCOeval.summarize()``, by its rule: AP at ``maxDets=100``
+        (-1 if 100 was not evaluated), AR@1 and AR@10 at ``max_dets[0]`` and ``[1]``, every other
+        entry at ``max_dets[2]``."""
         md = self.max_dets
-        big = md[-1]
-        specs = [(True, None, "all", big), (True, 0.5, "all", big), (True, 0.75, "all", big),
+        big = md[2]
+        specs = [(True, None, "all", 100), (True, 0.5, "all", big), (True, 0.75, "all", big),
                  (True, None, "small", big), (True, None, "medium", big), (True, None, "large", big),
-                 (False, None, "all", md[0]), (False, None, "all", md[min(1, len(md) - 1)]),
+                 (False, None, "all", md[0]), (False, None, "all", md[1]),
                  (False, None, "all", big), (False, None, "small", big), (False, None, "medium", big),
                  (False, None, "large", big)]
         return np.array([self.summarize_value(*s) for s in specs])

@@ -29,6 +29,8 @@ from typing import Sequence
 
 import numpy as np
 
+from ._arrays import finite
+from ._arrays import labels as check_labels
 from ._arrays import to_numpy as _np
 from .coco_result import COCO_STAT_NAMES, COCOResult
 
@@ -41,30 +43,54 @@ COCO_AREA_RANGES = {"all": (0.0, 1e5**2), "small": (0.0, 32.0**2), "medium": (32
                     "large": (96.0**2, 1e5**2)}
 
 
-def _flatten(items, is_prediction: bool) -> dict:
-    """Concatenate per-image dicts into flat arrays: image index, label, xywh box, score or crowd/area."""
-    kind = "prediction" if is_prediction else "target"
+def _vector(x, name: str, n: int, convert) -> np.ndarray:
+    a = convert(x, name)
+    if a.ndim > 1 or (a.ndim == 0 and n != 1):
+        raise ValueError(f"{name}: expected a 1-D array of {n} values, got shape {list(a.shape)}")
+    a = a.reshape(-1)
+    if len(a) != n:
+        raise ValueError(f"{name}: {len(a)} values for {n} boxes")
+    return a
+
+
+def _flatten(items, is_prediction: bool, high: int | None = None) -> dict:
+    """Concatenate per-image dicts into flat arrays: image index, label, xywh box, score or crowd/area.
+
+    Every field is checked: boxes finite ``[N, 4]`` with ``x2 >= x1``, ``y2 >= y1``; labels whole
+    numbers ``>= 1`` (``< high`` when the classes are known); scores finite; one value per box.
+    """
+    kind = "predictions" if is_prediction else "targets"
     boxes, labels, extra, counts, areas = [], [], [], [], {}
     for i, d in enumerate(items):
         if not isinstance(d, dict) or "boxes" not in d or "labels" not in d:
-            raise ValueError(f"{kind} {i}: expected a dict with 'boxes' and 'labels', got "
+            raise ValueError(f"{kind}[{i}]: expected a dict with 'boxes' and 'labels', got "
                              f"{list(d) if isinstance(d, dict) else type(d).__name__}")
         if is_prediction and "scores" not in d:
-            raise ValueError(f"prediction {i}: missing 'scores'")
-        b = _np(d["boxes"], np.float64, (-1, 4))
-        parts = [_np(d["labels"], np.int64, (-1,))]
-        parts.append(_np(d["scores"], np.float64, (-1,)) if is_prediction else
-                     _np(d["iscrowd"], np.int64, (-1,)) if "iscrowd" in d else np.zeros(len(b), np.int64))
+            raise ValueError(f"{kind}[{i}]: missing 'scores'")
+        name = f"{kind}[{i}]"
+        b = finite(d["boxes"], f"{name}['boxes']")
+        if b.size == 0:
+            b = b.reshape(0, 4)
+        if b.ndim != 2 or b.shape[1] != 4:
+            raise ValueError(f"{name}['boxes']: expected shape [N, 4] (x1, y1, x2, y2), got {list(b.shape)}")
+        flipped = (b[:, 2] < b[:, 0]) | (b[:, 3] < b[:, 1])
+        if flipped.any():
+            k = int(np.argmax(flipped))
+            raise ValueError(f"{name}['boxes']: box {k} {b[k].tolist()} has x2 < x1 or y2 < y1; boxes are "
+                             "(x1, y1, x2, y2) in pixels, not (x, y, w, h)")
+        n = len(b)
+        parts = [_vector(d["labels"], f"{name}['labels']", n, lambda x, nm: check_labels(x, nm, 1, high))]
+        parts.append(_vector(d["scores"], f"{name}['scores']", n, finite) if is_prediction else
+                     _vector(d["iscrowd"], f"{name}['iscrowd']", n, lambda x, nm: check_labels(x, nm, 0, 2))
+                     if "iscrowd" in d else np.zeros(n, np.int64))
         if not is_prediction and d.get("area") is not None:
-            areas[i] = _np(d["area"], np.float64, (-1,))
-            parts.append(areas[i])
-        for name, arr in zip(("labels", "scores" if is_prediction else "iscrowd", "area"), parts):
-            if len(arr) != len(b):
-                raise ValueError(f"{kind} {i}: {len(b)} boxes but {len(arr)} {name}")
+            areas[i] = _vector(d["area"], f"{name}['area']", n, finite)
+            if (areas[i] < 0).any():
+                raise ValueError(f"{name}['area']: areas must be >= 0, found {areas[i].min():g}")
         boxes.append(b)
         labels.append(parts[0])
         extra.append(parts[1])
-        counts.append(len(b))
+        counts.append(n)
     b = np.concatenate(boxes) if boxes else np.zeros((0, 4))
     xywh = np.stack([b[:, 0], b[:, 1], b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]], 1)
     out = {"img": np.repeat(np.arange(len(counts)), counts),
@@ -194,6 +220,25 @@ def _accumulate_class(tp_all, fp_all, sub, scores, n_pos, c_min):
     return prec.reshape(A, T, -1), score.reshape(A, T, -1), recall, curves
 
 
+def check_max_dets(max_dets) -> tuple[int, ...]:
+    """``max_dets`` as a tuple of increasing positive ints, at least 3 of them.
+
+    pycocotools' summary reads ``maxDets[0]``, ``[1]`` and ``[2]`` (AR@1, AR@10 and every
+    AP/AR@100 entry but the first) and AP at ``maxDets=100`` itself (-1 when 100 is absent);
+    :attr:`COCOResult.stats` follows that rule, so fewer than 3 entries cannot be summarised.
+    """
+    try:
+        md = tuple(int(m) for m in max_dets)
+        whole = all(int(m) == m for m in max_dets)
+    except (TypeError, ValueError):
+        raise ValueError(f"max_dets: expected increasing positive integers like (1, 10, 100), "
+                         f"got {max_dets!r}") from None
+    if not whole or len(md) < 3 or md[0] < 1 or any(b <= a for a, b in zip(md, md[1:])):
+        raise ValueError(f"max_dets: expected at least 3 increasing positive integers like (1, 10, 100) "
+                         f"(the COCO summary reads the first three), got {max_dets!r}")
+    return md
+
+
 def evaluate_detections(predictions: Sequence[dict], targets: Sequence[dict], num_classes=None,
                         class_names=None, iou_thresholds=IOU_THRESHOLDS, max_dets=(1, 10, 100),
                         area_ranges=COCO_AREA_RANGES) -> COCOResult:
@@ -202,21 +247,32 @@ def evaluate_detections(predictions: Sequence[dict], targets: Sequence[dict], nu
     Classes are the labels ``1..num_classes`` (``len(class_names)`` if names are given; default:
     the labels present in ``targets``); detections of other labels are ignored, as pycocotools
     ignores categories missing from the ground truth's category list. ``max_dets`` counts per
-    image *and class*, as pycocotools does. Returns a :class:`COCOResult` (``.ap``, ``.ap50``,
+    image *and class*, as pycocotools does; the summary follows pycocotools' rule for other
+    ``max_dets`` (see :func:`check_max_dets`). Returns a :class:`COCOResult` (``.ap``, ``.ap50``,
     ``.stats``, ``.per_class_ap50()``, ``.plot_pr()``, ...).
+
+    Garbage is refused with a ValueError naming the field (``predictions[3]['scores']``): NaN or
+    infinite boxes and scores, boxes not ``[N, 4]`` or with ``x2 < x1``, labels below 1, above
+    ``num_classes`` or fractional, and one field's length differing from the number of boxes.
     """
     if len(predictions) != len(targets):
-        raise ValueError(f"{len(predictions)} predictions for {len(targets)} images")
-    gt, dt = _flatten(targets, False), _flatten(predictions, True)
+        raise ValueError(f"predictions: {len(predictions)} predictions for {len(targets)} images (targets)")
     if class_names is not None:
-        class_ids = np.arange(1, len(class_names) + 1)
+        n_cls = len(class_names)
     elif num_classes is not None:
-        class_ids = np.arange(1, int(num_classes) + 1)
+        if isinstance(num_classes, bool) or int(num_classes) != num_classes or num_classes < 1:
+            raise ValueError(f"num_classes: expected a positive integer, got {num_classes!r}")
+        n_cls = int(num_classes)
     else:
-        class_ids = np.unique(gt["label"])
+        n_cls = None
+    max_dets = check_max_dets(max_dets)
+    high = n_cls + 1 if n_cls is not None else None
+    gt, dt = _flatten(targets, False, high), _flatten(predictions, True, high)
+    class_ids = np.arange(1, n_cls + 1) if n_cls is not None else np.unique(gt["label"])
     names = list(class_names) if class_names is not None else [int(c) for c in class_ids]
-    thr = np.asarray(iou_thresholds, np.float64)
-    max_dets = tuple(int(m) for m in max_dets)
+    thr = finite(iou_thresholds, "iou_thresholds").reshape(-1)
+    if not len(thr) or (thr < 0).any() or (thr > 1).any():
+        raise ValueError(f"iou_thresholds: expected values in [0, 1], got {thr.tolist()}")
     area_rng = np.array(list(area_ranges.values()), np.float64)  # [A, 2]
     n_img, K, T, A = len(targets), len(class_ids), len(thr), len(area_rng)
     M, R = len(max_dets), len(RECALL_THRESHOLDS)
@@ -293,8 +349,7 @@ class COCOEvaluator:
 
     @staticmethod
     def _copy(d, keys):
-        return {k: _np(d[k], np.float64 if k in ("boxes", "scores", "area") else np.int64)
-                for k in keys if k in d}
+        return {k: np.array(_np(d[k])) for k in keys if k in d}  # checked by evaluate_detections
 
     def update(self, predictions: Sequence[dict], targets: Sequence[dict]):
         if len(predictions) != len(targets):
