@@ -76,10 +76,24 @@ def rle_decode(rle: str | float | None, shape=(HEIGHT, WIDTH), source=None) -> n
 
 
 def rle_encode(mask) -> str:
-    """Binary mask ``[H, W]`` (numpy or tensor) -> RLE string (column-major, 1-indexed); '' if empty."""
+    """Binary mask ``[H, W]`` (numpy or tensor, bool or 0/1) -> RLE string (column-major,
+    1-indexed); '' if empty. Any other value (a probability 0.3, 255, NaN) or another number of
+    dimensions is a ValueError naming ``mask``: binarise first (``probs > 0.5``, ``mask > 127``)."""
     if isinstance(mask, torch.Tensor):
         mask = mask.detach().cpu().numpy()
-    flat = np.concatenate([[0], (np.asarray(mask) > 0).reshape(-1, order="F").astype(np.int8), [0]])
+    mask = np.asarray(mask)
+    if mask.ndim != 2:
+        raise ValueError(f"mask: expected one [H, W] mask, got shape {list(mask.shape)} "
+                         "(encode each class channel separately)")
+    if mask.dtype != bool:
+        if not np.issubdtype(mask.dtype, np.number):
+            raise ValueError(f"mask: expected 0/1 or bool values, got an array of {mask.dtype}")
+        bad = (mask != 0) & (mask != 1)
+        if bad.any():
+            r, c = (int(v) for v in np.argwhere(bad)[0])
+            raise ValueError(f"mask: expected 0/1 or bool values, found {mask[r, c].item()} at [{r}, {c}] "
+                             "(binarise first: probs > 0.5, or mask > 127 for 0/255)")
+    flat = np.concatenate([[0], (mask != 0).reshape(-1, order="F").astype(np.int8), [0]])
     change = np.flatnonzero(flat[1:] != flat[:-1]) + 1
     starts, ends = change[0::2], change[1::2]
     return " ".join(f"{s} {e - s}" for s, e in zip(starts, ends))

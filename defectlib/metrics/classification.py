@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._arrays import binary, finite, labels, probabilities
 from ._arrays import to_numpy as _np
 
 __all__ = ["confusion_matrix", "precision_recall", "GateReport", "gate_report", "roc_auc"]
@@ -25,12 +26,11 @@ __all__ = ["confusion_matrix", "precision_recall", "GateReport", "gate_report", 
 
 def confusion_matrix(y_true, y_pred, num_classes=None):
     """``C[i, j]`` = number of samples of true class ``i`` predicted as ``j`` (scikit-learn's layout)."""
-    t, p = _np(y_true, np.int64).ravel(), _np(y_pred, np.int64).ravel()
+    k = int(num_classes) if num_classes is not None else None
+    t, p = labels(y_true, "y_true", 0, k).ravel(), labels(y_pred, "y_pred", 0, k).ravel()
     if t.shape != p.shape:
-        raise ValueError(f"{t.size} true labels but {p.size} predictions")
-    k = int(num_classes) if num_classes is not None else int(max(t.max(initial=0), p.max(initial=0))) + 1
-    if t.size and (min(t.min(), p.min()) < 0 or max(t.max(), p.max()) >= k):
-        raise ValueError(f"labels must lie in [0, {k})")
+        raise ValueError(f"y_pred: {p.size} predictions for {t.size} true labels (y_true)")
+    k = k if k is not None else int(max(t.max(initial=0), p.max(initial=0))) + 1
     return np.bincount(t * k + p, minlength=k * k).reshape(k, k)
 
 
@@ -90,10 +90,11 @@ def gate_report(is_defective, p_defective, threshold=0.5) -> GateReport:
 
     Paper 001's rule: an image is sent to the segmenter when ``p(defective) >= 0.5``.
     """
-    y = _np(is_defective).astype(bool).ravel()
-    p = _np(p_defective, np.float64).ravel()
+    y = binary(is_defective, "is_defective").ravel()
+    p = probabilities(p_defective, "p_defective").ravel()
     if y.shape != p.shape:
-        raise ValueError(f"{y.size} labels but {p.size} probabilities")
+        raise ValueError(f"p_defective: {p.size} probabilities for {y.size} labels (is_defective)")
+    threshold = float(finite(threshold, "threshold"))
     pred = p >= threshold
     tp = int(np.count_nonzero(pred & y))
     fn = int(np.count_nonzero(~pred & y))
@@ -111,7 +112,7 @@ def roc_auc(is_defective, p_defective) -> float:
     """
     from scipy.stats import rankdata
 
-    y = _np(is_defective).astype(bool).ravel()
+    y = binary(is_defective, "is_defective").ravel()
     p = _np(p_defective, np.float64).ravel()
     if y.shape != p.shape:
         raise ValueError(f"{y.size} labels but {p.size} scores")

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._arrays import binary, finite, labels, numeric, probabilities
 from ._arrays import to_numpy as _np
 
 __all__ = ["confusion_counts", "segmentation_scores", "ocinet_evaluation", "kaggle_dice",
@@ -32,13 +33,13 @@ __all__ = ["confusion_counts", "segmentation_scores", "ocinet_evaluation", "kagg
 
 
 def _bool(x, name):
-    x = _np(x)
-    if x.dtype == bool:
-        return x
-    if np.issubdtype(x.dtype, np.floating) and ((x != 0) & (x != 1)).any():
-        raise ValueError(f"{name}: expected a binary mask (0/1 or bool); binarise probabilities first "
-                         f"(e.g. > 0.5 or otsu_binarize)")
-    return x != 0
+    """A 0/1 or bool mask as bool; a 0/255, probability, negative or NaN map is a ValueError."""
+    return binary(x, name)
+
+
+def _same_shape(p, g, pname="pred", gname="target"):
+    if p.shape != g.shape:
+        raise ValueError(f"{pname} shape {list(p.shape)} != {gname} shape {list(g.shape)}")
 
 
 def _div(num, den, empty):
@@ -52,10 +53,10 @@ def confusion_counts(pred, target):
     ``pred`` and ``target`` are binary masks ``[N, H, W]`` (any trailing shape is summed over).
     """
     p, g = _bool(pred, "pred"), _bool(target, "target")
-    if p.shape != g.shape:
-        raise ValueError(f"pred shape {p.shape} != target shape {g.shape}")
-    if p.ndim < 2:
-        raise ValueError(f"expected a batch [N, H, W], got shape {p.shape}")
+    _same_shape(p, g)
+    if p.ndim < 3:
+        raise ValueError(f"pred: expected a batch [N, H, W], got shape {list(p.shape)} (one mask "
+                         "[H, W] would be scored row by row: pass mask[None])")
     p, g = p.reshape(len(p), -1), g.reshape(len(g), -1)
     n_pix = p.shape[1]
     tp = np.count_nonzero(p & g, axis=1)
@@ -109,9 +110,10 @@ def ocinet_evaluation(prob, target, wfm_on="map", reduction="mean") -> dict:
     if reduction not in ("mean", "none"):
         raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
     norm = minmax_normalize(prob)
-    binary = otsu_binarize(norm, normalize=False)
-    s = segmentation_scores(binary, target, reduction="none")
-    wfm = weighted_fmeasure(np.clip(norm, 0, 1) if wfm_on == "map" else binary, target, reduction="none")
+    _same_shape(norm, _bool(target, "target"), "prob")
+    mask = otsu_binarize(norm, normalize=False)
+    s = segmentation_scores(mask, target, reduction="none")
+    wfm = weighted_fmeasure(np.clip(norm, 0, 1) if wfm_on == "map" else mask, target, reduction="none")
     out = {"PA": s["pixel_accuracy"], "foreground_recall": s["foreground_recall"], "wFm": wfm,
            "IoU": s["iou"], "Dice": s["dice"]}
     return out if reduction == "none" else {k: float(v.mean()) for k, v in out.items()}
@@ -125,8 +127,9 @@ def kaggle_dice(pred, target, per_class=False):
     ``per_class=True`` also returns the mean over images of each class (array ``[C]``).
     """
     p, g = _bool(pred, "pred"), _bool(target, "target")
-    if p.ndim != 4 or p.shape != g.shape:
-        raise ValueError(f"expected pred and target of the same shape [N, C, H, W], got {p.shape}, {g.shape}")
+    _same_shape(p, g)
+    if p.ndim != 4:
+        raise ValueError(f"pred: expected shape [N, C, H, W], got {list(p.shape)}")
     inter = np.count_nonzero(p & g, axis=(2, 3)).astype(np.float64)
     tot = np.count_nonzero(p, axis=(2, 3)) + np.count_nonzero(g, axis=(2, 3))
     d = _div(2 * inter, tot, 1.0)  # [N, C]
@@ -141,9 +144,10 @@ def severstal_author_dice(pred, target, smooth=1.0):
     probabilities ``[N, C, H, W]`` (or ``[N, H, W]``). An image with both masks empty scores 1.
     This is not the Kaggle metric (see :func:`kaggle_dice`); the notebook reports both.
     """
-    p, g = _np(pred, np.float64), _np(target, np.float64)
-    if p.shape != g.shape:
-        raise ValueError(f"pred shape {p.shape} != target shape {g.shape}")
+    p, g = probabilities(pred, "pred"), _bool(target, "target").astype(np.float64)
+    _same_shape(p, g)
+    if p.ndim < 3:
+        raise ValueError(f"pred: expected [N, C, H, W] or [N, H, W], got shape {list(p.shape)}")
     p, g = p.reshape(len(p), -1), g.reshape(len(g), -1)
     d = (2 * (p * g).sum(1) + smooth) / (p.sum(1) + g.sum(1) + smooth)
     return float(d.mean())
@@ -154,9 +158,12 @@ def minmax_normalize(prob):
 
     Computed in the input's float precision (float32 maps stay float32, as in the authors' code).
     """
-    x = _np(prob)
+    x = numeric(prob, "prob")
     if not np.issubdtype(x.dtype, np.floating):
         x = x.astype(np.float64)
+    finite(x, "prob", x.dtype)
+    if x.ndim < 2:
+        raise ValueError(f"prob: expected maps [N, H, W], got shape {list(x.shape)}")
     flat = x.reshape(len(x), -1)
     lo, hi = flat.min(1, keepdims=True), flat.max(1, keepdims=True)
     out = flat - lo  # in place below: much faster than a broadcast expression on big batches
@@ -173,7 +180,14 @@ def otsu_threshold(prob, normalize=True):
     first maximum on ties, as OpenCV's ``THRESH_OTSU``. Returns the uint8 levels ``[N]``; the
     foreground is ``255 x > k`` (see :func:`otsu_binarize`).
     """
-    return _otsu_levels(_to_uint8(minmax_normalize(prob) if normalize else _np(prob)))
+    return _otsu_levels(_to_uint8(minmax_normalize(prob) if normalize else _unit(prob)))
+
+
+def _unit(prob):
+    """Maps already in [0, 1] (``normalize=False``), in their own float precision."""
+    x = numeric(prob, "prob")
+    dtype = x.dtype if np.issubdtype(x.dtype, np.floating) else np.float64
+    return probabilities(x, "prob", dtype)
 
 
 def _otsu_levels(q):
@@ -201,7 +215,7 @@ def _to_uint8(x):
 
 def otsu_binarize(prob, normalize=True):
     """Binary masks ``[N, H, W]``: pixels whose uint8 level exceeds the image's Otsu threshold."""
-    q = _to_uint8(minmax_normalize(prob) if normalize else _np(prob))
+    q = _to_uint8(minmax_normalize(prob) if normalize else _unit(prob))
     return q > _otsu_levels(q).reshape((-1,) + (1,) * (q.ndim - 1))
 
 
@@ -213,9 +227,13 @@ def precision_recall_curve(target, scores):
     point ``(1, 0)``, exactly as ``sklearn.metrics.precision_recall_curve(target, scores)``.
     """
     y = _bool(target, "target").ravel()
-    s = _np(scores, np.float64).ravel()
+    s = finite(scores, "scores").ravel()
     if y.shape != s.shape:
-        raise ValueError(f"target has {y.size} pixels, scores {s.size}")
+        raise ValueError(f"scores: {s.size} values for {y.size} target pixels")
+    if not y.any():
+        import warnings
+        warnings.warn("target: no positive pixel, recall is set to 1 for every threshold "
+                      "(as scikit-learn does)", UserWarning, stacklevel=2)
     order = np.argsort(s, kind="mergesort")[::-1]
     s, y = s[order], y[order]
     distinct = np.flatnonzero(np.diff(s))
@@ -235,6 +253,9 @@ def best_f1_threshold(target, scores):
     Returns ``(threshold, f1, precision, recall)`` at the best point of
     :func:`precision_recall_curve`; predict foreground where ``score >= threshold``.
     """
+    if not _bool(target, "target").any():
+        raise ValueError("target: no positive pixel, so precision, recall and F1 are undefined "
+                         "for every threshold")
     p, r, t = precision_recall_curve(target, scores)
     p, r = p[:-1], r[:-1]
     f1 = _div(2 * p * r, p + r, 0.0)
@@ -245,7 +266,11 @@ def best_f1_threshold(target, scores):
 def pixel_prf(target, scores, threshold=0.5) -> dict:
     """Pooled pixel precision, recall and F1 of ``score >= threshold`` (paper 004, Table 1)."""
     y = _bool(target, "target").ravel()
-    pred = _np(scores, np.float64).ravel() >= threshold
+    s = finite(scores, "scores").ravel()
+    if y.shape != s.shape:
+        raise ValueError(f"scores: {s.size} values for {y.size} target pixels")
+    threshold = float(finite(threshold, "threshold"))
+    pred = s >= threshold
     tp = float(np.count_nonzero(pred & y))
     fp, fn = float(np.count_nonzero(pred)) - tp, float(np.count_nonzero(y)) - tp
     p, r = float(_div(tp, tp + fp, 0.0)), float(_div(tp, tp + fn, 0.0))
@@ -254,13 +279,10 @@ def pixel_prf(target, scores, threshold=0.5) -> dict:
 
 def multiclass_confusion(pred, target, num_classes):
     """Pixel confusion matrix ``[C, C]`` (rows: true class, columns: predicted) of label maps."""
-    p, g = _np(pred, np.int64).ravel(), _np(target, np.int64).ravel()
+    p = labels(pred, "pred", 0, num_classes).ravel()
+    g = labels(target, "target", 0, num_classes).ravel()
     if p.shape != g.shape:
         raise ValueError(f"pred has {p.size} pixels, target {g.size}")
-    bad = (g < 0) | (g >= num_classes) | (p < 0) | (p >= num_classes)
-    if bad.any():
-        raise ValueError(f"labels must lie in [0, {num_classes}), found "
-                         f"{np.unique(np.r_[g[bad], p[bad]])[:5].tolist()}")
     return np.bincount(g * num_classes + p, minlength=num_classes**2).reshape(num_classes, num_classes)
 
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from ._arrays import to_numpy as _np
+from ._arrays import binary, finite
 
 __all__ = ["weighted_fmeasure", "gaussian_kernel_1d"]
 
@@ -49,7 +49,7 @@ def weighted_fmeasure(pred, target, beta2=1.0, empty_gt_score=0.0, reduction="me
     scores. Equal to ``py_sod_metrics.WeightedFmeasure(beta=beta2)`` (tested to 1e-9; the
     differences seen are about 1e-16).
     """
-    s, g = _np(pred), _np(target)
+    s, g = finite(pred, "pred"), binary(target, "target")
     if s.ndim == 2:
         s, g = s[None], g[None]
     if s.shape != g.shape or s.ndim != 3:
@@ -58,12 +58,8 @@ def weighted_fmeasure(pred, target, beta2=1.0, empty_gt_score=0.0, reduction="me
     scores = np.full(n, float(empty_gt_score))
     table = _importance_table(*s.shape[1:])
     for start in range(0, n, chunk):  # small chunks keep the temporaries in the CPU cache
-        sc = s[start:start + chunk].astype(np.float64, copy=False)
+        sc = s[start:start + chunk]
         gc = g[start:start + chunk]
-        if gc.dtype != bool:
-            if ((gc != 0) & (gc != 1)).any():
-                raise ValueError("target must be a binary mask (0/1 or bool)")
-            gc = gc != 0
         if sc.size and (sc.min() < 0 or sc.max() > 1):
             raise ValueError(f"pred must lie in [0, 1], got [{sc.min():.3g}, {sc.max():.3g}]")
         fg = gc.reshape(len(gc), -1).any(1)
