@@ -61,6 +61,7 @@ class Job:
     proc: subprocess.Popen | None = field(default=None, repr=False)
     started: float | None = None
     log_file: object = field(default=None, repr=False)
+    standins: list = field(default_factory=list)  # datasets not under --data-root (stand-ins used)
 
     def __post_init__(self):
         self.stem = self.stem or self.path.stem

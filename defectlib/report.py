@@ -65,6 +65,7 @@ def write_results(run_dir: Path, meta: dict, jobs: list, finished: bool = False)
             "status": job.status, "elapsed_s": job.elapsed_s,
             "gpu": job.gpu, "parameters": job.parameters, "error": job.error,
             "executed": job.executed.name, "output_dir": job.stem,
+            "standins": list(getattr(job, "standins", [])),
             "log": f"{job.stem}/{job.log.name}", "results": results})
     failed = [nb["notebook"] for nb in notebooks if nb["status"] not in ("ok", "pending", "running")]
     ok = sum(nb["status"] == "ok" for nb in notebooks)
@@ -236,6 +237,8 @@ def build_report(results: dict, against=None, tol: float = 0.0) -> str:
     for nb in nbs:
         mine = [m for m in rows if m["notebook"] == nb["notebook"]]
         data = ", ".join(sorted({dataset_label(m) for m in mine} - {"-"})) or "-"
+        if nb.get("standins"):
+            data += f"; **not in data root: {', '.join(nb['standins'])}**"
         status = nb["status"] if nb["status"] == "ok" else f"**{nb['status'].upper()}**"
         lines.append(f"| [{nb['notebook']}]({nb['executed']}) | {status} | "
                      f"{fmt_time(nb.get('elapsed_s'))} | {len(mine)} | {data} |")
@@ -263,6 +266,10 @@ def build_report(results: dict, against=None, tol: float = 0.0) -> str:
         res = nb.get("results")
         mine = [m for m in rows if m["notebook"] == nb["notebook"]]
         lines += [f"## {nb['notebook']}", ""]
+        if nb.get("standins"):
+            lines += [f"> **Not in the data root** ({r.get('data_root')}): {', '.join(nb['standins'])}. "
+                      "This notebook used the generated stand-in for them; `--require-real` makes "
+                      "this an error.", ""]
         if res is None:
             lines += ["No results.json (the notebook did not reach `rec.save()`)." if nb["status"] != "ok"
                       else "This notebook records no results.", ""]

@@ -36,6 +36,7 @@ import time
 from pathlib import Path
 
 from . import paths
+from .preflight import check_out_dir, missing_datasets, notebook_datasets, require_real
 from .execute import (Job, _kill, _progress, check_kernel, child_env, detect_gpus, fmt_time,
                       failure_from_notebook, log_failure, papermill_command)
 
@@ -161,11 +162,15 @@ def _finished(job: Job, timeout: float | None) -> bool:
 def run(notebooks: list[Path], *, profile: str = "smoke", data_root: str | None = None,
         device: str = "auto", seed: int | list[int] = 0, dry_run: bool = False, kernel: str | None = None,
         jobs: int = 1, out: Path | None = None, cwd: Path | None = None,
-        timeout: float | None = None, heartbeat: float = 30.0, quiet: bool = False) -> Path:
+        timeout: float | None = None, heartbeat: float = 30.0, quiet: bool = False,
+        real_only: bool = False) -> Path:
     """Execute ``notebooks`` into a new run folder and return it (see the module docstring).
 
     ``seed`` may be a list: each notebook then runs once per seed. The run's status is in
-    ``<run>/results.json`` (``"failed"`` lists failing notebooks)."""
+    ``<run>/results.json`` (``"failed"`` lists failing notebooks). With ``data_root``, datasets a
+    notebook reads that are not in it are named in its progress line and in ``report.md``
+    (:mod:`defectlib.preflight`); ``real_only=True`` makes them a ValueError before anything runs,
+    as is an ``out`` folder that cannot be written."""
     from . import report  # late: keeps `python -m defectlib.run --help` instant
 
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
@@ -174,7 +179,11 @@ def run(notebooks: list[Path], *, profile: str = "smoke", data_root: str | None 
     if not notebooks:
         raise ValueError("no notebooks to run")
     jobs = max(1, int(jobs))
-    out = Path(out) if out else default_out_dir()
+    data_root = str(Path(data_root).expanduser().resolve()) if data_root else None
+    missing = {Path(nb).stem: missing_datasets(notebook_datasets(nb), data_root) for nb in notebooks}
+    if real_only:
+        require_real(missing, data_root)
+    out = check_out_dir(out if out else default_out_dir())
     run_dir = new_run_dir(out, profile, dry_run)
     cwd = Path(cwd) if cwd else Path(notebooks[0]).parent
     gpus = detect_gpus()
@@ -186,7 +195,6 @@ def run(notebooks: list[Path], *, profile: str = "smoke", data_root: str | None 
     # (make run PROFILE=cpu ONLY=03) gets every core
     jobs = min(jobs, len(notebooks) * len(seeds))
     env = child_env(jobs, cpu_parallel=not gpus)
-    data_root = str(Path(data_root).expanduser().resolve()) if data_root else None
 
     jobs_list = []
     for nb in notebooks:
@@ -196,6 +204,7 @@ def run(notebooks: list[Path], *, profile: str = "smoke", data_root: str | None 
             job.parameters = {"profile": profile, "data_root": data_root, "device": device,
                               "seed": s, "output_dir": str(job.output_dir.resolve()),
                               "dry_run": bool(dry_run)}
+            job.standins = missing[path.stem]
             jobs_list.append(job)
 
     meta = report.run_metadata(run_dir, profile=profile, dry_run=dry_run,
@@ -221,7 +230,9 @@ def run(notebooks: list[Path], *, profile: str = "smoke", data_root: str | None 
             while pending and len(running) < jobs:
                 job = pending.pop(0)
                 _start(job, env, kernel, cwd, free_gpus.pop(0) if free_gpus else None)
-                say(f"{tag[job.stem]}: started" + (f" on GPU {job.gpu}" if job.gpu else ""))
+                say(f"{tag[job.stem]}: started" + (f" on GPU {job.gpu}" if job.gpu else "")
+                    + (f"  (not in --data-root, generated stand-in used: {', '.join(job.standins)})"
+                       if job.standins else ""))
                 running.append(job)
             time.sleep(0.2)
             for job in list(running):
@@ -278,6 +289,9 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--data-root", metavar="DIR",
                    help="folder holding the real datasets (neu-det/, neu-seg/, mtd/, ...); "
                         "default: the embedded generated stand-ins")
+    p.add_argument("--require-real", action="store_true",
+                   help="with --data-root: stop before running if a notebook's dataset is not there "
+                        "(instead of using its generated stand-in)")
     p.add_argument("--out", metavar="DIR", help="where run folders go (default: <repo>/runs)")
     p.add_argument("--dry-run", action="store_true",
                    help="2 optimizer steps and one evaluation batch of the chosen profile")
@@ -312,6 +326,10 @@ def main(argv: list[str] | None = None) -> int:
             raise FileNotFoundError(f"no NN_*.ipynb notebooks in {nb_dir}")
         if args.data_root and not Path(args.data_root).expanduser().is_dir():
             raise FileNotFoundError(f"--data-root {args.data_root} is not a folder")
+        if args.require_real:
+            require_real({nb.stem: missing_datasets(notebook_datasets(nb), args.data_root)
+                          for nb in notebooks}, args.data_root)
+        check_out_dir(args.out or default_out_dir())
         seeds = parse_seeds(args.seed)
         if args.kernel:
             check_kernel(args.kernel)
@@ -329,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
         run_dir = run(notebooks, profile=args.profile, data_root=args.data_root,
                       device=args.device, seed=seeds, dry_run=args.dry_run, kernel=args.kernel,
                       jobs=args.jobs, out=args.out, cwd=nb_dir, timeout=args.timeout,
-                      quiet=args.quiet)
+                      quiet=args.quiet, real_only=args.require_real)
     except KeyboardInterrupt:
         return 130
     finally:

@@ -1,0 +1,79 @@
+"""What ``defectlib run`` checks before any notebook starts: the output folder and the data.
+
+- ``--out`` must be a folder this process can create files in; otherwise the run stops with one
+  line naming the folder and the reason (not a traceback after the first notebook).
+- With ``--data-root``, each notebook's datasets (:data:`NOTEBOOK_DATASETS`, or the notebook's own
+  ``metadata.defectlib.datasets``) are looked up there as :func:`defectlib.data.locate` would. A
+  dataset that is not there is replaced by its generated stand-in, so a wrong ``--data-root`` used
+  to pass unnoticed: the runner now names the missing datasets in the notebook's progress line and
+  in ``report.md``, and ``--require-real`` makes them an error before anything runs.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+#: datasets each course notebook reads through ``locate`` (README, "The course")
+NOTEBOOK_DATASETS = {
+    "00": ("neu-det", "neu-seg", "mtd", "severstal", "nrsd-mn"),
+    "01": ("neu-det",),
+    "02": ("severstal", "neu-seg", "mtd"),
+    "03": ("nrsd-mn", "neu-seg", "mtd"),
+    "04": ("mtd", "neu-seg"),
+}
+
+
+def check_out_dir(out: str | os.PathLike) -> Path:
+    """Create ``out`` (with parents) and prove a file can be written in it; ValueError naming
+    ``--out`` and the reason otherwise (a file in the way, no permission, read-only disk)."""
+    out = Path(out).expanduser()
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out}: is a file, not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=out)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ValueError(f"--out {out}: cannot write there ({exc.strerror or exc})") from None
+    return out
+
+
+def notebook_datasets(path: str | os.PathLike) -> tuple[str, ...]:
+    """The datasets notebook ``path`` reads: ``metadata.defectlib.datasets`` if the notebook says,
+    else :data:`NOTEBOOK_DATASETS` by its number, else none known."""
+    path = Path(path)
+    try:
+        meta = json.loads(path.read_text()).get("metadata", {})
+    except (OSError, ValueError):
+        meta = {}
+    own = (meta.get("defectlib") or {}).get("datasets")
+    if own is not None:
+        return tuple(own)
+    return NOTEBOOK_DATASETS.get(path.name[:2], ())
+
+
+def missing_datasets(names, data_root: str | os.PathLike | None) -> list[str]:
+    """Which of ``names`` have no non-empty ``<data_root>/<name>`` folder (what ``locate`` calls
+    real data); ``[]`` without a data root, where stand-ins are the documented default."""
+    if not data_root:
+        return []
+    root = Path(data_root).expanduser()
+
+    def present(name):
+        p = root / name
+        return p.is_dir() and any(p.iterdir())
+    return [n for n in names if not present(n)]
+
+
+def require_real(jobs_missing: dict[str, list[str]], data_root) -> None:
+    """ValueError listing every notebook whose datasets are not all under ``data_root``."""
+    bad = {nb: miss for nb, miss in jobs_missing.items() if miss}
+    if not data_root:
+        raise ValueError("--require-real needs --data-root DIR (the folder holding neu-det/, neu-seg/, ...)")
+    if bad:
+        listing = "; ".join(f"{nb}: {', '.join(miss)}" for nb, miss in bad.items())
+        raise ValueError(f"--require-real: not in --data-root {data_root}: {listing} "
+                         "(these would run on generated stand-ins)")
