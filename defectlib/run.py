@@ -329,7 +329,6 @@ def main(argv: list[str] | None = None) -> int:
         if args.require_real:
             require_real({nb.stem: missing_datasets(notebook_datasets(nb), args.data_root)
                           for nb in notebooks}, args.data_root)
-        check_out_dir(args.out or default_out_dir())
         seeds = parse_seeds(args.seed)
         if args.kernel:
             check_kernel(args.kernel)
@@ -338,6 +337,7 @@ def main(argv: list[str] | None = None) -> int:
             from . import reproduce
             reference = reproduce.load(reproduce.resolve(args.check or default_results_dir(),
                                                          args.out or default_out_dir()))
+        check_out_dir(args.out or default_out_dir())  # last: it creates the folder
     except (ValueError, FileNotFoundError) as exc:
         parser.error(str(exc))
     # `kill <runner>` (SIGTERM: what schedulers and `timeout` send) ends it like Ctrl-C does:

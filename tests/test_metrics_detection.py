@@ -78,7 +78,7 @@ def _coco_dicts(preds, targets, n_cls):
     return {"images": images, "annotations": anns, "categories": cats}, dets
 
 
-def run_oracle(module_coco, module_eval, preds, targets, n_cls):
+def run_oracle(module_coco, module_eval, preds, targets, n_cls, max_dets=None):
     gt_dict, dets = _coco_dicts(preds, targets, n_cls)
     with contextlib.redirect_stdout(io.StringIO()):
         gt = module_coco()
@@ -86,6 +86,8 @@ def run_oracle(module_coco, module_eval, preds, targets, n_cls):
         gt.createIndex()
         dt = gt.loadRes(dets)
         ev = module_eval(gt, dt, "bbox")
+        if max_dets is not None:
+            ev.params.maxDets = list(max_dets)
         ev.evaluate()
         ev.accumulate()
         ev.summarize()
@@ -120,6 +122,26 @@ def test_equals_pycocotools_random(seed):
                                _per_class(ev.eval["precision"], 0), rtol=0, atol=1e-9)
     if seed % 2:  # a class absent from the ground truth is NaN, not 0, and left out of the means
         assert np.isnan(res.per_class_ap()[4])
+
+
+@pytest.mark.parametrize("max_dets", [(1, 5, 50), (1, 10, 100, 200), (2, 20, 100), (3, 30, 60)])
+def test_summary_follows_pycocotools_rule_for_other_max_dets(max_dets):
+    # pycocotools: AP at maxDets=100 itself (-1 when absent), AR@1/AR@10 at maxDets[0]/[1], the rest at [2]
+    rng = np.random.default_rng(21)
+    preds, targets = random_case(rng, n_img=10, n_cls=3, max_det=150, p_nodet=0)
+    ev = run_oracle(COCO, COCOeval, preds, targets, 3, max_dets)
+    res = evaluate_detections(preds, targets, num_classes=3, max_dets=max_dets)
+    np.testing.assert_allclose(res.stats, ev.stats, rtol=0, atol=1e-9)
+    np.testing.assert_array_equal(res.precision, ev.eval["precision"])
+    assert (res.stats[0] == -1) == (100 not in max_dets)
+
+
+@pytest.mark.parametrize("bad", [(1, 10), (100,), (10, 1, 100), (0, 10, 100), (1, 10.5, 100), "100"])
+def test_max_dets_that_cannot_be_summarised_are_refused(bad):
+    rng = np.random.default_rng(3)
+    preds, targets = random_case(rng, n_img=3, n_cls=2)
+    with pytest.raises(ValueError, match="max_dets"):
+        evaluate_detections(preds, targets, num_classes=2, max_dets=bad)
 
 
 def test_many_detections_per_class_truncated_at_100():

@@ -168,6 +168,28 @@ def test_report_has_paper_number_dataset_and_failure(two_runs):
     assert "dry run" in text
 
 
+def test_datasets_missing_from_the_data_root_are_named_per_notebook(two_runs):
+    # --data-root holds none of the datasets: each notebook says which stand-ins it fell back to
+    results = json.loads((two_runs["first"] / "results.json").read_text())
+    assert {nb["notebook"]: nb["standins"] for nb in results["notebooks"]} == {
+        "01_pass": ["neu-det"], "02_fail": ["severstal", "neu-seg", "mtd"]}
+    text = (two_runs["first"] / "report.md").read_text()
+    assert "**not in data root: neu-det**" in text
+    assert "> **Not in the data root** (" in text and "severstal, neu-seg, mtd. This notebook used" in text
+    second = json.loads((sorted(two_runs["out"].iterdir())[1] / "results.json").read_text())
+    assert second["notebooks"][0]["standins"] == []  # no --data-root: stand-ins are the default
+
+
+def test_progress_line_names_missing_datasets(tmp_path, make_notebook, capsys):
+    nb = make_notebook(tmp_path / "nbs" / "04_x.ipynb", ["pass"])
+    data = tmp_path / "data"
+    (data / "mtd").mkdir(parents=True)
+    (data / "mtd" / "x.txt").write_text("x")
+    runner.run([nb], data_root=str(data), out=tmp_path / "runs", device="cpu")
+    out = capsys.readouterr().out
+    assert "04_x: started  (not in --data-root, generated stand-in used: neu-seg)" in out
+
+
 def test_second_call_makes_a_new_folder_and_leaves_the_first_alone(two_runs):
     runs = sorted(two_runs["out"].iterdir())
     assert two_runs["rc2"] == 0 and len(runs) == 2

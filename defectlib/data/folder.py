@@ -196,24 +196,26 @@ class ImageMaskFolder(PairedMasks):
     >>> ImageMaskFolder("dagm/Class1/Train", masks="Label", mask_suffix="_label",
     ...                 allow_missing_masks=True)                                # DAGM 2007
     >>> ImageMaskFolder("my_parts", images="images", masks="masks")              # your data
-    >>> ImageMaskFolder("cfd", images="image", masks="groundTruth",
-    ...                 mat_key="groundTruth.Segmentation", encoding="index")    # .mat ground truth
+    >>> ImageMaskFolder("cfd", images="image", masks="groundTruth",            # CrackForest .mat:
+    ...                 mat_key="groundTruth.Segmentation", threshold=1)         # 1 = bg, 2 = crack
 
     ``images``/``masks`` are sub-folders of ``root`` (``None`` = ``root`` itself). Masks follow
     the rules of :mod:`defectlib.data.masks`: ``encoding="auto"`` reads 0/255, 0/1, class indices
     and black + one colour, and refuses anything ambiguous with an error naming the file and the
     option to pass: ``threshold=T`` (grey > T), ``encoding="binary" | "index"``, ``colors=``,
-    ``mat_key=``. Labels: 1 when the mask has any defect pixel, else 0 (:meth:`image_labels`).
+    ``mat_key=`` (``num_classes`` bounds ``encoding="index"``). Labels: 1 when the mask has any
+    defect pixel, else 0 (:meth:`image_labels`).
     """
 
     def __init__(self, root, images: str | None = "images", masks: str | None = "masks",
                  mask_suffix: str = "", mask_ext: str | None = None, threshold: float | None = None,
                  allow_missing_masks: bool = False, transforms=None, with_label: bool = False,
-                 encoding: str = "auto", colors=None, mat_key: str | None = None):
+                 encoding: str = "auto", colors=None, mat_key: str | None = None,
+                 num_classes: int | None = None):
         root = Path(root)
         if not root.is_dir():
             raise DatasetNotFoundError(root, "dataset folder not found")
-        rule = MaskRule(encoding, threshold, colors, mat_key)
+        rule = MaskRule(encoding, threshold, colors, mat_key, num_classes)
         image_dir = root / images if images else root
         mask_dir = root / masks if masks else root
         items = pair_folder(image_dir, mask_dir, mask_suffix, mask_ext, allow_missing_masks)
