@@ -209,12 +209,11 @@ def class_iou(masks: torch.Tensor, targets: torch.Tensor) -> list[float]:
     """Pooled IoU of each class channel: ``TP / (TP + FP + FN)`` with the counts summed over every
     image of the split (how segmentation benchmarks report per-class IoU; 1.0 when neither the
     prediction nor the ground truth has a pixel of that class). ``masks``, ``targets`` [N, C, H, W]."""
+    from .metrics import segmentation_scores
     if masks.shape != targets.shape:
         raise ValueError(f"masks {tuple(masks.shape)} and targets {tuple(targets.shape)} differ in shape")
-    p, g = masks.bool().transpose(0, 1).flatten(1), targets.bool().transpose(0, 1).flatten(1)
-    inter = (p & g).sum(1).double()
-    union = (p | g).sum(1).double()
-    return [1.0 if u == 0 else float(i / u) for i, u in zip(inter, union)]
+    return [segmentation_scores(masks[:, c].bool(), targets[:, c].bool(), reduction="pooled")["iou"]
+            for c in range(masks.shape[1])]
 
 
 def iou_curve(loader, device="cpu", threshold: float = 0.5, name: str = "test_mIoU",
