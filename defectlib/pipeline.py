@@ -216,12 +216,18 @@ def class_iou(masks: torch.Tensor, targets: torch.Tensor) -> list[float]:
             for c in range(masks.shape[1])]
 
 
+def mean_iou(masks: torch.Tensor, targets: torch.Tensor) -> float:
+    """Mean over the class channels of :func:`class_iou` (the "mean IoU of the defect classes"),
+    a fraction in [0, 1]; usable as ``metric`` of :func:`tune_thresholds`."""
+    ious = class_iou(masks, targets)
+    return sum(ious) / len(ious)
+
+
 def iou_curve(loader, device="cpu", threshold: float = 0.5, name: str = "test_mIoU",
               max_batches: int | None = None) -> Callable[[nn.Module], dict]:
     """An ``evaluate`` hook for a learning curve: mean over classes of :func:`class_iou` (in %) of
     the segmenter's masks at ``threshold`` on ``loader``. It is drawn, never used to choose."""
     def evaluate(model: nn.Module) -> dict[str, float]:
         out = collect(model, loader, device=device, max_batches=max_batches, progress=False)
-        ious = class_iou(out.probs.float() >= threshold, out.targets)
-        return {name: 100 * sum(ious) / len(ious)}
+        return {name: 100 * mean_iou(out.probs.float() >= threshold, out.targets)}
     return evaluate

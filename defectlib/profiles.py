@@ -109,6 +109,9 @@ _NB02_SHARED = {
     "pixel_grid": (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9), "min_area_grid": (0, 16, 64),
     "schedule": "plateau",           # the paper's: Adam lr halved after a 3-epoch plateau of the val loss
     "tversky_lr": None,              # None: the Tversky stage goes on from the lr the first stage ended at
+    "mtd_defect_p": 0.0,             # share of MTD training crops centred near a defect (not in the paper)
+    "mtd_one_channel": False,        # MTD's 5 classes as one "defect" channel (not in the paper)
+    "gate_init": "scratch",          # "scratch" | "unet": the gate's trunk copied from the trained U-Net's encoder
 }
 NB02: dict[str, dict] = {
     "smoke": {**_NB02_SHARED, "encoders": ("resnet34",), "classifier": "resnet34",
@@ -118,10 +121,13 @@ NB02: dict[str, dict] = {
               "image_size": {"mtd": (96, 96)}, "neu_seg_train_limit": 32,
               "seg_batch_size": 4, "seg_epochs": 1, "tversky_epochs": 1, "steps_per_epoch": 2,
               "cls_batch_size": 4, "cls_epochs": 1, "cls_steps_per_epoch": 2, "val_limit": 8,
-              "tune_limit": 8, "eval_limit": 8},
+              "tune_limit": 8, "eval_limit": 8, "mtd_defect_p": 0.7, "mtd_one_channel": True, "gate_init": "unet"},
     # cpu: U-Net-ResNet34 and a ResNet34 gate (the paper's Table 2 model) instead of ResNet-50, from
-    # scratch. NEU-Seg: whole 200x200 images (no crop: they are that small), MTD tiles resized to
-    # 128 px and cropped to 96 px; batches of 16; fixed steps (epochs x steps_per_epoch): 600 of
+    # scratch. NEU-Seg: whole 200x200 images (no crop: they are that small). MTD: tiles resized to
+    # 160x192 (about half size), 96 px crops, 70 % of them centred near a defect, one "defect"
+    # channel, the gate's trunk copied from the MTD U-Net's encoder and trained 300 steps (with
+    # 128 px tiles, uniform crops and 5 channels the U-Net predicted nothing and the gate was at
+    # chance, seed 0). Batches of 16; fixed steps (epochs x steps_per_epoch): 600 of
     # BCE + Dice under a one-cycle schedule peaking at the paper's lr 1e-3 (a plateau-halved constant
     # lr learns far more slowly from scratch), then 100 of Tversky under a one-cycle peaking at 1e-4
     # (a NEU-Seg step, 16 images of 200x200, takes 1.45 s on 2 cores: 17 of the notebook's ~26 min);
@@ -131,10 +137,11 @@ NB02: dict[str, dict] = {
             "standin_images": None, "severstal_scale": 0.5,
             "crops": {"severstal": ((128, 192), (128, 256)), "neu-seg": ((200, 200),),
                       "mtd": ((96, 96), (96, 128))},
-            "image_size": {"mtd": (128, 128)}, "neu_seg_train_limit": None,
+            "image_size": {"mtd": (160, 192)}, "neu_seg_train_limit": None,
+            "mtd_defect_p": 0.7, "mtd_one_channel": True,
             "seg_batch_size": 16, "seg_epochs": 6, "tversky_epochs": 1, "steps_per_epoch": 100,
             "schedule": "onecycle", "tversky_lr": 1e-4,
-            "cls_batch_size": 16, "cls_epochs": 6, "cls_steps_per_epoch": 100, "val_limit": 48,
+            "cls_batch_size": 16, "cls_epochs": 6, "cls_steps_per_epoch": 50, "gate_init": "unet", "val_limit": 48,
             "tune_limit": 120, "eval_limit": 240},
     "paper": {**_NB02_SHARED, "encoders": ("resnet34", "resnet50", "efficientnet_b3"),
               "classifier": "resnet50", "standin_images": None, "severstal_scale": 1.0,
@@ -154,7 +161,8 @@ NB02: dict[str, dict] = {
 # images (~490 steps), Adam with a one-cycle schedule peaking at 5e-4 (from scratch, ~5 % of the
 # paper's steps: the paper's constant 1e-4 learns far too slowly here), bf16 autocast and
 # channels_last on CPUs with native bf16 (OCINet's step: 2.0x faster than fp32 on 2 threads,
-# benchmarks/bench_engine.py numerics).
+# benchmarks/bench_engine.py numerics). curve_every: test IoU every that many steps (the learning
+# curve; it leaves the training as it is).
 # schedule: None = the paper's ("multistep" at milestones).
 _NB03_ALL = ["base", "c", "s", "cs", "p", "full", "vanilla_ca", "vanilla_sa",
              "c_wocs", "s_wocs", "p_wocs", "csp_wocs", "ggl"]
@@ -163,17 +171,17 @@ NB03: dict[str, dict] = {
               "epochs": 1, "max_steps": 2, "lr": 1e-4, "schedule": None, "milestones": [], "gamma": 0.1,
               "grad_clip": 0.5, "augment": True, "test_limit": 4, "flops_size": 64,
               "throughput_size": 64, "throughput_warmup": 1, "throughput_repeats": 2,
-              "n_qualitative": 2, "progress": False},
+              "n_qualitative": 2, "progress": False, "curve_every": 1},
     "cpu": {**_CPU, "variants": ["base", "full"], "input_size": 224, "batch_size": 8,
             "eval_batch_size": 8, "epochs": 1, "lr": 5e-4, "schedule": "onecycle",
             "milestones": [], "gamma": 0.1, "grad_clip": 0.5, "augment": True, "test_limit": 200,
             "flops_size": 352, "throughput_size": 224, "throughput_warmup": 1, "throughput_repeats": 3,
-            "n_qualitative": 4, "progress": True},
+            "n_qualitative": 4, "progress": True, "curve_every": 100},
     "paper": {**_GPU, "variants": _NB03_ALL, "input_size": 352, "batch_size": 16, "eval_batch_size": 16,
               "epochs": 70, "max_steps": None, "lr": 1e-4, "schedule": None, "milestones": [30], "gamma": 0.1,
               "grad_clip": 0.5, "augment": True, "test_limit": None, "flops_size": 352,
               "throughput_size": 352, "throughput_warmup": 10, "throughput_repeats": 50,
-              "n_qualitative": 6, "progress": True},
+              "n_qualitative": 6, "progress": True, "curve_every": 500},
 }
 
 # --- 04 Synthetic data (paper 004) ---------------------------------------------------------------

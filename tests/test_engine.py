@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from defectlib.engine import (EarlyStopping, TrainConfig, fit, load_checkpoint, loss_evaluator, lr_curve,
                               predict, supervised_loss)
+from defectlib.engine.history import History
 
 CE = supervised_loss(nn.functional.cross_entropy)
 
@@ -321,6 +322,31 @@ def test_epoch_randomness_does_not_depend_on_evaluation():
             device="cpu", evaluate=ev)
         runs.append(model)
     assert same_state(*runs)
+
+
+def test_a_learning_curve_inside_epochs_leaves_training_unchanged():
+    """``curve`` runs every ``curve_every`` steps, mid-epoch too; it may draw random numbers and
+    even look at the model in eval mode: the run trains exactly as without it (dropout on)."""
+    seen_training = []
+
+    def curve(m):
+        seen_training.append(m.training)
+        torch.rand(3)                                   # what a DataLoader iterator does to the RNG
+        return {"acc": float((m(data().tensors[0]).argmax(1) == data().tensors[1]).float().mean())}
+    runs = []
+    for with_curve in (False, True):
+        model = mlp(dropout=0.3)
+        h = fit(model, DataLoader(data(), batch_size=8, shuffle=True),
+                quiet(epochs=2, seed=3, curve_every=4 if with_curve else None), loss_fn=CE, device="cpu",
+                curve=curve)
+        runs.append((model, h))
+    assert same_state(runs[0][0], runs[1][0])
+    assert runs[0][1].curve == [] and seen_training == [False] * 3
+    assert [(c["step"], c["epoch"]) for c in runs[1][1].curve] == [(4, 1), (8, 2), (12, 2)]   # 6 steps/epoch
+    assert all(0 <= c["acc"] <= 1 for c in runs[1][1].curve)
+    assert History.from_state_dict(runs[1][1].state_dict()).curve == runs[1][1].curve
+    with pytest.raises(ValueError, match="curve_every"):
+        quiet(curve_every=0)
 
 
 def test_plateau_on_a_metric_to_maximise_and_monitor_errors():

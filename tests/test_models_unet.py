@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 import torchvision
 
-from defectlib.models.classifier import build_classifier
+from defectlib.models.classifier import build_classifier, classifier_from_encoder
 from defectlib.models.unet import ENCODERS, build_unet
 
 # (encoder, num_classes, in_channels) -> parameters. Paper setting: 4 classes, grey input.
@@ -132,3 +132,26 @@ def test_bad_weights_and_names_are_clear(tmp_path):
         build_unet("vgg16")
     with pytest.raises(ValueError, match="unknown classifier"):
         build_classifier("vgg16")
+
+
+@pytest.mark.parametrize("name", ["resnet34", "efficientnet_b3"])
+def test_classifier_from_encoder_starts_from_the_unet_and_owns_its_weights(name):
+    torch.manual_seed(0)
+    unet = build_unet(name, 5, in_channels=1).eval()
+    gate = classifier_from_encoder(unet.encoder).eval()
+    x = torch.rand(2, 1, 64, 96)
+    with torch.no_grad():
+        deepest = unet.encoder(x)[-1]
+        expected = gate.fc(deepest.mean((2, 3))).squeeze(1)
+        torch.testing.assert_close(gate(x), expected)
+    if name == "resnet34":    # the same layers build_classifier makes: its weights load one-to-one
+        ref = build_classifier("resnet34", in_channels=1)
+        assert [p.shape for p in ref.trunk.parameters()] == [p.shape for p in gate.trunk.parameters()]
+    # a copy: training the gate leaves the U-Net as it was
+    before = [p.clone() for p in unet.encoder.parameters()]
+    gate.train()
+    F.binary_cross_entropy_with_logits(gate(x), torch.tensor([1.0, 0.0])).backward()
+    torch.optim.SGD(gate.parameters(), lr=1.0).step()
+    assert all(torch.equal(a, b) for a, b in zip(before, unet.encoder.parameters()))
+    assert not all(torch.equal(a, b) for a, b in zip(before, gate.trunk.parameters()))
+

@@ -113,6 +113,40 @@ def test_seg_loader_balanced_alternating_crops_masks_follow_images(tmp_path):
         assert agree > 0.93, agree                       # only block edges may differ (misaligned: ~0.5)
 
 
+def test_defect_p_centres_crops_near_a_defect():
+    from defectlib.data.sampling import RandomCropDataset
+
+    class OneSpot(torch.utils.data.Dataset):            # a 4x4 defect in a corner of a 128x128 image
+        def __len__(self):
+            return 64
+
+        def __getitem__(self, i):
+            mask = torch.zeros(1, 128, 128)
+            mask[:, 4:8, 4:8] = 1
+            return torch.rand(1, 128, 128), mask
+
+    def share_with_defect(p):
+        crops = RandomCropDataset(OneSpot(), ((32, 32),), None, seed=0, defect_p=p)
+        return np.mean([bool(crops[i][1].any()) for i in range(len(crops))])
+    assert share_with_defect(1.0) == 1.0                # jitter 0.25 x 32 keeps the spot inside
+    assert share_with_defect(0.0) < 0.2                 # uniform crops: ~(36/97)^2 = 0.14
+    assert 0.5 < share_with_defect(0.7) < 0.95
+    with pytest.raises(ValueError, match="defect_p"):
+        RandomCropDataset(OneSpot(), ((32, 32),), None, defect_p=1.5)
+
+
+def test_mtd_one_channel_keeps_every_defect_and_the_class_balance(tmp_path):
+    root = write_mtd(tmp_path / "mtd", n_free=6, per_defect_class=3, seed=2)
+    five = mtd_task(root, real=False, size=(64, 64), seed=0)
+    one = mtd_task(root, real=False, size=(64, 64), seed=0, one_channel=True)
+    assert one.class_names == ("defect",) and one.num_classes == 1
+    assert one.train.classes == five.train.classes            # the sampler still sees 5 classes + clean
+    for i in range(len(one.train)):
+        (x5, m5), (x1, m1) = five.train[i], one.train[i]
+        assert m1.shape == (1, 64, 64) and torch.equal(x1, x5)
+        assert torch.equal(m1[0], m5.amax(0))                  # the union of the class channels
+
+
 def test_gate_loader_balances_clean_and_defective(tmp_path):
     root = write_mtd(tmp_path / "mtd", n_free=20, per_defect_class=2, seed=6)
     task = mtd_task(root, real=False, size=(64, 64), seed=0)

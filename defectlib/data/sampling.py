@@ -105,14 +105,18 @@ class RandomCropDataset(Dataset):
 
     The crop size follows :func:`crop_size_for_epoch` (call :meth:`set_epoch` each epoch); crops
     darker than ``dark_threshold`` (mean intensity in [0, 1]) are redrawn. ``transforms`` run after
-    cropping. Seeded per (seed, epoch, index), so runs are reproducible with any number of workers.
+    cropping. With ``defect_p`` > 0 that share of the crops of images with a defect pixel is
+    centred near one (:func:`defect_biased_crop`; not in paper 001, see there). Seeded per
+    (seed, epoch, index), so runs are reproducible with any number of workers.
     """
 
     def __init__(self, dataset, sizes=((256, 384), (256, 512)), dark_threshold: float | None = 0.05,
-                 max_tries: int = 10, transforms=None, seed: int = 0):
+                 max_tries: int = 10, transforms=None, seed: int = 0, defect_p: float = 0.0):
+        if not 0.0 <= defect_p <= 1.0:
+            raise ValueError(f"defect_p must be in [0, 1], got {defect_p}")
         self.dataset, self.sizes = dataset, [tuple(s) for s in sizes]
         self.dark_threshold, self.max_tries = dark_threshold, max_tries
-        self.transforms, self.seed, self.epoch = transforms, seed, 0
+        self.transforms, self.seed, self.epoch, self.defect_p = transforms, seed, 0, defect_p
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -128,10 +132,14 @@ class RandomCropDataset(Dataset):
         image, mask = self.dataset[i][:2]
         rng = np.random.default_rng((self.seed, self.epoch, i))
         ch, cw = self.crop_size
-        y, x = random_crop_box(image.shape[-2:], (ch, cw), rng, image, self.dark_threshold, self.max_tries)
+        if self.defect_p and rng.random() < self.defect_p and bool(mask.any()):
+            image, mask = defect_biased_crop(image, mask, (ch, cw), rng)
+        else:
+            y, x = random_crop_box(image.shape[-2:], (ch, cw), rng, image, self.dark_threshold, self.max_tries)
+            image, mask = image[..., y:y + ch, x:x + cw], mask[..., y:y + ch, x:x + cw]
         # re-wrap: slicing returns plain tensors, and v2 transforms would then move the image only
-        image = tv_tensors.Image(image[..., y:y + ch, x:x + cw])
-        mask = tv_tensors.Mask(mask[..., y:y + ch, x:x + cw])
+        image = tv_tensors.Image(image.as_subclass(torch.Tensor))
+        mask = tv_tensors.Mask(mask.as_subclass(torch.Tensor))
         if self.transforms is not None:
             image, mask = self.transforms(image, mask)
         return image, mask

@@ -66,6 +66,7 @@ class TrainConfig:
     channels_last: bool = False       # model weights and 4-D inputs in N,H,W,C memory order
     # evaluation, early stopping
     eval_every: int = 1               # epochs between calls to ``evaluate`` (the last epoch always)
+    curve_every: int | None = None    # optimizer steps between calls to fit's ``curve`` (None: never)
     early_stopping: bool = False
     early_stop_patience: int = 5      # validations without enough improvement before stopping
     early_stop_min_delta: float = 0.01  # relative improvement that counts (0.01 = 1 %)
@@ -112,6 +113,8 @@ class TrainConfig:
             raise ValueError("TrainConfig warm-up: need warmup_iters >= 0 and 0 < warmup_factor <= 1")
         if self.eval_every < 1:
             raise ValueError(f"TrainConfig.eval_every={self.eval_every}; need >= 1")
+        if self.curve_every is not None and self.curve_every < 1:
+            raise ValueError(f"TrainConfig.curve_every={self.curve_every}; need >= 1 or None")
         if self.max_steps is not None and self.max_steps < 1:
             raise ValueError(f"TrainConfig.max_steps={self.max_steps}; need >= 1 or None")
         if self.time_budget_s is not None and self.time_budget_s <= 0:

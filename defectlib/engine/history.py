@@ -12,6 +12,8 @@ class History:
     """``epochs``: one dict per epoch (``epoch`` 1-based, ``step``, ``lr``, mean training losses,
     ``time_s`` and the evaluation metrics of the epochs that were evaluated).
     ``steps``: one dict per optimizer step (``step``, ``epoch``, ``loss``, ``lr``).
+    ``curve``: one dict per learning-curve point (``step``, ``epoch`` and what ``fit``'s ``curve``
+    returned), taken every ``TrainConfig.curve_every`` optimizer steps.
     ``stopped`` says why training ended early (``"early_stopping"``, ``"max_steps"``,
     ``"time_budget"``) or is None.
     """
@@ -20,6 +22,7 @@ class History:
     steps: list[dict[str, Any]] = field(default_factory=list)
     stopped: str | None = None
     best: dict[str, Any] | None = None  # {"epoch", "name", "value"} of the best monitored value
+    curve: list[dict[str, Any]] = field(default_factory=list)
 
     def column(self, key: str) -> list[Any]:
         """Values of ``key`` over the epochs that have it."""
@@ -40,12 +43,13 @@ class History:
 
     def state_dict(self) -> dict[str, Any]:
         return {"epochs": [dict(e) for e in self.epochs], "steps": [dict(s) for s in self.steps],
-                "stopped": self.stopped, "best": None if self.best is None else dict(self.best)}
+                "stopped": self.stopped, "best": None if self.best is None else dict(self.best),
+                "curve": [dict(c) for c in self.curve]}
 
     @classmethod
     def from_state_dict(cls, state: dict[str, Any]) -> "History":
         return cls([dict(e) for e in state["epochs"]], [dict(s) for s in state["steps"]],
-                   state.get("stopped"), state.get("best"))
+                   state.get("stopped"), state.get("best"), [dict(c) for c in state.get("curve", [])])
 
     def __repr__(self) -> str:
         return f"History({len(self.epochs)} epochs, {len(self.steps)} steps, last={self.last})"

@@ -49,7 +49,8 @@ _RUN_LENGTH_KEYS = {"epochs", "max_steps", "max_eval_batches", "resume", "progre
 
 def fit(model: torch.nn.Module, train_loader: DataLoader, cfg: TrainConfig, loss_fn: LossFn | None = None,
         device: str | torch.device = "auto", evaluate: Callable[[torch.nn.Module], Mapping] | None = None,
-        monitor: str | None = None, params: Iterable[Any] | None = None) -> History:
+        monitor: str | None = None, params: Iterable[Any] | None = None,
+        curve: Callable[[torch.nn.Module], Mapping] | None = None) -> History:
     """Train ``model`` on ``train_loader`` as ``cfg`` says; returns the :class:`History`.
 
     - ``loss_fn(model, batch, device)`` returns a dict of scalar tensors; ``"loss"`` is minimised,
@@ -60,13 +61,17 @@ def fit(model: torch.nn.Module, train_loader: DataLoader, cfg: TrainConfig, loss
     - ``monitor`` names the value that drives the plateau schedule, early stopping and ``best.pt``;
       default ``"val_loss"`` (see ``loss_evaluator``) when ``evaluate`` is given, else the training
       ``"loss"``. Its direction is ``cfg.monitor_mode`` ("auto": minimised if the name has "loss").
+    - ``curve(model)`` returns a dict of floats, e.g. a test metric for a learning curve: it runs
+      like ``evaluate`` every ``cfg.curve_every`` optimizer steps, also inside an epoch, into
+      ``History.curve``. The random generators are saved before and restored after it, so a run
+      with a curve trains exactly as the same run without one.
     - ``params``: what to optimise (tensors, or torch param-group dicts with their own ``lr``);
       default every parameter with ``requires_grad``: freeze a backbone by clearing its flags.
 
     The model comes back without ``.grad`` tensors, so a trained model costs only its weights
     (a notebook that keeps 13 trained ablation variants would otherwise hold 13 sets of gradients).
     """
-    history = Trainer(model, train_loader, cfg, loss_fn, device, evaluate, monitor, params).run()
+    history = Trainer(model, train_loader, cfg, loss_fn, device, evaluate, monitor, params, curve).run()
     model.zero_grad(set_to_none=True)
     return history
 
@@ -77,14 +82,15 @@ class Trainer:
     def __init__(self, model: torch.nn.Module, train_loader: DataLoader, cfg: TrainConfig,
                  loss_fn: LossFn | None, device: str | torch.device = "auto",
                  evaluate: Callable[[torch.nn.Module], Mapping] | None = None, monitor: str | None = None,
-                 params: Iterable[Any] | None = None):
+                 params: Iterable[Any] | None = None,
+                 curve: Callable[[torch.nn.Module], Mapping] | None = None):
         if loss_fn is None:
             raise TypeError("fit needs loss_fn(model, batch, device) -> {'loss': tensor, ...}; "
                             "see defectlib.engine.supervised_loss and detection_loss")
         if len(train_loader) == 0:
             raise ValueError(f"train_loader yields no batch ({len(train_loader.dataset)} samples, batch_size="
                              f"{train_loader.batch_size}, drop_last={train_loader.drop_last})")
-        self.cfg, self.loss_fn, self.evaluate_fn = cfg, loss_fn, evaluate
+        self.cfg, self.loss_fn, self.evaluate_fn, self.curve_fn = cfg, loss_fn, evaluate, curve
         self.dist = D.init_from_env()
         self.main = self.dist.is_main
         self.device = D.device_for(self.dist, resolve_device(device))
@@ -200,6 +206,8 @@ class Trainer:
                 sums[k] = sums.get(k, 0.0) + float(v.detach())
             self.history.steps.append({"step": self.step, "epoch": epoch + 1, "loss": float(loss.detach()), "lr": lr})
             bar.set_postfix(loss=f"{sums['loss'] / n:.4f}", lr=f"{lr:.2e}", refresh=False)
+            if self.curve_fn is not None and cfg.curve_every and self.step % cfg.curve_every == 0:
+                self._curve_point(epoch)
             if cfg.max_steps is not None and self.step >= cfg.max_steps:
                 stopped = "max_steps"
                 break
@@ -217,15 +225,26 @@ class Trainer:
         late = time.perf_counter() - self.started > self.cfg.time_budget_s if self.main else None
         return bool(D.broadcast(late, self.dist))
 
-    def evaluate(self) -> dict[str, float]:
-        """``evaluate(model)`` in eval mode without gradients, on rank 0, broadcast to every rank."""
+    def _curve_point(self, epoch: int) -> None:
+        """``curve(model)`` with the random generators as they were: training goes on unchanged."""
+        state = rng_state()
+        try:
+            metrics = self.evaluate(self.curve_fn)
+        finally:
+            set_rng_state(state)
+        self.history.curve.append({"step": self.step, "epoch": epoch + 1, **metrics})
+
+    def evaluate(self, fn: Callable[[torch.nn.Module], Mapping] | None = None) -> dict[str, float]:
+        """``fn(model)`` (default ``evaluate``) in eval mode without gradients, on rank 0, broadcast
+        to every rank."""
+        fn = self.evaluate_fn if fn is None else fn
         metrics = None
         if self.main:
             flags = {m: m.training for m in self.model.modules()}
             self.model.eval()
             try:
                 with torch.no_grad():
-                    out = self.evaluate_fn(self.model)
+                    out = fn(self.model)
             finally:
                 for m, flag in flags.items():
                     m.train(flag)

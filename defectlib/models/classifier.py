@@ -54,3 +54,15 @@ def build_classifier(backbone: str = "resnet50", in_channels: int = 3,
     trunk = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool,
                           net.layer1, net.layer2, net.layer3, net.layer4)
     return DefectClassifier(trunk, net.fc.in_features)
+
+
+def classifier_from_encoder(encoder) -> DefectClassifier:
+    """The gate with a trunk copied from a trained U-Net ``encoder``
+    (:class:`defectlib.models.unet.Encoder`, e.g. ``unet.encoder``): the same layers as
+    :func:`build_classifier` builds (for ResNets: conv1 ... layer4), initialised from what the
+    U-Net learned from the training masks, and a fresh one-logit head. Not in paper 001, whose gate
+    starts from ImageNet weights: in-domain pre-training for a gate trained from scratch."""
+    import copy
+    trunk = nn.Sequential(*copy.deepcopy(list(encoder.stages)))
+    return DefectClassifier(trunk, encoder.out_channels[-1])
+

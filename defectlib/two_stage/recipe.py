@@ -71,8 +71,10 @@ class GateDataset(Dataset):
 def seg_loader(task: Task, batch_size: int, steps_per_epoch: int | None, dark_threshold=0.05,
                seed=0, num_workers=0) -> DataLoader:
     """Class-balanced batches (clean = a class; a multi-class image counts as its rarest class) of
-    augmented random crops, the crop size alternating by epoch, dark crops redrawn."""
-    crops = RandomCropDataset(task.train, task.crops, dark_threshold, transforms=augmentations(), seed=seed)
+    augmented random crops, the crop size alternating by epoch, dark crops redrawn; a share
+    ``task.defect_p`` of the defective images' crops centred near a defect."""
+    crops = RandomCropDataset(task.train, task.crops, dark_threshold, transforms=augmentations(), seed=seed,
+                              defect_p=task.defect_p)
     labels = primary_labels(task.train.classes, clean="clean")
     sampler = CropScheduleSampler(crops, labels, batch_size, steps_per_epoch, seed)
     return DataLoader(crops, batch_sampler=sampler, num_workers=num_workers)

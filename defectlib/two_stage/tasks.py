@@ -23,7 +23,8 @@ from ..data.splits import MTD_NEAR_DUPLICATES, groups_from_pairs, stratified_spl
 class Channels(Dataset):
     """``base[i]`` -> ``(image [1,H,W], mask [C,H,W] float)`` through ``to_channels``, resized to
     ``size`` (image bilinear, mask nearest) when given. ``self.classes[i]``: defect classes present
-    (0-based channel indices), ``self.defective[i]``: any of them."""
+    (0-based class indices: the channels, unless several classes share one), ``self.defective[i]``:
+    any of them."""
 
     def __init__(self, base: Dataset, to_channels: Callable, classes: list[list[int]],
                  size: tuple[int, int] | None = None, ids: Sequence[str] | None = None):
@@ -74,6 +75,7 @@ class Task:
     crops: tuple[tuple[int, int], ...]
     stands_in_for: str | None = "Severstal"
     notes: list[str] = field(default_factory=list)
+    defect_p: float = 0.0            # share of training crops centred near a defect (seg_loader)
 
     @property
     def num_classes(self) -> int:
@@ -154,17 +156,20 @@ def neu_seg_task(root, real: bool, crops=((160, 160), (160, 192)), val_fraction=
 
 
 def mtd_task(root, real: bool, size=(192, 192), crops=((160, 160), (160, 192)), val_fraction=0.15,
-             test_fraction=0.15, seed=0) -> Task:
+             test_fraction=0.15, seed=0, one_channel: bool = False) -> Task:
     """MTD: 5 defect classes (one channel each) + clean ``Free`` tiles, resized to ``size``
-    (tile sizes vary); stratified by folder. Defective = the mask has a defect pixel."""
+    (tile sizes vary); stratified by folder. Defective = the mask has a defect pixel.
+
+    ``one_channel``: a single "defect" channel for every class (not the paper's one channel per
+    class); ``classes`` still name each tile's defect class, so batches stay class-balanced."""
     from ..data.mtd import MTD
     base = MTD(root, with_label=True)
 
     def channels(s):
         image, mask, label = s
-        out = torch.zeros(5, *mask.shape[-2:])
+        out = torch.zeros(1 if one_channel else 5, *mask.shape[-2:])
         if label:
-            out[label - 1] = mask.as_subclass(torch.Tensor)[0]
+            out[0 if one_channel else label - 1] = mask.as_subclass(torch.Tensor)[0]
         return image.as_subclass(torch.Tensor), out
 
     classes = [[lab - 1] if lab and (base.load_arrays(i)[1] > base.threshold).any() else []
@@ -172,7 +177,8 @@ def mtd_task(root, real: bool, size=(192, 192), crops=((160, 160), (160, 192)), 
     ds = Channels(base, channels, classes, tuple(size), base.ids)
     near_duplicates = groups_from_pairs(base.ids, MTD_NEAR_DUPLICATES)  # never across splits
     tr, va, te = _split3(base.labels, val_fraction, test_fraction, seed, near_duplicates)
-    return Task("MTD" if real else "MTD stand-in", real, tuple(MTD.CLASSES[1:]),
+    names = ("defect",) if one_channel else tuple(MTD.CLASSES[1:])
+    return Task("MTD" if real else "MTD stand-in", real, names,
                 Subset(ds, tr), Subset(ds, va), Subset(ds, te), tuple(map(tuple, crops)))
 
 
@@ -203,6 +209,7 @@ def build_tasks(cfg, data_root=None, seed: int = 0) -> tuple[Task, Task]:
         seg = neu_seg_task(root / "neu-seg", True, cfg.crops["neu-seg"], cfg.val_fraction,
                            cfg.neu_seg_train_limit, cfg.eval_limit, seed)
         gate = mtd_task(root / "mtd", True, cfg.image_size["mtd"], cfg.crops["mtd"], cfg.val_fraction,
-                        cfg.test_fraction, seed)
+                        cfg.test_fraction, seed, one_channel=cfg.mtd_one_channel)
+        gate.defect_p = cfg.mtd_defect_p
         return seg, gate
     return severstal()

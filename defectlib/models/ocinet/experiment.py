@@ -243,11 +243,25 @@ def train_config(cfg, checkpoint_dir=None):
     return TrainConfig.from_dict(cfg, optimizer="adam", schedule=schedule, checkpoint_dir=checkpoint_dir)
 
 
+def _iou_curve(data: OCINetData, cfg, device):
+    """``curve(model)`` for :func:`defectlib.engine.fit`: IoU on the first test set, in %."""
+    from torch.utils.data import DataLoader
+    name, first = next(iter(data.tests.items()))
+    loader = DataLoader(first, batch_size=cfg.eval_batch_size, collate_fn=collate_eval)
+
+    def curve(model):
+        r = evaluate(model, loader, device, cfg.max_eval_batches, precision=cfg.get("precision", "fp32"))
+        return {f"{name}/IoU": r["IoU"]}
+    return curve
+
+
 def train_and_evaluate(variant: str, data: OCINetData, cfg, device, seed: int = 0, keep: int = 0,
                        weights=None) -> dict:
     """Build ``variant``, train it on ``data.train`` as ``cfg`` says, evaluate it on every test set.
 
-    Returns ``{"model", "history", "train_s", "results": {test name: evaluate(...)}}``.
+    With ``cfg.curve_every`` the first test set's IoU is also measured every that many optimizer
+    steps (``history.curve``, a learning curve: drawn, never used to choose; it does not change
+    the training). Returns ``{"model", "history", "train_s", "results": {test name: evaluate(...)}}``.
     """
     import time
 
@@ -263,8 +277,9 @@ def train_and_evaluate(variant: str, data: OCINetData, cfg, device, seed: int = 
     gen = torch.Generator().manual_seed(seed)
     loader = DataLoader(data.train, batch_size=cfg.batch_size, shuffle=True, drop_last=True,
                         num_workers=cfg.num_workers, pin_memory=pin_memory(cfg.get("pin_memory", False)), generator=gen)
+    curve = _iou_curve(data, cfg, device) if cfg.get("curve_every") else None
     t0 = time.perf_counter()
-    history = fit(model, loader, train_config(cfg), loss_fn=ocinet_loss_fn(), device=device)
+    history = fit(model, loader, train_config(cfg), loss_fn=ocinet_loss_fn(), device=device, curve=curve)
     train_s = time.perf_counter() - t0
     results = {}
     for name, ds in data.tests.items():
