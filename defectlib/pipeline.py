@@ -147,11 +147,25 @@ class Outputs:
         return self.targets.flatten(1).any(1)
 
 
+def _forward(model: nn.Module, x: torch.Tensor, numerics, channels_last: bool) -> torch.Tensor:
+    """``model(x)`` as the training ran it (16-bit autocast, channels_last), logits back in fp32
+    before the sigmoid."""
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    with numerics.autocast():
+        return model(x).float()
+
+
 @torch.no_grad()
 def collect(segmenter: nn.Module, loader, classifier: nn.Module | None = None, device="cpu",
-            max_batches: int | None = None, progress: bool = True) -> Outputs:
-    """Run the segmenter (and classifier) on every image of ``loader`` ((image, mask) batches)."""
+            max_batches: int | None = None, progress: bool = True, precision: str = "fp32",
+            channels_last: bool = False) -> Outputs:
+    """Run the segmenter (and classifier) on every image of ``loader`` ((image, mask) batches).
+    ``precision`` / ``channels_last`` as in :class:`defectlib.engine.TrainConfig` (``"auto"``:
+    bf16 autocast on CPUs with native bf16); the sigmoid runs in fp32."""
+    from .engine.precision import resolve_precision
     from .engine.progress import tqdm
+    numerics = resolve_precision(precision, device)
     segmenter.eval()
     if classifier is not None:
         classifier.eval()
@@ -161,18 +175,21 @@ def collect(segmenter: nn.Module, loader, classifier: nn.Module | None = None, d
         if max_batches is not None and b >= max_batches:
             break
         x = x.to(device)
-        probs.append(torch.sigmoid(segmenter(x)).half().cpu())
+        probs.append(torch.sigmoid(_forward(segmenter, x, numerics, channels_last)).half().cpu())
         if classifier is not None:
-            scores.append(torch.sigmoid(classifier(x).reshape(len(x))).cpu())
+            scores.append(torch.sigmoid(_forward(classifier, x, numerics, channels_last).reshape(len(x))).cpu())
         targets.append(y.bool())
     return Outputs(torch.cat(probs), torch.cat(scores) if scores else None, torch.cat(targets))
 
 
 @torch.no_grad()
 def collect_scores(classifier: nn.Module, loader, device="cpu", max_batches: int | None = None,
-                   progress: bool = True) -> torch.Tensor:
-    """p(defective) [N] for every image of ``loader`` ((image, ...) batches), in order."""
+                   progress: bool = True, precision: str = "fp32", channels_last: bool = False) -> torch.Tensor:
+    """p(defective) [N] for every image of ``loader`` ((image, ...) batches), in order
+    (``precision`` / ``channels_last`` as in :func:`collect`)."""
+    from .engine.precision import resolve_precision
     from .engine.progress import tqdm
+    numerics = resolve_precision(precision, device)
     classifier.eval()
     out = []
     total = len(loader) if max_batches is None else min(len(loader), max_batches)
@@ -180,7 +197,7 @@ def collect_scores(classifier: nn.Module, loader, device="cpu", max_batches: int
         if max_batches is not None and b >= max_batches:
             break
         x = batch[0].to(device)
-        out.append(torch.sigmoid(classifier(x).reshape(len(x))).cpu())
+        out.append(torch.sigmoid(_forward(classifier, x, numerics, channels_last).reshape(len(x))).cpu())
     return torch.cat(out)
 
 
@@ -224,10 +241,13 @@ def mean_iou(masks: torch.Tensor, targets: torch.Tensor) -> float:
 
 
 def iou_curve(loader, device="cpu", threshold: float = 0.5, name: str = "test_mIoU",
-              max_batches: int | None = None) -> Callable[[nn.Module], dict]:
+              max_batches: int | None = None, precision: str = "fp32",
+              channels_last: bool = False) -> Callable[[nn.Module], dict]:
     """An ``evaluate`` hook for a learning curve: mean over classes of :func:`class_iou` (in %) of
-    the segmenter's masks at ``threshold`` on ``loader``. It is drawn, never used to choose."""
+    the segmenter's masks at ``threshold`` on ``loader`` (predicted as :func:`collect` does). It is
+    drawn, never used to choose."""
     def evaluate(model: nn.Module) -> dict[str, float]:
-        out = collect(model, loader, device=device, max_batches=max_batches, progress=False)
+        out = collect(model, loader, device=device, max_batches=max_batches, progress=False,
+                      precision=precision, channels_last=channels_last)
         return {name: 100 * mean_iou(out.probs.float() >= threshold, out.targets)}
     return evaluate

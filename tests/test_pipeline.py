@@ -207,3 +207,36 @@ def test_class_iou_equals_scikit_learn_jaccard_per_class_and_the_report_carries_
     loader = [(torch.arange(6.0).view(6, 1, 1, 1).expand(6, 1, 16, 16), targets)]
     value = iou_curve(loader)(Fixed())["test_mIoU"]
     assert value == pytest.approx(100 * sum(class_iou(probs.half().float() >= 0.5, targets)) / 3, abs=1e-6)
+
+
+def test_collect_predicts_as_training_ran_bf16_channels_last():
+    """``collect(precision="bf16", channels_last=True)`` runs the forward pass under bf16 autocast
+    in channels_last (what the cpu profiles train with), close to the fp32 answer but not equal to
+    it; the default stays exact fp32; the gate scores follow the same path."""
+    from defectlib.pipeline import collect, collect_scores
+
+    class Probe(nn.Module):                                 # records what the forward pass saw
+        def __init__(self, out_channels):
+            super().__init__()
+            torch.manual_seed(0)
+            self.conv = nn.Conv2d(2, out_channels, 3, padding=1)
+            self.seen = []
+
+        def forward(self, x):
+            self.seen.append((x.is_contiguous(memory_format=torch.channels_last), torch.is_autocast_enabled("cpu")))
+            y = self.conv(x)
+            return y if y.shape[1] > 1 else y.mean((1, 2, 3))
+
+    x = torch.rand(4, 2, 24, 24)                          # 2 channels: with 1, both layouts coincide
+    loader = [(x, torch.zeros(4, 2, 24, 24))]
+    seg, gate = Probe(2), Probe(1)
+    exact = collect(seg, loader, gate, progress=False)
+    fast = collect(seg, loader, gate, progress=False, precision="bf16", channels_last=True)
+    assert seg.seen == [(False, False), (True, True)] and gate.seen == [(False, False), (True, True)]
+    ref = torch.sigmoid(seg.conv(x)).half()
+    assert torch.equal(exact.probs, ref)
+    assert not torch.equal(fast.probs, exact.probs)
+    assert fast.probs.dtype == torch.float16 and (fast.probs.float() - exact.probs.float()).abs().max() < 0.02
+    assert (fast.scores - exact.scores).abs().max() < 0.02
+    scores = collect_scores(gate, loader, progress=False, precision="bf16", channels_last=True)
+    assert torch.equal(scores, fast.scores) and gate.seen[-1] == (True, True)

@@ -194,3 +194,32 @@ def test_train_stage_reports_a_time_budget_cut():
     assert cut.cut_by_budget and 1 <= cut.steps <= 6 and cut.history.stopped == "time_budget"
     full = train_stage(torch.nn.Linear(2, 1), loader, loader, slow_mse, epochs=1, lr=1e-3, device="cpu")
     assert not full.cut_by_budget and full.steps == 16
+
+
+def test_mtd_cache_gives_the_same_items_and_training_batches(tmp_path):
+    """``cache=True`` keeps decoded, resized tiles in memory: every item (and so every seeded
+    training batch) equals the uncached one, and a caller editing an item cannot change the cache."""
+    root = write_mtd(tmp_path / "mtd", n_free=8, per_defect_class=3, seed=6)
+    plain = mtd_task(root, real=False, size=(80, 96), crops=((48, 64),), seed=0, one_channel=True)
+    cached = mtd_task(root, real=False, size=(80, 96), crops=((48, 64),), seed=0, one_channel=True, cache=True)
+    for i in range(len(plain.train)):
+        for a, b in zip(plain.train[i], cached.train[i]):
+            assert type(a) is type(b) and a.dtype == b.dtype and torch.equal(a, b)
+    image, mask = cached.train[0]
+    image.zero_(); mask.fill_(7)                         # the caller's copy only
+    assert torch.equal(cached.train[0][0], plain.train[0][0]) and torch.equal(cached.train[0][1], plain.train[0][1])
+    plain.defect_p = cached.defect_p = 0.7
+    batches = []
+    for task in (plain, cached):                         # the augmentations draw from torch's generator
+        torch.manual_seed(0)
+        batches.append(list(seg_loader(task, 6, 2, seed=3)))
+    for (xa, ya), (xb, yb) in zip(*batches):
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)
+
+
+def test_cache_refuses_a_mask_it_cannot_store_exactly(tmp_path):
+    from defectlib.two_stage.tasks import Channels
+    base = [(torch.rand(1, 8, 8), torch.full((1, 8, 8), 0.5))]
+    ds = Channels(base, lambda s: s, [[0]], ids=["soft.png"], cache=True)
+    with pytest.raises(ValueError, match="soft.png.*binary"):
+        ds[0]
