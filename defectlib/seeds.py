@@ -8,7 +8,8 @@ reproducibility check (:mod:`defectlib.reproduce`) read:
 - ``results/<notebook>/results.json``: the notebook's own results of seed 0 (the seed the notebooks
   default to), copied unchanged;
 - ``results/<notebook>/seeds.json``: every numeric metric of every seed with its mean, sample sd
-  and range (:func:`defectlib.report.seed_spread`), and which run and commit produced each seed.
+  and range (:func:`defectlib.report.seed_spread`), which run and commit produced each seed, and
+  the verdict on each of the paper's claims over the seeds (:func:`defectlib.verdict.judge_runs`).
 
     python -m defectlib.seeds runs/20261130T144937Z-cpu runs/20261130T152258Z-cpu runs/... --into results
 
@@ -23,6 +24,7 @@ import sys
 from pathlib import Path
 
 from . import report
+from .verdict import judge_runs
 
 
 def gather(run_dirs: list[str | Path]) -> dict[str, dict]:
@@ -65,9 +67,13 @@ def commit(run_dirs: list[str | Path], into: str | Path) -> list[Path]:
         rows = report.seed_spread({"notebooks": [g["entries"][s] for s in seeds]})
         runs = {f"{nb}-seed{s}": {"run": g["runs"][s], "git_commit": g["entries"][s]["results"].get("git_commit"),
                                   "timings": g["entries"][s]["results"].get("timings", {})} for s in seeds}
+        verdicts = judge_runs(nb, [g["entries"][s]["results"] for s in seeds])
         path = folder / "seeds.json"
-        path.write_text(json.dumps({"runs": runs, "profile": g["profile"], "seeds": seeds, "rows": rows},
-                                   indent=1) + "\n")
+        path.write_text(json.dumps({"runs": runs, "profile": g["profile"], "seeds": seeds, "rows": rows,
+                                    "verdicts": [{"statement": v.statement, "status": v.status, "text": v.text}
+                                                 for v in verdicts]}, indent=1) + "\n")
+        for v in verdicts:
+            print(v.text)
         written.append(path)
     return written
 

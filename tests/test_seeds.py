@@ -46,3 +46,23 @@ def test_mixed_or_unfinished_runs_are_refused(tmp_path, bad, message):
     with pytest.raises(ValueError, match=message):
         seeds.commit([good, other], tmp_path / "results")
     assert seeds.main([str(good), str(other), "--into", str(tmp_path / "r2")]) == 1
+
+
+def test_seed_table_carries_the_verdict_on_the_papers_claim(tmp_path):
+    """OCINet vs Base over three seeds: the seeds tool writes the paired-t verdict into seeds.json."""
+    def run(name, seed, full, base, real=True):
+        folder = _run(tmp_path, name, seed, full)
+        data = json.loads((folder / "results.json").read_text())
+        data["notebooks"][0]["results"]["metrics"] = [
+            {"name": "full/NEU-Seg test/IoU", "value": full, "real": real},
+            {"name": "base/NEU-Seg test/IoU", "value": base, "real": real}]
+        (folder / "results.json").write_text(json.dumps(data))
+        return folder
+    runs = [run(f"r{s}", s, f, b) for s, f, b in ((0, 66.4, 67.2), (1, 65.3, 66.4), (2, 67.5, 68.1))]
+    seeds.commit(runs, tmp_path / "results")
+    (v,) = json.loads((tmp_path / "results" / NB / "seeds.json").read_text())["verdicts"]
+    assert v["status"] == "does not hold" and "OCINet beats its Base" in v["statement"]   # Base wins every seed
+    fake = [run(f"s{s}", s, f, b, real=False) for s, f, b in ((0, 70.0, 60.0), (1, 71.0, 60.0), (2, 72.0, 60.0))]
+    seeds.commit(fake, tmp_path / "fake")
+    (v,) = json.loads((tmp_path / "fake" / NB / "seeds.json").read_text())["verdicts"]
+    assert v["status"] == "not tested"

@@ -1,0 +1,158 @@
+"""Noise- and data-aware verdicts on a paper's claim.
+
+Each paper of the course claims that one arm beats another: DANet phase 5 beats phase 2 (paper 000,
+Table 3), the gate + U-Net beats the U-Net alone (paper 001), OCINet beats its Base (paper 003,
+Table III), synthetic pre-training + fine-tuning beats real-only training (paper 004, Table 1).
+At course budgets the seed alone moves a metric by several points, so the difference of one run
+says nothing by itself. :func:`judge` turns both arms' per-seed values into one of
+
+- ``"holds"``: a one-sided paired t-test on the per-seed differences ``d_k = a_k - b_k`` (the same
+  seed gives both arms the same split) rejects "no difference" in the claimed direction at
+  ``alpha`` (5 %);
+- ``"does not hold"``: the same test rejects it in the opposite direction;
+- ``"undecided"``: neither: the difference is inside the seed spread;
+- ``"cannot decide"``: a single seed, so no spread was measured (the committed seeds may decide);
+- ``"not tested"``: generated stand-in data, whose numbers mean nothing.
+
+The statistic (Student, 1908): ``t = mean(d) / (sd(d) / sqrt(n))`` with ``n - 1`` degrees of
+freedom, ``sd`` the sample standard deviation. With three seeds a one-sided 5 % test needs
+``t > 2.92``: the mean difference must be about three times its standard error.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+from scipy import stats
+
+STATUSES = ("holds", "does not hold", "undecided", "cannot decide", "not tested")
+
+Values = Mapping[int, float] | Sequence[float] | float
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What :func:`judge` decided, with the numbers it decided on."""
+
+    statement: str
+    status: str                 # one of STATUSES
+    n: int                      # seeds compared
+    mean_a: float
+    mean_b: float
+    mean_diff: float            # mean of a - b, in the metric's unit
+    sd_diff: float              # sample sd of a - b (nan for one seed)
+    p: float                    # one-sided p in the claimed direction (nan when no test ran)
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def _pairs(a: Values, b: Values) -> tuple[list[float], list[float], list]:
+    """Per-seed values of both arms, paired by seed (mappings) or by position (sequences)."""
+    if isinstance(a, Mapping) != isinstance(b, Mapping):
+        raise ValueError("give both arms as {seed: value} mappings or both as sequences")
+    if isinstance(a, Mapping):
+        seeds = sorted(set(a) & set(b))
+        if not seeds:
+            raise ValueError(f"the two arms share no seed (seeds {sorted(a)} and {sorted(b)})")
+        return [float(a[s]) for s in seeds], [float(b[s]) for s in seeds], seeds
+    xs = [float(a)] if isinstance(a, (int, float)) else [float(v) for v in a]
+    ys = [float(b)] if isinstance(b, (int, float)) else [float(v) for v in b]
+    if len(xs) != len(ys) or not xs:
+        raise ValueError(f"the two arms need one value per seed each, got {len(xs)} and {len(ys)}")
+    return xs, ys, list(range(len(xs)))
+
+
+def judge(statement: str, a: Values, b: Values, *, real: bool, higher_is_better: bool = True,
+          alpha: float = 0.05, names: tuple[str, str] = ("A", "B"), unit: str = "") -> Verdict:
+    """Does ``statement`` ("A beats B") hold on these runs? ``a`` and ``b``: the metric of each arm,
+    one value per seed (``{seed: value}`` pairs them by seed); ``real``: whether the data were real
+    (on a generated stand-in the answer is always "not tested"); ``higher_is_better=False`` for
+    losses and errors. See the module docstring for the rule."""
+    xs, ys, seeds = _pairs(a, b)
+    n = len(xs)
+    sign = 1.0 if higher_is_better else -1.0
+    diffs = [sign * (x - y) for x, y in zip(xs, ys)]         # > 0: in the claimed direction
+    mean_a, mean_b = sum(xs) / n, sum(ys) / n
+    mean_d = sum(diffs) / n
+    sd = math.sqrt(sum((d - mean_d) ** 2 for d in diffs) / (n - 1)) if n > 1 else math.nan
+    p = math.nan
+    if not real:
+        status = "not tested"
+    elif n == 1:
+        status = "cannot decide"
+    elif sd == 0.0:
+        status = "undecided" if mean_d == 0 else ("holds" if mean_d > 0 else "does not hold")
+        p = 0.0 if mean_d > 0 else 1.0
+    else:
+        t = mean_d / (sd / math.sqrt(n))
+        p = float(stats.t.sf(t, n - 1))                      # P(T >= t): evidence for the claim
+        status = "holds" if p < alpha else "does not hold" if 1.0 - p < alpha else "undecided"
+    u = f" {unit}" if unit else ""
+    shown = sign * mean_d
+    numbers = f"{names[0]} {mean_a:.3g} vs {names[1]} {mean_b:.3g}{u}"
+    if n > 1:
+        numbers += (f" (means over seeds {', '.join(map(str, seeds))}); difference {shown:+.3g} +- "
+                    f"{sd:.2g} (sd over seeds)")
+        if not math.isnan(p) and sd > 0:
+            numbers += f", one-sided paired t-test p = {p:.3f}"
+    else:
+        numbers += f", difference {shown:+.3g}"
+    why = {"holds": f"the difference is beyond the seed spread (alpha {alpha})",
+           "does not hold": f"the difference is beyond the seed spread, the other way (alpha {alpha})",
+           "undecided": "the difference is inside the seed spread",
+           "cannot decide": "one seed: no spread measured, so no difference can be called real",
+           "not tested": "generated stand-in data: the numbers mean nothing"}[status]
+    text = f"{statement}: {status.upper()} here ({why}). {numbers}."
+    return Verdict(statement, status, n, mean_a, mean_b, mean_d * sign, sd, p, text)
+
+
+# --- each paper's claim, as metrics of its notebook's results.json ---------------------------------
+@dataclass(frozen=True)
+class Claim:
+    """The claim "``a`` beats ``b``", both metrics of a notebook's ``results.json``."""
+
+    statement: str
+    a: str
+    b: str
+    names: tuple[str, str]
+    higher_is_better: bool = True
+
+
+CLAIMS: dict[str, tuple[Claim, ...]] = {
+    "01_danet_neu_det": (
+        Claim("DANet (phase 5) beats ResNet-50-FPN + RoIAlign (phase 2) in AP50 (paper 000, Table 3)",
+              "phase5/mAP50", "phase2/mAP50", ("phase 5", "phase 2")),),
+    "02_severstal_two_stage": (
+        Claim("the gate + U-Net beats the U-Net alone on MTD, author's Dice at 0.5 / 0.5 (paper 001, Sec. 1)",
+              "MTD/pipeline/two-stage/paper-thresholds/author_dice",
+              "MTD/pipeline/unet-resnet34/paper-threshold/author_dice", ("two-stage", "U-Net alone")),
+        Claim("the gate + U-Net beats the U-Net alone on MTD, thresholds tuned on validation",
+              "MTD/pipeline/two-stage/tuned/author_dice", "MTD/pipeline/unet-resnet34/tuned/author_dice",
+              ("two-stage", "U-Net alone"))),
+    "03_ocinet_nrsd": (
+        Claim("OCINet beats its Base in IoU on the NEU-Seg test images (paper 003, Table III)",
+              "full/NEU-Seg test/IoU", "base/NEU-Seg test/IoU", ("OCINet", "Base")),),
+    "04_synthetic_data": (
+        Claim("synthetic pre-training + fine-tuning beats real-only training, U-Net F1 (paper 004, Table 1)",
+              "unet/synth_ft/F1", "unet/real/F1", ("SynthTile (FT)", "real-only")),),
+}
+
+
+def judge_runs(notebook: str, results: Sequence[Mapping]) -> list[Verdict]:
+    """The verdict on each of ``notebook``'s claims from its ``results.json`` dicts, one per seed
+    (``{"seed": .., "metrics": [{"name", "value", "real"}, ..]}``). A claim whose metrics a run
+    does not have (another profile) is left out."""
+    out = []
+    for c in CLAIMS.get(notebook, ()):
+        a, b, real = {}, {}, True
+        for r in results:
+            m = {x["name"]: x for x in r.get("metrics", [])}
+            if c.a in m and c.b in m:
+                a[int(r["seed"])], b[int(r["seed"])] = m[c.a]["value"], m[c.b]["value"]
+                real = real and bool(m[c.a].get("real")) and bool(m[c.b].get("real"))
+        if a:
+            out.append(judge(c.statement, a, b, real=real, higher_is_better=c.higher_is_better, names=c.names))
+    return out
