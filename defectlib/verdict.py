@@ -100,12 +100,12 @@ def judge(statement: str, a: Values, b: Values, *, real: bool, higher_is_better:
             numbers += f", one-sided paired t-test p = {p:.3f}"
     else:
         numbers += f", difference {shown:+.3g}"
-    why = {"holds": f"the difference is beyond the seed spread (alpha {alpha})",
-           "does not hold": f"the difference is beyond the seed spread, the other way (alpha {alpha})",
+    why = {"holds": f"the difference is beyond the seed spread at alpha {alpha}",
+           "does not hold": f"the difference goes the other way, beyond the seed spread at alpha {alpha}",
            "undecided": "the difference is inside the seed spread",
-           "cannot decide": "one seed: no spread measured, so no difference can be called real",
-           "not tested": "generated stand-in data: the numbers mean nothing"}[status]
-    text = f"{statement}: {status.upper()} here ({why}). {numbers}."
+           "cannot decide": "one seed, so no spread was measured and no difference can be called real",
+           "not tested": "generated stand-in data, whose numbers mean nothing"}[status]
+    text = f"{statement}: {status.upper()} here; {why}. {numbers}."
     return Verdict(statement, status, n, mean_a, mean_b, mean_d * sign, sd, p, text)
 
 
