@@ -350,15 +350,3 @@ def run_arch(arch: str, target: dict, sources: dict, sc: StudyConfig, arms=ARMS,
             f"({row['time_s']:.0f} s)")
         models[arm] = model
     return rows, models
-
-
-def verdict(rows: list[dict], arch: str) -> str:
-    """Does synthetic pre-training + fine-tuning beat both the real-only and the planar arms here?"""
-    f1 = {r["arm"]: r["F1"] for r in rows if r["arch"] == arch}
-    if "synth_ft" not in f1:
-        return f"{arch}: synth_ft was not run"
-    others = {k: f1[k] for k in ("real", "planar_ft", "planar") if k in f1}
-    beats = all(f1["synth_ft"] > v for v in others.values())
-    return (f"{arch}: SynthTile (FT) F1 {f1['synth_ft']:.1f} vs "
-            + ", ".join(f"{OUR_ROW[k]} {v:.1f}" for k, v in others.items())
-            + (" -> the paper's claim holds here" if beats else " -> the paper's claim does NOT hold here"))

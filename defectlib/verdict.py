@@ -20,8 +20,10 @@ freedom, ``sd`` the sample standard deviation. With three seeds a one-sided 5 % 
 """
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Mapping, Sequence
 
 from scipy import stats
@@ -137,7 +139,9 @@ CLAIMS: dict[str, tuple[Claim, ...]] = {
               "full/NEU-Seg test/IoU", "base/NEU-Seg test/IoU", ("OCINet", "Base")),),
     "04_synthetic_data": (
         Claim("synthetic pre-training + fine-tuning beats real-only training, U-Net F1 (paper 004, Table 1)",
-              "unet/synth_ft/F1", "unet/real/F1", ("SynthTile (FT)", "real-only")),),
+              "unet/synth_ft/F1", "unet/real/F1", ("SynthTile (FT)", "real-only")),
+        Claim("synthetic pre-training + fine-tuning beats planar pre-training + fine-tuning, U-Net F1",
+              "unet/synth_ft/F1", "unet/planar_ft/F1", ("SynthTile (FT)", "NEU-Seg (FT)"))),
 }
 
 
@@ -156,3 +160,23 @@ def judge_runs(notebook: str, results: Sequence[Mapping]) -> list[Verdict]:
         if a:
             out.append(judge(c.statement, a, b, real=real, higher_is_better=c.higher_is_better, names=c.names))
     return out
+
+
+def report(notebook: str, run: Mapping, results_dir: str | Path | None = None) -> str:
+    """Markdown for a notebook's last cell: the verdict on each of its claims from this run
+    (``run``: the :class:`~defectlib.record.Recorder`'s ``data``, one seed, so at best "cannot
+    decide"), then the verdicts committed in ``results/<notebook>/seeds.json`` over several seeds."""
+    lines = [f"**This run** (profile `{run.get('profile')}`, seed {run.get('seed')}):", ""]
+    lines += [f"- {v.text}" for v in judge_runs(notebook, [run])] or ["- no claim's metrics in this run"]
+    if results_dir is None:
+        from .paths import repo_root
+        root = repo_root()
+        results_dir = root / "results" if root is not None else None
+    path = Path(results_dir) / notebook / "seeds.json" if results_dir is not None else None
+    if path is not None and path.is_file():
+        committed = json.loads(path.read_text())
+        seeds = ", ".join(map(str, committed.get("seeds", [])))
+        lines += ["", f"**Committed seeds** (`results/{notebook}/seeds.json`: profile `{committed.get('profile')}`, "
+                      f"seeds {seeds}):", ""]
+        lines += [f"- {v['text']}" for v in committed.get("verdicts", [])] or ["- no verdict recorded"]
+    return "\n".join(lines)

@@ -5,7 +5,7 @@ import torch
 
 from defectlib import profiles
 from defectlib.synth_study import (ARMS, OUR_ROW, PAPER_ROW, CropSet, StudyConfig, choose_threshold, evaluate,
-                                   run_arch, study_config, to_input, verdict)
+                                   run_arch, study_config, to_input)
 
 
 def _pairs(n, size=48, seed=0):
@@ -62,7 +62,7 @@ def test_threshold_and_evaluation_on_an_oracle():
 
 
 @pytest.mark.slow
-def test_every_arm_runs_a_step_and_the_verdict_reads_the_rows():
+def test_every_arm_runs_a_step():
     tgt = {"train": _pairs(3, seed=1), "val": _pairs(2, seed=2), "test": _pairs(2, seed=3)}
     src = {"train": _pairs(3, seed=4), "val": _pairs(2, seed=5)}
     sc = StudyConfig(crop=32, batch_size=2, steps_per_epoch=1, max_epochs=1, finetune_epochs=1,
@@ -78,7 +78,7 @@ def test_every_arm_runs_a_step_and_the_verdict_reads_the_rows():
     first = next(models["synth_ex_ft"].parameters())
     assert first.shape[1] == 3                              # exposure-stacked arms see 3 channels
     assert next(models["real"].parameters()).shape[1] == 1
-    assert "claim" in verdict(rows, "unet") and len(logs) == len(ARMS)
+    assert len(logs) == len(ARMS)
     assert set(PAPER_ROW) == set(OUR_ROW) == set(ARMS)
 
 

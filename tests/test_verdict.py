@@ -79,3 +79,19 @@ def test_every_claim_names_metrics_the_committed_results_have():
         names = {m["name"] for m in json.loads((root / nb / "results.json").read_text())["metrics"]}
         for c in claims:
             assert {c.a, c.b} <= names, (nb, c.statement)
+
+
+def test_report_shows_this_run_then_the_committed_seeds(tmp_path):
+    import json
+
+    from defectlib.verdict import report
+    run = {"profile": "smoke", "seed": 0, "metrics": [{"name": "full/NEU-Seg test/IoU", "value": 5.0, "real": False},
+                                                      {"name": "base/NEU-Seg test/IoU", "value": 4.0, "real": False}]}
+    text = report("03_ocinet_nrsd", run, results_dir=tmp_path)
+    assert "profile `smoke`, seed 0" in text and "NOT TESTED" in text and "Committed" not in text
+    (tmp_path / "03_ocinet_nrsd").mkdir()
+    (tmp_path / "03_ocinet_nrsd" / "seeds.json").write_text(json.dumps(
+        {"profile": "cpu", "seeds": [0, 1, 2], "verdicts": [{"statement": "s", "status": "undecided", "text": "T"}]}))
+    text = report("03_ocinet_nrsd", run, results_dir=tmp_path)
+    assert text.endswith("profile `cpu`, seeds 0, 1, 2):\n\n- T")
+    assert "no claim's metrics" in report("03_ocinet_nrsd", {"profile": "x", "seed": 1, "metrics": []}, tmp_path)
