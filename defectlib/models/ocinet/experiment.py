@@ -256,8 +256,9 @@ def _iou_curve(data: OCINetData, cfg, device):
 
 
 def train_and_evaluate(variant: str, data: OCINetData, cfg, device, seed: int = 0, keep: int = 0,
-                       weights=None) -> dict:
+                       weights=None, loss_weights=(1.0, 1.0, 0.5, 0.25)) -> dict:
     """Build ``variant``, train it on ``data.train`` as ``cfg`` says, evaluate it on every test set.
+    ``loss_weights``: the deep-supervision weights of S^1..S^4 (paper Eq. 1: 1, 1, 1/2, 1/4).
 
     With ``cfg.curve_every`` the first test set's IoU is also measured every that many optimizer
     steps (``history.curve``, a learning curve: drawn, never used to choose; it does not change
@@ -279,7 +280,7 @@ def train_and_evaluate(variant: str, data: OCINetData, cfg, device, seed: int = 
                         num_workers=cfg.num_workers, pin_memory=pin_memory(cfg.get("pin_memory", False)), generator=gen)
     curve = _iou_curve(data, cfg, device) if cfg.get("curve_every") else None
     t0 = time.perf_counter()
-    history = fit(model, loader, train_config(cfg), loss_fn=ocinet_loss_fn(), device=device, curve=curve)
+    history = fit(model, loader, train_config(cfg), loss_fn=ocinet_loss_fn(loss_weights), device=device, curve=curve)
     train_s = time.perf_counter() - t0
     results = {}
     for name, ds in data.tests.items():
