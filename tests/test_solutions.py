@@ -36,3 +36,21 @@ def test_03_an_under_confident_model_scores_zero_at_0_5_but_not_under_otsu():
     G = np.zeros((32, 32), bool); G[10:20, 8:24] = True
     iou = ocinet.under_confident(G, peak=0.4)
     assert iou["fixed 0.5"] == 0.0 and iou["min-max + Otsu"] == pytest.approx(1.0)
+
+
+def test_04_shallow_dents_are_in_the_mask_but_not_in_the_image():
+    from solutions import synthetic
+    rows = synthetic.dent_visibility(depths_mm=(0.002, 0.05, 0.25), n=96)
+    (d0, m0, v0), (_, m1, v1), (_, m2, v2) = rows
+    assert m0 == m1 == m2 > 0                      # the mask is the footprint: the same for every depth
+    assert v0 == 0 and 0 < v1 < m1 and v2 > 0.9 * m2
+
+
+def test_04_intensity_biased_crops_find_a_small_part_uniform_ones_rarely_do():
+    import torch
+
+    from solutions import synthetic
+    img = torch.zeros(1, 256, 256); img[:, 100:140, 60:100] = 0.8
+    hits = synthetic.crop_hit_rate(img, size=(32, 32), n=300)
+    assert hits["intensity-biased"] == 1.0 and hits["uniform"] < 0.2
+    assert synthetic.stacked(0.3) == pytest.approx([0.3, 0.6, 1.0])   # 1.2 clipped to 1
