@@ -1,6 +1,8 @@
 """The exercises' solutions (solutions/): each checked against the library it re-derives."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -54,3 +56,58 @@ def test_04_intensity_biased_crops_find_a_small_part_uniform_ones_rarely_do():
     hits = synthetic.crop_hit_rate(img, size=(32, 32), n=300)
     assert hits["intensity-biased"] == 1.0 and hits["uniform"] < 0.2
     assert synthetic.stacked(0.3) == pytest.approx([0.3, 0.6, 1.0])   # 1.2 clipped to 1
+
+
+def test_01_focal_loss_fraction_matches_the_library():
+    import torch
+
+    from defectlib.losses import focal_loss
+    from solutions import danet
+    for p_t in (0.9, 0.5, 0.1):
+        logits = torch.tensor([[math.log(p_t), math.log(1 - p_t)]], dtype=torch.float64)
+        ce, fl = focal_loss(logits, torch.tensor([0]), alpha=1.0, gamma=0.0), focal_loss(logits, torch.tensor([0]))
+        assert danet.focal_over_ce(p_t) == pytest.approx(float(fl / ce), rel=1e-9)
+    assert danet.focal_over_ce(0.9) == pytest.approx(0.0025)   # an easy example: 400 times smaller
+
+
+def test_01_bilinear_fpn_keeps_shapes_and_weights_changes_the_top_down_path():
+    import torch
+    from torchvision.ops import FeaturePyramidNetwork
+
+    from solutions import danet
+    torch.manual_seed(0)
+    fpn = FeaturePyramidNetwork([4, 8, 16], 8)
+    feats = {"0": torch.randn(1, 4, 16, 16), "1": torch.randn(1, 8, 8, 8), "2": torch.randn(1, 16, 4, 4)}
+    nearest = fpn(feats)
+    bilinear = danet.BilinearFPN([4, 8, 16], 8)
+    bilinear.load_state_dict(fpn.state_dict())
+    out = bilinear(feats)
+    assert [v.shape for v in out.values()] == [v.shape for v in nearest.values()]
+    assert torch.equal(out["2"], nearest["2"]) and not torch.allclose(out["0"], nearest["0"])
+    from defectlib.models import danet as D
+    model = D.build_danet(2, num_classes=6, width=16, fpn_channels=32, representation_size=64)
+    n = sum(p.numel() for p in model.parameters())
+    assert type(danet.use_bilinear_fpn(model).backbone.fpn) is danet.BilinearFPN
+    assert sum(p.numel() for p in model.parameters()) == n
+
+
+def test_01_ap_by_hand_equals_coco_evaluation():
+    import torch
+
+    from defectlib.metrics.detection import evaluate_detections
+    from solutions import danet
+    gen = np.random.default_rng(0)
+    for _ in range(20):
+        n_gt, n_det = gen.integers(1, 6), gen.integers(0, 9)
+        xy = gen.uniform(0, 80, (n_gt + n_det, 2)); wh = gen.uniform(5, 30, (n_gt + n_det, 2))
+        boxes = np.concatenate([xy, xy + wh], 1)
+        gt, det = boxes[:n_gt], boxes[n_gt:].copy()
+        k = min(n_gt // 2, n_det)
+        det[:k] = gt[:k] + gen.normal(0, 3, (k, 4))                          # some near hits
+        det[:, 2:] = np.maximum(det[:, 2:], det[:, :2] + 1)
+        scores = gen.uniform(0, 1, n_det)
+        ref = evaluate_detections([{"boxes": torch.tensor(det), "scores": torch.tensor(scores),
+                                    "labels": torch.ones(n_det, dtype=torch.long)}],
+                                  [{"boxes": torch.tensor(gt), "labels": torch.ones(n_gt, dtype=torch.long)}],
+                                  num_classes=1)
+        assert danet.ap50_by_hand(det, scores, gt) == pytest.approx(ref.ap50, abs=1e-9)
