@@ -111,3 +111,32 @@ def test_01_ap_by_hand_equals_coco_evaluation():
                                   [{"boxes": torch.tensor(gt), "labels": torch.ones(n_gt, dtype=torch.long)}],
                                   num_classes=1)
         assert danet.ap50_by_hand(det, scores, gt) == pytest.approx(ref.ap50, abs=1e-9)
+
+
+def test_02_rle_by_hand_equals_the_library_encoder():
+    from defectlib.data import rle_decode, rle_encode
+    from solutions import severstal
+    small = np.zeros((4, 6), np.uint8); small[1:3, 1] = 1; small[0, 2:5] = 1; small[3, 5] = 1
+    assert severstal.rle_by_hand(small) == rle_encode(small) == "6 2 9 1 13 1 17 1 24 1"
+    rng = np.random.default_rng(1)
+    for _ in range(10):
+        m = (rng.random((16, 40)) > 0.7).astype(np.uint8)
+        assert severstal.rle_by_hand(m) == rle_encode(m)
+        assert np.array_equal(rle_decode(severstal.rle_by_hand(m), (16, 40)), m)
+
+
+def test_02_tversky_alpha_decides_which_error_costs_more():
+    from solutions import severstal
+    # TP 100, FP 20: 1 - 100 / (100 + 0.7 * 20) = 0.1228; TP 80, FN 20: 1 - 80 / (80 + 0.3 * 20) = 0.0698
+    paper = severstal.tversky_costs(0.3)
+    assert paper["false positives"] == pytest.approx(1 - 100 / 114) and paper["false negatives"] == pytest.approx(1 - 80 / 86)
+    flipped = severstal.tversky_costs(0.7)
+    assert flipped["false positives"] < flipped["false negatives"]
+
+
+def test_02_kaggle_and_author_dice_on_a_hand_example():
+    from solutions import severstal
+    target = np.zeros((2, 2, 4, 4), bool); target[0, 0, :2, :2] = True          # image 0: 4 px of class 0
+    nothing = np.zeros_like(target)
+    # Kaggle: pairs (0,0) -> 0, (0,1), (1,0), (1,1) empty -> 1: mean 3/4.  Author: image 0 (0 + 1) / (4 + 1), image 1 -> 1
+    assert severstal.two_dice(nothing, target) == pytest.approx({"kaggle": 0.75, "author": (0.2 + 1) / 2})
