@@ -294,3 +294,25 @@ def test_mtd_split_on_real_data_keeps_near_duplicates_together(real_dataset):
     train, test = mtd_defective_split(real_dataset("mtd"), seed=0)
     assert (len(train), len(test)) == (291, 97)
     assert _straddling(train, test, MTD_NEAR_DUPLICATES) == []
+
+
+def test_evaluate_keeps_the_lowest_iou_images_lowest_first():
+    """``evaluate(worst=k)``: the k test images of lowest per-image IoU, for the worst-cases gallery."""
+    from defectlib.models.ocinet.experiment import evaluate
+
+    class Echo(torch.nn.Module):                   # predicts the image itself: IoU follows the image
+        def forward(self, x):
+            return torch.logit(x.clamp(0.01, 0.99))
+
+    g = torch.zeros(16, 16); g[4:12, 4:12] = 1
+    quality = [1.0, 0.2, 0.6, 0.0, 0.9]           # share of the defect each image shows
+    batch = []
+    for q in quality:
+        img = torch.zeros(16, 16); img[4:12, 4:4 + max(1, int(8 * q))] = 1
+        batch.append((img[None], g.clone()))
+    loader = [(torch.stack([b[0] for b in batch]), [b[1] for b in batch])]
+    res = evaluate(Echo(), loader, "cpu", worst=3)
+    assert len(res["worst"]) == 3 and res["worst_iou"] == sorted(res["worst_iou"])
+    shown = [int(w[0][4:12, 4:12].sum().item()) for w in res["worst"]]
+    assert shown == [8, 8 * 1, 8 * 4] and res["worst_iou"][-1] == pytest.approx(50.0)
+    assert "worst" not in evaluate(Echo(), loader, "cpu")

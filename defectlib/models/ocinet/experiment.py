@@ -209,11 +209,12 @@ def predict_maps(model, loader, device, max_batches: int | None = None, precisio
 
 
 def evaluate(model, loader, device, max_batches: int | None = None, keep: int = 0,
-             precision: str = "fp32") -> dict:
+             precision: str = "fp32", worst: int = 0) -> dict:
     """The authors' protocol on one test set: mean of per-image scores, in %.
 
     Returns ``{metric: value %}`` plus ``"n_images"``; with ``keep > 0`` also ``"samples"``: the first
-    ``keep`` (image, prob, mask) triples for figures.
+    ``keep`` (image, prob, mask) triples for figures; with ``worst > 0`` also ``"worst"``: the
+    ``worst`` triples of the lowest per-image IoU, lowest first, and ``"worst_iou"``: their IoUs in %.
     """
     images, probs, masks = predict_maps(model, loader, device, max_batches, precision)
     per_image = score_maps(probs, masks)
@@ -221,6 +222,10 @@ def evaluate(model, loader, device, max_batches: int | None = None, keep: int = 
     res["n_images"] = len(probs)
     if keep:
         res["samples"] = list(zip(images[:keep], probs[:keep], masks[:keep]))
+    if worst:
+        order = np.argsort(per_image["IoU"], kind="stable")[:worst]
+        res["worst"] = [(images[i], probs[i], masks[i]) for i in order]
+        res["worst_iou"] = [100.0 * float(per_image["IoU"][i]) for i in order]
     return res
 
 
@@ -256,9 +261,10 @@ def _iou_curve(data: OCINetData, cfg, device):
 
 
 def train_and_evaluate(variant: str, data: OCINetData, cfg, device, seed: int = 0, keep: int = 0,
-                       weights=None, loss_weights=(1.0, 1.0, 0.5, 0.25)) -> dict:
+                       weights=None, loss_weights=(1.0, 1.0, 0.5, 0.25), worst: int = 0) -> dict:
     """Build ``variant``, train it on ``data.train`` as ``cfg`` says, evaluate it on every test set.
-    ``loss_weights``: the deep-supervision weights of S^1..S^4 (paper Eq. 1: 1, 1, 1/2, 1/4).
+    ``loss_weights``: the deep-supervision weights of S^1..S^4 (paper Eq. 1: 1, 1, 1/2, 1/4);
+    ``keep`` / ``worst``: sample triples kept for figures (:func:`evaluate`).
 
     With ``cfg.curve_every`` the first test set's IoU is also measured every that many optimizer
     steps (``history.curve``, a learning curve: drawn, never used to choose; it does not change
@@ -287,5 +293,5 @@ def train_and_evaluate(variant: str, data: OCINetData, cfg, device, seed: int = 
         test_loader = DataLoader(ds, batch_size=cfg.eval_batch_size, collate_fn=collate_eval,
                                  num_workers=cfg.num_workers)
         results[name] = evaluate(model, test_loader, device, cfg.max_eval_batches, keep=keep,
-                                 precision=cfg.get("precision", "fp32"))
+                                 precision=cfg.get("precision", "fp32"), worst=worst)
     return {"model": model, "history": history, "train_s": train_s, "results": results}
