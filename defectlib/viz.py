@@ -52,6 +52,18 @@ def draw_boxes(image, boxes, labels=None, class_names: Sequence[str] | None = No
                                width=width)
 
 
+def error_overlay(pred, target) -> np.ndarray:
+    """A prediction's errors in colour (OCINet paper's Fig. 6): white = correct defect pixel, red =
+    false positive, green = missed, black elsewhere. ``pred`` / ``target`` boolean ``[H, W]``;
+    returns uint8 ``[H, W, 3]``."""
+    pred, target = np.asarray(pred, bool), np.asarray(target, bool)
+    rgb = np.zeros(pred.shape + (3,), np.uint8)
+    rgb[pred & target] = (255, 255, 255)
+    rgb[pred & ~target] = (255, 0, 0)
+    rgb[~pred & target] = (0, 255, 0)
+    return rgb
+
+
 def draw_masks(image, mask, alpha: float = 0.45) -> torch.Tensor:
     """Overlay a mask: class-index ``[H, W]`` (0 = background), binary ``[1, H, W]`` or
     per-class ``[C, H, W]`` (channel c drawn in the colour of class c + 1)."""

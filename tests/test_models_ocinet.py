@@ -14,7 +14,8 @@ from defectlib import papers
 from defectlib.models.ocinet import (CCIM, CPIM, CSIM, VARIANTS, build_ocinet, capture_attention,
                                      channel_shuffle, count_parameters)
 from defectlib.models.ocinet.ccim import CollaborativeChannelAttentionUnit
-from defectlib.models.ocinet.experiment import error_overlay, ocinet_loss_fn, score_maps
+from defectlib.models.ocinet.experiment import ocinet_loss_fn, score_maps
+from defectlib.viz import error_overlay
 from defectlib.models.ocinet.fusion import CrossScaleStage, PerLevelStage
 from defectlib.models.ocinet.vanilla import ChannelAttention
 

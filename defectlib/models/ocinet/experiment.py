@@ -229,17 +229,6 @@ def evaluate(model, loader, device, max_batches: int | None = None, keep: int = 
     return res
 
 
-def error_overlay(pred, target) -> np.ndarray:
-    """Fig. 6 colouring: white = correct defect pixel, red = false positive, green = missed, black
-    elsewhere. ``pred`` / ``target`` boolean ``[H, W]``; returns uint8 ``[H, W, 3]``."""
-    pred, target = np.asarray(pred, bool), np.asarray(target, bool)
-    rgb = np.zeros(pred.shape + (3,), np.uint8)
-    rgb[pred & target] = (255, 255, 255)
-    rgb[pred & ~target] = (255, 0, 0)
-    rgb[~pred & target] = (0, 255, 0)
-    return rgb
-
-
 # --- one variant, end to end ---------------------------------------------------------------------
 def train_config(cfg, checkpoint_dir=None):
     """The engine's :class:`~defectlib.engine.TrainConfig` from a notebook-03 profile."""

@@ -12,8 +12,7 @@ import numpy as np
 import torch
 
 from defectlib.metrics import otsu_binarize
-
-from .experiment import error_overlay
+from defectlib.viz import error_overlay
 
 STAGES = ("basic", "ccim", "csim", "cpim", "final")
 STAGE_TITLES = {"basic": "f_b (PVT + conv)", "ccim": "after CCIM", "csim": "after CSIM",
