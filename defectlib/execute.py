@@ -147,10 +147,35 @@ def _tail(path: Path, n: int = 20) -> str:
     return "\n".join(lines[-n:])
 
 
-def _progress(path: Path) -> str:
+def running_cell(executed: Path) -> str | None:
+    """Where a papermill run is, from the output notebook papermill saves as it goes: ``"cell 14/29
+    (4. Training the U-Net: BCE + Dice)"``, the running cell's position among all cells and the
+    last Markdown heading above it; None while the notebook is not readable yet."""
     try:
-        with open(path, "rb") as fh:
-            fh.seek(max(0, os.path.getsize(path) - 4000))
+        cells = json.loads(Path(executed).read_text()).get("cells", [])
+    except (OSError, ValueError):
+        return None
+    heading = ""
+    for i, cell in enumerate(cells):
+        src = "".join(cell.get("source", []))
+        if cell.get("cell_type") == "markdown":
+            titles = [ln.lstrip("#").strip() for ln in src.splitlines() if ln.startswith("#")]
+            heading = titles[-1] if titles else heading
+        elif cell.get("metadata", {}).get("papermill", {}).get("status") == "running":
+            where = f" ({heading[:48]})" if heading else ""
+            return f"cell {i + 1}/{len(cells)}{where}"
+    return None
+
+
+def progress(job: "Job") -> str:
+    """The runner's heartbeat for ``job``: the running cell and its section (:func:`running_cell`),
+    else papermill's own progress bar in the job's log."""
+    at = running_cell(job.executed)
+    if at:
+        return at
+    try:
+        with open(job.log, "rb") as fh:
+            fh.seek(max(0, os.path.getsize(job.log) - 4000))
             text = fh.read().decode(errors="replace")
     except OSError:
         return ""

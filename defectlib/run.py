@@ -37,7 +37,7 @@ from pathlib import Path
 
 from . import paths
 from .preflight import check_out_dir, missing_datasets, notebook_datasets, require_real
-from .execute import (Job, _kill, _progress, check_kernel, child_env, detect_gpus, fmt_time,
+from .execute import (Job, _kill, check_kernel, child_env, detect_gpus, fmt_time, progress,
                       failure_from_notebook, log_failure, papermill_command)
 
 NOTEBOOK_RE = re.compile(r"^(\d\d)_[^/]+\.ipynb$")
@@ -250,7 +250,7 @@ def run(notebooks: list[Path], *, profile: str = "smoke", data_root: str | None 
                 report.write_results(run_dir, meta, jobs_list)
             if running and time.time() - last_beat >= heartbeat:
                 last_beat = time.time()
-                say("  ... " + "; ".join(f"{j.stem} {_progress(j.log)}, "
+                say("  ... " + "; ".join(f"{j.stem} {progress(j)}, "
                                          f"{fmt_time(time.time() - j.started)}" for j in running)
                     + f"  (total {fmt_time(time.time() - t0)})")
     except KeyboardInterrupt:

@@ -359,3 +359,26 @@ def test_check_after_a_real_run(tmp_path, make_notebook):
     text = (run / "report.md").read_text()
     assert rc == 0 and "## Against results" in text
     assert "1 identical, 0 within the seed spread, 0 outside, 0 missing" in text
+
+
+def test_heartbeat_names_the_running_cell_and_its_section(tmp_path):
+    """The runner's progress line reads the notebook papermill saves as it goes (papermill's own bar
+    in the log stays at ``0/N`` while a long first cell runs)."""
+    from defectlib.execute import Job, progress, running_cell
+
+    def cell(kind, src, status=None):
+        c = {"cell_type": kind, "source": [src], "metadata": {}}
+        if status:
+            c["metadata"]["papermill"] = {"status": status}
+        return c
+    job = Job(path=tmp_path / "02_x.ipynb", run_dir=tmp_path, parameters={})
+    job.output_dir.mkdir()
+    job.log.write_text("Executing:   0%|          | 0/5 [00:00<?, ?cell/s]")
+    assert progress(job) == "cell 0/5"                               # no output notebook yet: the log
+    cells = [cell("markdown", "# 02 · Title"), cell("code", "x = 1", "completed"),
+             cell("markdown", "## 4. Training the U-Net\n\ntext"), cell("code", "fit()", "running"),
+             cell("code", "y = 2", "pending")]
+    job.executed.write_text(json.dumps({"cells": cells}))
+    assert running_cell(job.executed) == progress(job) == "cell 4/5 (4. Training the U-Net)"
+    job.executed.write_text('{"cells": [')                           # caught mid-write
+    assert running_cell(job.executed) is None and progress(job) == "cell 0/5"
