@@ -39,6 +39,43 @@ def detect_gpus(env: dict | None = None) -> list[str]:
     return [str(i) for i in range(len(lines))]
 
 
+@dataclass(frozen=True)
+class DevicePlan:
+    """How the notebooks of a run share the machine: at most ``jobs`` at once, each running notebook
+    handed one GPU of ``gpus`` through ``CUDA_VISIBLE_DEVICES`` (empty: no pinning), ``notes`` to
+    tell the user."""
+    jobs: int
+    gpus: list[str]
+    notes: list[str]
+
+
+def plan_devices(device: str, jobs: int, gpus: list[str]) -> DevicePlan:
+    """Turn ``--device`` / ``--jobs`` and the visible GPUs into a :class:`DevicePlan`:
+
+    - ``cpu`` (or ``mps``, or no GPU visible): GPUs are left alone and not counted;
+    - ``auto`` / ``cuda``: one notebook per GPU at a time, each kernel seeing only its own GPU
+      (as ``cuda:0``), so ``jobs`` is capped at the number of GPUs;
+    - ``cuda:K``: every notebook on the K-th visible GPU, one at a time: a kernel restricted to one
+      GPU could not address ``cuda:K``. A K the machine does not have is a ValueError.
+    In every case N notebooks running at once split the CPU threads (:func:`child_env`)."""
+    d, jobs, notes = str(device).lower(), max(1, int(jobs)), []
+    if d.startswith("cpu") or d == "mps" or not gpus:
+        return DevicePlan(jobs, [], notes)
+    if d.startswith("cuda:"):
+        k = d.split(":", 1)[1]
+        if not k.isdigit() or int(k) >= len(gpus):
+            raise ValueError(f"--device {device}: this machine shows {len(gpus)} GPU(s), "
+                             f"cuda:0 to cuda:{len(gpus) - 1}")
+        if jobs > 1:
+            notes.append(f"--jobs {jobs} -> 1: --device {device} runs every notebook on that GPU, one at "
+                         "a time (--device cuda --jobs N spreads the notebooks over the GPUs)")
+        return DevicePlan(1, [], notes)
+    if jobs > len(gpus):
+        notes.append(f"--jobs {jobs} capped to {len(gpus)}: one notebook per GPU ({','.join(gpus)})")
+        jobs = len(gpus)
+    return DevicePlan(jobs, list(gpus) if jobs > 1 else [], notes)
+
+
 def notebook_kernel(path: Path) -> str | None:
     meta = json.loads(Path(path).read_text()).get("metadata", {})
     return meta.get("kernelspec", {}).get("name")
@@ -209,8 +246,10 @@ def _kill(proc: subprocess.Popen) -> None:
             pass
 
 
-def child_env(jobs: int, cpu_parallel: bool) -> dict:
-    """Environment for each papermill process (its kernel inherits it)."""
+def child_env(jobs: int, cpu_parallel: bool = True) -> dict:
+    """Environment for each papermill process (its kernel inherits it). With ``jobs > 1`` notebooks
+    at once, each gets its share of the CPU threads (also on GPU nodes: data loading, metrics and
+    the threshold searches run on the CPU)."""
     env = dict(os.environ)
     # Figures render inline in executed notebooks only if no other backend is forced.
     if not env.get("MPLBACKEND", "").startswith("module://matplotlib_inline"):

@@ -16,8 +16,11 @@ metric's mean, sample standard deviation and range over the seeds: one seed of a
 run says little about a difference of a point or two.
 
 Each notebook runs in its own ``papermill`` process (its kernel inherits that process's
-environment), so ``--jobs N`` runs N at once; with GPUs visible, each running notebook gets one GPU
-through ``CUDA_VISIBLE_DEVICES``, and N is capped at the number of GPUs. A failing notebook is
+environment), so ``--jobs N`` runs N at once and each gets its share of the CPU threads; with GPUs
+visible and ``--device auto`` or ``cuda``, each running notebook gets one GPU through
+``CUDA_VISIBLE_DEVICES`` and N is capped at the number of GPUs; ``--device cpu`` leaves the GPUs
+alone and ``--device cuda:K`` runs every notebook on GPU K, one at a time
+(:func:`defectlib.execute.plan_devices`). A failing notebook is
 reported with its failing cell and error; the others still run; the exit code is 1 if any failed.
 ``--check [REF]`` then compares the run with ``REF`` (default: the committed ``results/``) through
 :mod:`defectlib.reproduce` and exits 1 also when a metric is outside REF's seed spread or missing.
@@ -38,7 +41,7 @@ from pathlib import Path
 from . import paths
 from .preflight import check_out_dir, missing_datasets, notebook_datasets, require_real
 from .execute import (Job, _kill, check_kernel, child_env, detect_gpus, fmt_time, progress,
-                      failure_from_notebook, log_failure, papermill_command)
+                      failure_from_notebook, log_failure, papermill_command, plan_devices)
 
 NOTEBOOK_RE = re.compile(r"^(\d\d)_[^/]+\.ipynb$")
 PROFILES = ("smoke", "cpu", "paper")
@@ -183,18 +186,18 @@ def run(notebooks: list[Path], *, profile: str = "smoke", data_root: str | None 
     missing = {Path(nb).stem: missing_datasets(notebook_datasets(nb), data_root) for nb in notebooks}
     if real_only:
         require_real(missing, data_root)
+    gpus = detect_gpus()
+    plan = plan_devices(device, jobs, gpus)          # a ValueError before any folder is made
     out = check_out_dir(out if out else default_out_dir())
     run_dir = new_run_dir(out, profile, dry_run)
     cwd = Path(cwd) if cwd else Path(notebooks[0]).parent
-    gpus = detect_gpus()
-    if jobs > 1 and gpus and jobs > len(gpus):
-        say(f"--jobs {jobs} capped to {len(gpus)}: one notebook per GPU ({','.join(gpus)})")
-        jobs = len(gpus)
+    for note in plan.notes:
+        say(note)
     seeds = [int(s) for s in seed] if isinstance(seed, (list, tuple)) else [int(seed)]
     # never split the cores between more slots than there are notebooks to run: one notebook alone
     # (make run PROFILE=cpu ONLY=03) gets every core
-    jobs = min(jobs, len(notebooks) * len(seeds))
-    env = child_env(jobs, cpu_parallel=not gpus)
+    jobs = min(plan.jobs, len(notebooks) * len(seeds))
+    env = child_env(jobs)
 
     jobs_list = []
     for nb in notebooks:
@@ -222,7 +225,7 @@ def run(notebooks: list[Path], *, profile: str = "smoke", data_root: str | None 
 
     t0 = time.time()
     pending, running = list(jobs_list), []
-    free_gpus = list(gpus) if jobs > 1 else []
+    free_gpus = list(plan.gpus) if jobs > 1 else []
     last_beat = time.time()
     tag = {job.stem: f"[{i}/{len(jobs_list)}] {job.stem}" for i, job in enumerate(jobs_list, 1)}
     try:

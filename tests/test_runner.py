@@ -382,3 +382,19 @@ def test_heartbeat_names_the_running_cell_and_its_section(tmp_path):
     assert running_cell(job.executed) == progress(job) == "cell 4/5 (4. Training the U-Net)"
     job.executed.write_text('{"cells": [')                           # caught mid-write
     assert running_cell(job.executed) is None and progress(job) == "cell 0/5"
+
+
+def test_device_plan_for_gpus_cpu_and_one_named_gpu():
+    """--device / --jobs with a faked GPU list (no GPU here): the plans a GPU node gets."""
+    from defectlib.execute import plan_devices
+    two = ["0", "1"]
+    p = plan_devices("auto", 4, two)
+    assert (p.jobs, p.gpus) == (2, two) and "capped to 2" in p.notes[0]        # one notebook per GPU
+    assert plan_devices("cuda", 1, two).gpus == []                              # one job sees every GPU
+    p = plan_devices("cpu", 4, two)
+    assert (p.jobs, p.gpus, p.notes) == (4, [], [])                             # GPUs neither used nor counted
+    p = plan_devices("cuda:1", 2, two)
+    assert (p.jobs, p.gpus) == (1, []) and "one at a time" in p.notes[0]        # cuda:1 stays addressable
+    with pytest.raises(ValueError, match="shows 2 GPU"):
+        plan_devices("cuda:2", 1, two)
+    assert plan_devices("cuda:3", 3, []).jobs == 3                              # no GPU visible: nothing to plan
