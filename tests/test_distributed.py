@@ -69,3 +69,15 @@ def test_two_process_step_equals_single_process_global_batch(tmp_path):
         torch.testing.assert_close(ddp[k], single[k], rtol=1e-5, atol=1e-6)
     # the check can fail: a step on only the first 4 samples lands somewhere else
     assert max(float((half[k] - single[k]).abs().max()) for k in single) > 1e-3
+
+
+def test_selftest_backend_follows_the_device_not_the_node(monkeypatch):
+    """On a GPU node ``--selftest --device cpu`` must join with gloo: NCCL has no CPU tensors."""
+    import torch
+
+    from defectlib.engine import distributed as D
+    asked = []
+    monkeypatch.setattr(D, "init_from_env", lambda backend=None: asked.append(backend) or D.info())
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)             # a GPU node
+    assert selftest([*ARGS, "--batch-size", "8", "--device", "cpu"]) == 0
+    assert asked[0] == "gloo"                      # (fit asks again later: a no-op once a group exists)

@@ -1,7 +1,8 @@
 """A toy problem that exercises the engine end to end, on one process or under torchrun.
 
-    python -m defectlib.engine --selftest                       # one CPU process, a few seconds
-    torchrun --nproc_per_node=2 -m defectlib.engine --selftest  # two processes (gloo on CPU)
+    python -m defectlib.engine --selftest                       # one process, a few seconds
+    torchrun --nproc_per_node=2 -m defectlib.engine --selftest  # two processes: NCCL on GPUs, else gloo
+    torchrun --nproc_per_node=2 -m defectlib.engine --selftest --device cpu   # gloo, also on a GPU node
 
 The toy: 2-D points from four Gaussian blobs, classified by a small MLP without batch norm
 (so one data-parallel step equals one single-process step on the global batch exactly).
@@ -62,11 +63,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--checkpoint-dir", default=None)
     ap.add_argument("--save-params", default=None, help="rank 0 writes the final state dict here")
     ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--device", default="auto",
+                    help="auto (each process's GPU under torchrun when CUDA is there, else the CPU), cpu, cuda")
     args = ap.parse_args(argv)
     if not args.selftest:
         ap.print_help()
         return 0
-    di = D.init_from_env()
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
+                          "cpu" if args.device == "auto" else args.device)
+    # the process group's backend follows the device: NCCL has no CPU tensors, gloo no fast GPU path
+    di = D.init_from_env(backend="nccl" if device.type == "cuda" else "gloo")
     data = toy_data(args.samples)
     model = toy_model()
     if args.no_dropout:
@@ -77,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
                           milestones=(max(1, args.epochs - 1),), warmup_iters=args.warmup_iters, grad_clip=10.0,
                           max_steps=args.max_steps, checkpoint_dir=args.checkpoint_dir or tmp,
                           progress=not args.quiet)
-        history = fit(model, loader, cfg, loss_fn=supervised_loss(nn.functional.cross_entropy), device="cpu",
+        history = fit(model, loader, cfg, loss_fn=supervised_loss(nn.functional.cross_entropy), device=device,
                       evaluate=accuracy_evaluator(data))
     ok = True
     if di.is_main:
