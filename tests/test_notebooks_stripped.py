@@ -70,3 +70,14 @@ def test_not_a_placeholder(path):
     assert len(code) >= 3 and len(md) >= 3, f"{path.name} looks like a placeholder"
     assert any("Recorder(" in "".join(c["source"]) for c in code), \
         f"{path.name}: record results with defectlib.record.Recorder so the report shows them"
+
+
+def test_throughput_is_measured_on_the_device_it_is_reported_for():
+    """A notebook that times a model must time it on the run's device (notebook 03 once timed on
+    the CPU and recorded the result as "cuda")."""
+    for path in NOTEBOOKS:
+        for c in nbformat.read(path, as_version=4).cells:
+            if c.cell_type == "code" and "measure_throughput(" in c.source:
+                call = c.source[c.source.index("measure_throughput("):]
+                call = call[:call.index(")\n") + 1] if ")\n" in call else call
+                assert "device=device" in call, f"{path.name}: measure_throughput without the run's device"
