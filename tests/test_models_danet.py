@@ -192,3 +192,24 @@ def test_paper_profile_loader_settings_feed_a_batch_on_cpu(tmp_path):
     for (xa, ya), (xb, yb) in zip(plain, workers):
         assert all(torch.equal(a, b) for a, b in zip(xa, xb))
         assert all(torch.equal(a["boxes"], b["boxes"]) for a, b in zip(ya, yb))
+
+
+def test_pretrained_weights_offline_say_where_the_file_goes(tmp_path, monkeypatch):
+    """A GPU node without internet: the download error names the URL and the cache file to copy."""
+    import urllib.error
+
+    import torch.hub
+    from torchvision.models.detection import FasterRCNN_ResNet50_FPN_Weights
+
+    from defectlib.models import danet
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    coco = FasterRCNN_ResNet50_FPN_Weights.COCO_V1
+    file, url = danet.pretrained_file(coco)
+    assert file == tmp_path / "hub" / "checkpoints" / url.rsplit("/", 1)[1] and url.startswith("https://")
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no route to host")
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    model = danet.build_danet(2, num_classes=6, width=8, fpn_channels=16, representation_size=32)
+    with pytest.raises(RuntimeError, match=f"could not download .*{url.rsplit('/', 1)[1]}.*copy that file to {file}"):
+        danet.load_pretrained(model, coco)

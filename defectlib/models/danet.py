@@ -58,7 +58,7 @@ from .dcn import DeformConv2d
 from ..complexity import count_parameters  # re-exported: the pinned phase counts
 
 __all__ = ["PHASES", "DANetBottleneck", "ResNet50Body", "SingleScaleRoIPool", "FocalRoIHeads",
-           "softmax_focal_loss", "build_danet", "load_pretrained", "collect_offsets",
+           "softmax_focal_loss", "build_danet", "load_pretrained", "pretrained_file", "collect_offsets",
            "count_parameters"]
 
 PHASES = {
@@ -321,6 +321,16 @@ def build_danet(phase: int = 5, num_classes: int = 6, weights=None, *, width: in
     return model
 
 
+def pretrained_file(weights) -> tuple[Path, str]:
+    """Where torchvision keeps a weights enum's file once downloaded (torch.hub's cache under
+    ``$TORCH_HOME``), and the URL it comes from. A GPU node without internet runs the paper profile
+    once the file is copied there; the dry run says whether it is."""
+    from urllib.parse import urlparse
+
+    from torch.hub import get_dir
+    return Path(get_dir()) / "checkpoints" / Path(urlparse(weights.url).path).name, weights.url
+
+
 def load_pretrained(model: nn.Module, weights) -> dict:
     """Load every tensor of ``weights`` whose name and shape match ``model`` (strict=False).
 
@@ -331,7 +341,13 @@ def load_pretrained(model: nn.Module, weights) -> dict:
     had the wrong shape (e.g. the 91-class COCO predictor) and what stayed initialised
     (e.g. offsets, CBAM)."""
     if hasattr(weights, "get_state_dict"):          # torchvision WeightsEnum (downloads once)
-        state = weights.get_state_dict(progress=True, check_hash=True)
+        file, url = pretrained_file(weights)
+        try:
+            state = weights.get_state_dict(progress=True, check_hash=True)
+        except OSError as exc:                      # URLError, no route, DNS: a node without internet
+            raise RuntimeError(f"could not download the pretrained weights {url} ({exc}); on a machine "
+                               f"without internet, copy that file to {file} (torch.hub's cache, "
+                               "$TORCH_HOME) and run again") from exc
     elif isinstance(weights, (str, Path)):
         state = torch.load(weights, map_location="cpu", weights_only=True)
     elif isinstance(weights, dict):
