@@ -174,17 +174,19 @@ NB03: dict[str, dict] = {
               "epochs": 1, "max_steps": 2, "lr": 1e-4, "schedule": None, "milestones": [], "gamma": 0.1,
               "grad_clip": 0.5, "augment": True, "test_limit": 4, "flops_size": 64,
               "throughput_size": 64, "throughput_warmup": 1, "throughput_repeats": 2,
-              "n_qualitative": 2, "progress": False, "curve_every": 1},
+              "n_qualitative": 2, "progress": False, "curve_every": 1, "backbone_weights": None},
     "cpu": {**_CPU, "variants": ["base", "full"], "input_size": 224, "batch_size": 8,
             "eval_batch_size": 8, "epochs": 1, "lr": 5e-4, "schedule": "onecycle",
             "milestones": [], "gamma": 0.1, "grad_clip": 0.5, "augment": True, "test_limit": 200,
             "flops_size": 352, "throughput_size": 224, "throughput_warmup": 1, "throughput_repeats": 3,
-            "n_qualitative": 4, "progress": True, "curve_every": 100},
+            "n_qualitative": 4, "progress": True, "curve_every": 100, "backbone_weights": None},
     "paper": {**_GPU, "variants": _NB03_ALL, "input_size": 352, "batch_size": 16, "eval_batch_size": 16,
               "epochs": 70, "max_steps": None, "lr": 1e-4, "schedule": None, "milestones": [30], "gamma": 0.1,
               "grad_clip": 0.5, "augment": True, "test_limit": None, "flops_size": 352,
               "throughput_size": 352, "throughput_warmup": 10, "throughput_repeats": 50,
-              "n_qualitative": 6, "progress": True, "curve_every": 500},
+              "n_qualitative": 6, "progress": True, "curve_every": 500,
+              # the paper starts PVT-v2-b2 from ImageNet: a local file in $DEFECTLIB_WEIGHTS
+              "backbone_weights": "pvt_v2_b2.pth"},
 }
 
 # --- 04 Synthetic data (paper 004) ---------------------------------------------------------------

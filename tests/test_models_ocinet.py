@@ -317,3 +317,18 @@ def test_evaluate_keeps_the_lowest_iou_images_lowest_first():
     shown = [int(w[0][4:12, 4:12].sum().item()) for w in res["worst"]]
     assert shown == [8, 8 * 1, 8 * 4] and res["worst_iou"][-1] == pytest.approx(50.0)
     assert "worst" not in evaluate(Echo(), loader, "cpu")
+
+
+def test_paper_profile_backbone_weights_are_a_local_file_or_a_clear_error(tmp_path, monkeypatch):
+    """Issue 17: the paper profile names an ImageNet PVT-v2-b2 checkpoint; nothing is downloaded."""
+    from defectlib import profiles
+    from defectlib.models.ocinet.experiment import PVT_V2_B2_URL, backbone_weights
+    assert profiles.get("03", "paper").get("backbone_weights") == "pvt_v2_b2.pth"
+    assert profiles.get("03", "cpu").get("backbone_weights") is None and backbone_weights(None) is None
+    monkeypatch.setenv("DEFECTLIB_WEIGHTS", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match=f"{tmp_path}/pvt_v2_b2.pth.*{PVT_V2_B2_URL}"):
+        backbone_weights("pvt_v2_b2.pth")
+    with pytest.warns(UserWarning, match="dry run goes on from random weights"):
+        assert backbone_weights("pvt_v2_b2.pth", dry_run=True) is None
+    (tmp_path / "pvt_v2_b2.pth").write_bytes(b"x")
+    assert backbone_weights("pvt_v2_b2.pth") == tmp_path / "pvt_v2_b2.pth"

@@ -25,6 +25,7 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -230,6 +231,31 @@ def evaluate(model, loader, device, max_batches: int | None = None, keep: int = 
 
 
 # --- one variant, end to end ---------------------------------------------------------------------
+PVT_V2_B2_URL = "https://github.com/whai362/PVT/releases/download/v2/pvt_v2_b2.pth"
+
+
+def backbone_weights(name: str | None, dry_run: bool = False) -> Path | None:
+    """The local PVT-v2-b2 checkpoint a profile names (``backbone_weights``, the paper profile:
+    ``pvt_v2_b2.pth``), looked up in ``$DEFECTLIB_WEIGHTS`` (default ``~/.cache/defectlib/weights``);
+    None for profiles that train from random weights. Nothing is downloaded: a missing file is a
+    FileNotFoundError saying where to put it and where it comes from; a dry run warns instead and
+    goes on from random weights."""
+    if not name:
+        return None
+    import os
+    import warnings
+    folder = Path(os.environ.get("DEFECTLIB_WEIGHTS", "~/.cache/defectlib/weights")).expanduser()
+    path = folder / name
+    if path.is_file():
+        return path
+    msg = (f"{path}: the paper profile starts PVT-v2-b2 from ImageNet weights (as the paper does); "
+           f"put {name} there (the PVT release: {PVT_V2_B2_URL}) or set DEFECTLIB_WEIGHTS to its folder")
+    if dry_run:
+        warnings.warn(msg + "; this dry run goes on from random weights", stacklevel=2)
+        return None
+    raise FileNotFoundError(msg)
+
+
 def train_config(cfg, checkpoint_dir=None):
     """The engine's :class:`~defectlib.engine.TrainConfig` from a notebook-03 profile."""
     from defectlib.engine import TrainConfig
