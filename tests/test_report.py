@@ -53,7 +53,7 @@ def test_metric_sits_beside_the_paper_number_with_its_dataset():
 
 def test_units_and_unknown_keys_are_flagged_not_subtracted():
     rows = report.metric_rows(_results(metrics=[
-        _metric("dice", 0.5, paper="severstal/abstract/two-stage/Dice", unit="%"),
+        _metric("dice", 0.5, paper="severstal/intro/two-stage/Dice", unit="%"),
         _metric("x", 1.0, paper="danet/table9/nothing")]))
     assert rows[0]["delta"] is None and "units differ" in rows[0]["paper_source"]
     assert rows[1]["delta"] is None and "unknown paper key" in rows[1]["paper_source"]
