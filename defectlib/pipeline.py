@@ -20,6 +20,7 @@ import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -123,6 +124,11 @@ def tune_thresholds(probs: torch.Tensor, targets: torch.Tensor, metric: Callable
     default should win ties.
     """
     gates = (None,) if scores is None else tuple(gate_grid)
+    fast = _registry().get(metric)
+    if fast is not None:
+        table = _tune_from_counts(probs, targets, fast, scores, gates, pixel_grid, min_area_grid)
+        best = max(table, key=lambda r: r["score"])
+        return dict(best), table
     table = []
     for gate, pix, area in itertools.product(gates, pixel_grid, min_area_grid):
         masks = apply_thresholds(probs, scores, 0.0 if gate is None else gate, pix, area)
@@ -130,6 +136,52 @@ def tune_thresholds(probs: torch.Tensor, targets: torch.Tensor, metric: Callable
                       "score": float(metric(masks, targets))})
     best = max(table, key=lambda r: r["score"])
     return dict(best), table
+
+
+def _tune_from_counts(probs, targets, score_fn, scores, gates, pixel_grid, min_area_grid, chunk: int = 64):
+    """The grid of :func:`tune_thresholds` from per-(image, class) pixel counts: one pass over the
+    probabilities per pixel threshold, after which every gate threshold and minimum area is a
+    decision on an ``[N, C]`` table (a gate or a minimum area only empties whole class masks).
+    Gives the same scores as thresholding the masks at every grid point, to the last bit, at a
+    fraction of the cost (paper profile: 9 x 5 grid points on Severstal's full-size validation
+    strips, about 70 single-thread minutes the direct way)."""
+    n, c = probs.shape[:2]
+    true_count = targets.flatten(2).sum(-1).cpu().numpy().astype(np.int64)
+    counts = []                       # (predicted pixels, true positives) [N, C] per pixel threshold
+    for pix in pixel_grid:
+        t = _per_class(pix, c, probs.device)
+        pred_count = np.zeros((n, c), np.int64)
+        inter = np.zeros((n, c), np.int64)
+        for i in range(0, n, chunk):
+            m = probs[i:i + chunk] >= t
+            pred_count[i:i + chunk] = m.flatten(2).sum(-1).cpu().numpy()
+            inter[i:i + chunk] = (m & targets[i:i + chunk].bool()).flatten(2).sum(-1).cpu().numpy()
+        counts.append((pred_count, inter))
+    table = []
+    # the direct search's order (gate, pixel, area), so ties go to the same grid point
+    for gate, (k, pix), area in itertools.product(gates, enumerate(pixel_grid), min_area_grid):
+        pred_count, inter = counts[k]
+        keep = np.ones((n, c), bool)
+        if gate is not None:
+            keep &= (scores >= gate).cpu().numpy()[:, None]
+        area_t = _per_class(area, c, "cpu").view(c).numpy()
+        if (area_t > 0).any():
+            keep &= ~(np.where(keep, pred_count, 0) < area_t[None, :])
+        table.append({"gate_threshold": gate, "pixel_threshold": pix, "min_area": area,
+                      "score": float(score_fn(np.where(keep, inter, 0), np.where(keep, pred_count, 0), true_count))})
+    return table
+
+
+def _kaggle_from_counts(inter, pred_count, true_count) -> float:
+    from .metrics.segmentation import _div
+    return float(_div(2 * inter.astype(np.float64), pred_count + true_count, 1.0).mean())
+
+
+def _mean_iou_from_counts(inter, pred_count, true_count) -> float:
+    from .metrics.segmentation import _div
+    tp, fp, fn = (a.astype(np.float64).sum(0) for a in (inter, pred_count - inter, true_count - inter))
+    ious = [float(_div(np.array([tp[k]]), np.array([tp[k] + fp[k] + fn[k]]), 1.0).mean()) for k in range(len(tp))]
+    return sum(ious) / len(ious)
 
 
 # --- evaluation ----------------------------------------------------------------------------------
@@ -238,6 +290,11 @@ def mean_iou(masks: torch.Tensor, targets: torch.Tensor) -> float:
     a fraction in [0, 1]; usable as ``metric`` of :func:`tune_thresholds`."""
     ious = class_iou(masks, targets)
     return sum(ious) / len(ious)
+
+
+def _registry() -> dict:
+    from .metrics import kaggle_dice
+    return {kaggle_dice: _kaggle_from_counts, mean_iou: _mean_iou_from_counts}
 
 
 def iou_curve(loader, device="cpu", threshold: float = 0.5, name: str = "test_mIoU",

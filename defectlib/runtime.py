@@ -21,16 +21,30 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return torch.device("cpu")
 
 
-def seed_everything(seed: int, deterministic: bool = True) -> None:
-    """Seed python, numpy and torch; on CPU also ask torch for deterministic kernels."""
+def seed_everything(seed: int, deterministic: bool | None = None) -> None:
+    """Seed python, numpy and torch, and choose deterministic kernels or fast ones
+    (:func:`set_deterministic`). ``deterministic=None``: deterministic where no GPU is visible (a
+    CPU run gives the same numbers for the same seed), fast kernels where one is."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
     torch.cuda.manual_seed_all(seed)
     os.environ.setdefault("PYTHONHASHSEED", str(seed))
-    if deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        torch.backends.cudnn.benchmark = False
+    set_deterministic(not torch.cuda.is_available() if deterministic is None else deterministic)
+
+
+def set_deterministic(flag: bool) -> None:
+    """Deterministic kernels (``flag=True``: CPU runs, reproducible to the bit) or the fastest ones
+    (``False``: GPU runs: cuDNN autotuning, TF32 matrix multiplies on Ampere and later). It sets
+    both ways, so a GPU training run after a call with ``True`` in the same kernel is not left with
+    deterministic cuDNN, NaN-filled ``torch.empty`` and warnings for the ops that have no
+    deterministic CUDA kernel (bilinear upsampling, adaptive pooling, RoIAlign backward)."""
+    flag = bool(flag)
+    torch.use_deterministic_algorithms(flag, warn_only=True)
+    torch.backends.cudnn.deterministic = flag
+    torch.backends.cudnn.benchmark = not flag
+    torch.backends.cuda.matmul.allow_tf32 = not flag
+    torch.backends.cudnn.allow_tf32 = not flag
 
 
 def pin_memory(wanted: bool) -> bool:

@@ -38,6 +38,7 @@ from .data import MTD, NEUSeg, locate
 from .data.splits import MTD_NEAR_DUPLICATES, groups_from_pairs
 from .data.sampling import defect_biased_crop, exposure_stack, intensity_biased_crop, stitch, tile
 from .engine import TrainConfig, fit, load_weights, loss_evaluator, supervised_loss
+from .engine.distributed import launched
 from .losses import BCEDiceLoss
 from .metrics import best_f1_threshold, pixel_prf
 from .models.seg_baselines import build_seg_baseline
@@ -130,7 +131,7 @@ def make_synthetic(n_parts: int, n_val_parts: int, size: int = 192, views_per_pa
         ds = SynthSurfaces(n, cfg, seed=s)
         it = range(len(ds))
         if progress:
-            from tqdm.auto import tqdm
+            from .engine.progress import tqdm
             it = tqdm(it, desc=f"render {name}", leave=False)
         out[name] = [ds[i] for i in it]
     out["real"] = False
@@ -150,7 +151,10 @@ class CropSet(Dataset):
             raise ValueError("CropSet needs at least one (image, mask) pair")
         self.pairs, self.crop, self.length = pairs, int(crop), int(length)
         self.exposure, self.threshold, self.augment, self.defect_p = exposure, threshold, augment, defect_p
-        self.rng = np.random.default_rng(seed)
+        # under torchrun each process draws its own crops (the draw ignores the sample index, so
+        # a shared stream would give every rank the same batch); one process keeps seed's stream
+        rank = launched()
+        self.rng = np.random.default_rng(seed if not rank.enabled else [seed, rank.rank])
         self.cache = [self._draw(i) for i in range(self.length)] if fixed else None
 
     def __len__(self) -> int:
@@ -236,6 +240,7 @@ def train(model, train_pairs, val_pairs, sc: StudyConfig, lr: float, wd: float, 
                           schedule=sc.schedule, step_size=sc.halve_every, gamma=0.5,
                           early_stopping=sc.early_stopping, early_stop_patience=sc.early_stop_patience,
                           early_stop_min_delta=sc.early_stop_min_delta, max_steps=sc.max_steps, checkpoint_dir=tmp,
+                          save_last=False,  # only best.pt is read back: no 300-500 MB last.pt per epoch
                           seed=seed, progress=sc.progress, precision=sc.precision, channels_last=sc.channels_last)
         val_loss = loss_evaluator(va, bce, device, max_batches=sc.max_eval_batches)
 

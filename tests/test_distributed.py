@@ -38,6 +38,57 @@ def test_distributed_loader_gives_each_rank_its_shard():
     assert D.distributed_loader(loader, D.DistInfo(), 0) is loader
 
 
+def test_class_balanced_batches_shard_across_ranks():
+    """Notebook 02's balanced batch samplers used to raise ValueError under torchrun; each rank
+    now draws its own balanced batches, half as many per epoch on 2 ranks, and one process keeps
+    the stream it always had."""
+    from defectlib.data.sampling import ClassBalancedBatchSampler
+    from defectlib.two_stage.recipe import CropScheduleSampler
+    labels = [i % 3 for i in range(30)]
+    single = ClassBalancedBatchSampler(labels, 6, num_batches=5, seed=1)
+    before = list(ClassBalancedBatchSampler(labels, 6, num_batches=5, seed=1))
+    loader = DataLoader(toy_data(30), batch_sampler=single)
+    shards = [D.distributed_loader(loader, D.DistInfo(rank=r, world_size=2), seed=0) for r in (0, 1)]
+    batches = [list(s.batch_sampler) for s in shards]
+    assert [len(b) for b in batches] == [3, 3] and batches[0] != batches[1]
+    for b in batches:   # still balanced: two of each class in every batch of 6
+        assert all(sorted(labels[i] for i in batch) == [0, 0, 1, 1, 2, 2] for batch in b)
+    assert list(single) == before                       # the original is untouched
+    assert len(next(iter(shards[0]))[0]) == 6
+    crops = CropScheduleSampler(object(), labels, 6, 4, seed=0)
+    assert crops.shard(1, 2).crops is crops.crops and len(crops.shard(1, 2)) == 2
+    with pytest.raises(ValueError, match="rank 2"):
+        single.shard(2, 2)
+
+    class Other(torch.utils.data.Sampler):
+        def __iter__(self):
+            return iter([[0, 1]])
+
+        def __len__(self):
+            return 1
+    with pytest.raises(ValueError, match="shard"):
+        D.distributed_loader(DataLoader(toy_data(4), batch_sampler=Other()), D.DistInfo(0, 2), 0)
+
+
+def test_synthetic_crops_differ_between_ranks(monkeypatch):
+    """Notebook 04's crops are drawn from one stream that ignores the sample index: under torchrun
+    every rank drew the same batch. The stream is now seeded with the rank (one process unchanged)."""
+    from defectlib.synth_study import CropSet
+    g = torch.Generator().manual_seed(0)
+    pairs = [(torch.rand(1, 40, 40, generator=g), (torch.rand(1, 40, 40, generator=g) > 0.9).float())]
+    for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(k, raising=False)
+    alone = [CropSet(pairs, 16, 4, seed=3)[i][0] for i in range(4)]
+    again = [CropSet(pairs, 16, 4, seed=3)[i][0] for i in range(4)]
+    ranks = []
+    for r in (0, 1):
+        monkeypatch.setenv("RANK", str(r)); monkeypatch.setenv("WORLD_SIZE", "2")
+        ds = CropSet(pairs, 16, 4, seed=3)
+        ranks.append([ds[i][0] for i in range(4)])
+    assert all(torch.equal(a, b) for a, b in zip(alone, again))
+    assert not all(torch.equal(a, b) for a, b in zip(ranks[0], ranks[1]))
+
+
 @pytest.mark.slow
 def test_two_process_step_equals_single_process_global_batch(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE")}

@@ -394,3 +394,143 @@ def test_same_seed_same_run_other_seed_other_run():
             device="cpu")
         runs.append(model)
     assert same_state(runs[0], runs[1]) and not same_state(runs[0], runs[2])
+
+
+# ------------------------------------------------------------------------------------ the GPU path, checked on CPU
+def test_resume_reads_the_checkpoint_onto_the_cpu_whatever_the_device(tmp_path):
+    """On a GPU the checkpoint used to be loaded to the run's device: the random generators'
+    states then landed there and torch.set_rng_state refused them ("RNG state must be a
+    torch.ByteTensor"), so resume failed on every GPU run. A device that is not the CPU (meta
+    here) stands in for CUDA: the run's device must not decide where the file is read to."""
+    from defectlib.engine.loop import Trainer
+    loader = DataLoader(data(), batch_size=8)
+    fit(mlp(), loader, quiet(epochs=1, checkpoint_dir=tmp_path), loss_fn=CE, device="cpu")
+    trainer = Trainer(mlp(seed=1), loader, quiet(epochs=2, checkpoint_dir=tmp_path, resume=True), CE, "cpu")
+    trainer.device = torch.device("meta")
+    trainer._maybe_resume()
+    assert trainer.epoch == 1 and trainer.step == 6
+
+
+def test_set_rng_state_takes_states_from_any_map_location(tmp_path):
+    from defectlib.engine.checkpoint import rng_state, set_rng_state
+    state = rng_state()
+    want = torch.rand(3)
+    # as a checkpoint read with map_location to a device gives them: other tensors, maybe other dtypes
+    state["torch"] = state["torch"].to(torch.int64)
+    set_rng_state(state)
+    assert torch.equal(torch.rand(3), want)
+
+
+def test_set_deterministic_switches_both_ways():
+    """A notebook seeds (deterministic on this CPU machine) before the engine trains on a GPU with
+    fast kernels: the second call must undo the first (it used to leave deterministic cuDNN and
+    no autotuning on for the whole GPU run)."""
+    from defectlib.runtime import seed_everything, set_deterministic
+    before = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark,
+              torch.backends.cuda.matmul.allow_tf32)
+    try:
+        seed_everything(0, deterministic=True)
+        assert torch.are_deterministic_algorithms_enabled() and not torch.backends.cudnn.benchmark
+        seed_everything(0, deterministic=False)
+        assert not torch.are_deterministic_algorithms_enabled()
+        assert torch.backends.cudnn.benchmark and torch.backends.cuda.matmul.allow_tf32
+        assert not torch.backends.cudnn.deterministic
+    finally:
+        set_deterministic(before[0])
+        torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32 = before[1], before[2]
+
+
+def test_seed_everything_picks_fast_kernels_where_a_gpu_is_visible(monkeypatch):
+    from defectlib.runtime import seed_everything, set_deterministic
+    before = torch.are_deterministic_algorithms_enabled()
+    try:
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+        monkeypatch.setattr(torch.cuda, "manual_seed_all", lambda seed: None)
+        seed_everything(0)
+        assert not torch.are_deterministic_algorithms_enabled()
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+        seed_everything(0)
+        assert torch.are_deterministic_algorithms_enabled()
+    finally:
+        set_deterministic(before)
+
+
+class _Spy(torch.Tensor):
+    """A tensor that records what is done to it: ``.to`` calls and reads of its values on the host."""
+    log: list = []
+    READS = {"__float__", "item", "tolist", "__bool__", "numpy", "__int__"}
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        name = getattr(func, "__name__", "")
+        if name == "to":
+            cls.log.append(("to", dict(kwargs or {})))
+        elif name in cls.READS:
+            cls.log.append(("read", name))
+        return super().__torch_function__(func, types, args, kwargs)
+
+
+def test_predict_copies_outputs_back_with_a_blocking_copy():
+    """non_blocking=True from a GPU returns before the data has arrived; the outputs are then
+    concatenated, so the last batch could be read half-copied."""
+    class Net(nn.Module):
+        def forward(self, x):
+            return (x * 2).as_subclass(_Spy)
+    _Spy.log = []
+    out = predict(Net(), DataLoader(data(8), batch_size=4), device="cpu")
+    moves = [kw for what, kw in _Spy.log if what == "to"]
+    assert moves and not any(kw.get("non_blocking") for kw in moves)
+    assert out.shape == (8, 5)
+
+
+def test_loss_is_read_on_the_host_once_per_sync_every_steps():
+    """Each read of a loss value waits for the GPU; the loop reads them once per ``sync_every``
+    steps, with the same history, and still names the step of a non-finite loss."""
+    def spy_loss(model, batch, device):
+        return {"loss": CE(model, batch, device)["loss"].as_subclass(_Spy), "twice": torch.tensor(2.0).as_subclass(_Spy)}
+    loader = DataLoader(data(), batch_size=4)           # 12 steps per epoch
+    runs = {}
+    for every in (1, 6):
+        _Spy.log = []
+        runs[every] = (fit(mlp(), loader, quiet(epochs=2, sync_every=every), loss_fn=spy_loss, device="cpu"),
+                       sum(what == "read" for what, _ in _Spy.log))
+    (h1, reads1), (h6, reads6) = runs[1], runs[6]
+    assert h1.steps == h6.steps and h1.epochs[-1]["loss"] == h6.epochs[-1]["loss"]
+    assert reads6 <= 24 // 6 + 2 < reads1
+    assert h6.epochs[-1]["loss_twice"] == 2.0
+
+    def nan_at_5(model, batch, device, calls=[]):
+        calls.append(1)
+        loss = CE(model, batch, device)["loss"]
+        return {"loss": loss * float("nan") if len(calls) == 5 else loss}
+    with pytest.raises(FloatingPointError, match="step 5 "):
+        fit(mlp(), loader, quiet(sync_every=10), loss_fn=nan_at_5, device="cpu")
+
+
+def test_save_last_false_keeps_only_best(tmp_path):
+    """Notebook 04 reads back best.pt only; last.pt (weights + optimizer, 300-500 MB for its
+    paper models) was written after every epoch of up to 1000."""
+    fit(mlp(), DataLoader(data(), batch_size=8), quiet(epochs=2, checkpoint_dir=tmp_path, save_last=False),
+        loss_fn=CE, device="cpu", evaluate=loss_evaluator(DataLoader(data(8), batch_size=8), CE, "cpu"))
+    assert (tmp_path / "best.pt").is_file() and not (tmp_path / "last.pt").exists()
+    with pytest.raises(ValueError, match="save_last"):
+        TrainConfig(resume=True, save_last=False)
+    with pytest.raises(ValueError, match="sync_every"):
+        TrainConfig(sync_every=0)
+
+
+def test_last_checkpoint_every_n_epochs_and_always_at_the_end(tmp_path, monkeypatch):
+    import defectlib.engine.loop as L
+    written = []
+    real = L.save_checkpoint
+    monkeypatch.setattr(L, "save_checkpoint", lambda path, state: written.append((path.name, state.get("epoch")))
+                        or real(path, state))
+    fit(mlp(), DataLoader(data(), batch_size=8), quiet(epochs=5, checkpoint_dir=tmp_path, checkpoint_every=2),
+        loss_fn=CE, device="cpu")
+    assert [e for name, e in written if name == "last.pt"] == [2, 4, 5]
+    written.clear()
+    fit(mlp(), DataLoader(data(), batch_size=8), quiet(epochs=5, checkpoint_dir=tmp_path / "b", checkpoint_every=3,
+                                                      max_steps=6 * 2 - 1), loss_fn=CE, device="cpu")
+    assert [e for name, e in written if name == "last.pt"] == [2]     # cut by max_steps in epoch 2: written
+    with pytest.raises(ValueError, match="checkpoint_every"):
+        TrainConfig(checkpoint_every=0)

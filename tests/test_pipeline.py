@@ -240,3 +240,30 @@ def test_collect_predicts_as_training_ran_bf16_channels_last():
     assert (fast.scores - exact.scores).abs().max() < 0.02
     scores = collect_scores(gate, loader, progress=False, precision="bf16", channels_last=True)
     assert torch.equal(scores, fast.scores) and gate.seen[-1] == (True, True)
+
+
+def test_threshold_search_from_counts_equals_thresholding_every_grid_point(monkeypatch):
+    """tune_thresholds reads the probabilities once per pixel threshold (the gate and the minimum
+    area only empty whole class masks), and must give the direct search's table to the last bit:
+    the notebook's chosen thresholds and its numbers must not move."""
+    import defectlib.pipeline as P
+    from defectlib.metrics import kaggle_dice
+    g = torch.Generator().manual_seed(0)
+    n, c = 12, 3
+    targets = torch.zeros(n, c, 20, 24, dtype=torch.bool)
+    for i in range(0, n, 2):                    # half the images clean; blobs of varying size
+        targets[i, i % c, 2:4 + i, 3:6 + i] = True
+    noise = torch.rand(n, c, 20, 24, generator=g)
+    probs = (0.6 * targets + 0.5 * noise).clamp(0, 1).half()
+    scores = torch.rand(n, generator=g)
+    grids = dict(gate_grid=(0.1, 0.3, 0.5, 0.7), pixel_grid=(0.3, 0.5, (0.4, 0.6, 0.7)), min_area_grid=(0, 5, 40))
+    for metric, sc in ((kaggle_dice, scores), (kaggle_dice, None), (P.mean_iou, None), (P.mean_iou, scores)):
+        fast_best, fast = tune_thresholds(probs, targets, metric, sc, **grids)
+        slow_best, slow = tune_thresholds(probs, targets, lambda m, t: metric(m, t), sc, **grids)
+        assert fast == slow and fast_best == slow_best
+        assert len({r["score"] for r in fast}) > 3              # the grid is not flat
+    calls = []
+    real = P.apply_thresholds
+    monkeypatch.setattr(P, "apply_thresholds", lambda *a, **k: calls.append(1) or real(*a, **k))
+    tune_thresholds(probs, targets, kaggle_dice, scores, **grids)
+    assert calls == []                                          # 36 grid points, no mask thresholded

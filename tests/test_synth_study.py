@@ -35,7 +35,10 @@ def test_crops_are_intensity_biased_scaled_and_exposure_stacked():
     stacked = (to_input(img, True) + 1) / 2
     assert torch.allclose(stacked[0], img[0]) and torch.allclose(stacked[2], (4 * img[0]).clamp(0, 1))
     fixed = CropSet(pairs, crop=16, length=4, seed=1, fixed=True)
-    assert torch.equal(fixed[2][0], fixed[2][0])
+    live = CropSet(pairs, crop=16, length=4, seed=1)
+    first = fixed[2][0].clone()
+    assert not torch.equal(live[2][0], live[2][0])          # an unfixed set draws a new crop per read
+    assert torch.equal(fixed[2][0], first) and torch.equal(fixed[0][0], fixed.cache[0][0])   # a fixed one never
     same = CropSet(pairs, crop=16, length=4, seed=1, fixed=True)
     assert all(torch.equal(a[0], b[0]) for a, b in zip(fixed.cache, same.cache))
 
@@ -128,3 +131,15 @@ def test_cpu_recipe_options_record_a_learning_curve_and_keep_the_last_weights():
     assert [s for s, _ in by_arm["real"]["curve"]] == [2, 4]
     assert [s for s, _ in by_arm["synth_ft"]["curve"]] == [2] and by_arm["synth_ft"]["pretrain_steps"] == 4
     assert by_arm["synth"]["curve"] == [] and all(0 <= f <= 100 for r in rows for _, f in r["curve"])
+
+
+def test_training_writes_no_last_checkpoint(monkeypatch):
+    """Only best.pt is read back, so no last.pt (weights + optimizer) is written every epoch."""
+    import defectlib.synth_study as S
+    seen = []
+    real_fit = S.fit
+    monkeypatch.setattr(S, "fit", lambda model, loader, cfg, **kw: seen.append(cfg) or real_fit(model, loader, cfg, **kw))
+    tgt = {"train": _pairs(3, seed=1), "val": _pairs(2, seed=2), "test": _pairs(2, seed=3)}
+    sc = StudyConfig(crop=32, batch_size=2, steps_per_epoch=1, max_epochs=1, val_crops=2, eval_patch=(48, 48))
+    run_arch("unet", tgt, {}, sc, ("real",), log=lambda *_: None)
+    assert seen and all(not cfg.save_last for cfg in seen)

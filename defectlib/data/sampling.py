@@ -11,6 +11,7 @@
 """
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 from typing import Hashable, Iterator, Sequence
@@ -42,19 +43,32 @@ class ClassBalancedBatchSampler(Sampler[list[int]]):
         self.num_batches = num_batches or max(1, len(labels) // batch_size)
         self.seed = seed
         self.epoch = 0
+        self.rank, self.num_replicas = 0, 1
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    def shard(self, rank: int, num_replicas: int) -> "ClassBalancedBatchSampler":
+        """This sampler for process ``rank`` of ``num_replicas`` (torchrun; see
+        ``engine.distributed.distributed_loader``): each process draws its own balanced batches
+        from a stream seeded with its rank, ``ceil(num_batches / num_replicas)`` of them per epoch,
+        so an epoch of the global batch sees as many samples as one process's epoch did."""
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f"rank {rank} is not in 0..{num_replicas - 1}")
+        out = copy.copy(self)
+        out.rank, out.num_replicas = int(rank), int(num_replicas)
+        return out
+
     def __len__(self) -> int:
-        return self.num_batches
+        return math.ceil(self.num_batches / self.num_replicas)
 
     def __iter__(self) -> Iterator[list[int]]:
-        rng = np.random.default_rng((self.seed, self.epoch))
+        key = (self.seed, self.epoch) if self.num_replicas == 1 else (self.seed, self.epoch, self.rank)
+        rng = np.random.default_rng(key)
         self.epoch += 1
         pools = {c: list(rng.permutation(v)) for c, v in self.by_class.items()}
         cycle: list = []
-        for _ in range(self.num_batches):
+        for _ in range(len(self)):
             batch = []
             for _ in range(self.batch_size):
                 if not cycle:

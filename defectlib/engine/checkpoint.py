@@ -35,15 +35,17 @@ def rng_state() -> dict[str, Any]:
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
-    """Restore what :func:`rng_state` captured."""
+    """Restore what :func:`rng_state` captured. The generators' states are CPU byte tensors
+    whatever device a checkpoint was loaded to (``torch.load(map_location="cuda")`` moves them to
+    the GPU, where ``torch.set_rng_state`` refuses them)."""
     py = state["python"]
     random.setstate((py["version"], tuple(int(v) for v in py["state"].tolist()), py["gauss"]))
     nps = state["numpy"]
-    np.random.set_state((nps["key"], nps["state"].numpy().astype(np.uint32), nps["pos"], nps["has_gauss"],
+    np.random.set_state((nps["key"], nps["state"].cpu().numpy().astype(np.uint32), nps["pos"], nps["has_gauss"],
                          nps["cached"]))
-    torch.set_rng_state(state["torch"])
+    torch.set_rng_state(state["torch"].cpu().to(torch.uint8))
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        torch.cuda.set_rng_state_all([s.cpu().to(torch.uint8) for s in state["cuda"]])
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:

@@ -86,6 +86,12 @@ class TrainConfig:
     seed: int | None = 0              # None = do not seed (runs are then not reproducible)
     deterministic: bool = True        # torch deterministic kernels (CPU runs only)
     progress: bool = True             # tqdm bars; False for tests and batch logs
+    # optimizer steps between reads of the loss terms on the host (the non-finite check, the
+    # history, the bar); None: every step on CPU, where a read is free, every 25 on a GPU, where
+    # each read makes the host wait for the GPU. A non-finite loss is still named by its step.
+    sync_every: int | None = None
+    save_last: bool = True            # write <checkpoint_dir>/last.pt (for resume)...
+    checkpoint_every: int = 1         # ...every this many epochs, and always after the last one or a stop
 
     def __post_init__(self) -> None:
         self.optimizer = str(self.optimizer).lower()
@@ -115,6 +121,12 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.eval_every={self.eval_every}; need >= 1")
         if self.curve_every is not None and self.curve_every < 1:
             raise ValueError(f"TrainConfig.curve_every={self.curve_every}; need >= 1 or None")
+        if self.checkpoint_every < 1:
+            raise ValueError(f"TrainConfig.checkpoint_every={self.checkpoint_every}; need >= 1 (epochs)")
+        if self.resume and not self.save_last:
+            raise ValueError("TrainConfig.resume=True needs save_last=True (resume reads last.pt)")
+        if self.sync_every is not None and self.sync_every < 1:
+            raise ValueError(f"TrainConfig.sync_every={self.sync_every}; need >= 1 or None")
         if self.max_steps is not None and self.max_steps < 1:
             raise ValueError(f"TrainConfig.max_steps={self.max_steps}; need >= 1 or None")
         if self.time_budget_s is not None and self.time_budget_s <= 0:

@@ -44,6 +44,13 @@ def info() -> DistInfo:
     return DistInfo()
 
 
+def launched() -> DistInfo:
+    """Rank and world size as torchrun's environment gives them, before any process group exists
+    (datasets built before :func:`~defectlib.engine.fit` use it to draw per-rank random streams)."""
+    return DistInfo(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
+                    int(os.environ.get("LOCAL_RANK", 0)))
+
+
 def is_main_process() -> bool:
     """True on rank 0 (and in a single process): guard plots, result files and prints with it."""
     return info().is_main
@@ -89,13 +96,24 @@ def wrap_model(model: torch.nn.Module, di: DistInfo, device: torch.device, sync_
 
 
 def distributed_loader(loader: DataLoader, di: DistInfo, seed: int = 0) -> DataLoader:
-    """The same loader with a ``DistributedSampler`` (shuffled iff the original shuffled)."""
+    """The same loader with a ``DistributedSampler`` (shuffled iff the original shuffled); a batch
+    sampler that knows how to ``shard(rank, num_replicas)`` itself (the class-balanced samplers of
+    notebook 02) is sharded instead."""
     if not di.enabled or isinstance(loader.sampler, DistributedSampler):
         return loader
-    if loader.batch_sampler is not None and type(loader.batch_sampler) is not BatchSampler:
+    custom = loader.batch_sampler is not None and type(loader.batch_sampler) is not BatchSampler
+    if custom and hasattr(loader.batch_sampler, "shard"):
+        kwargs = dict(batch_sampler=loader.batch_sampler.shard(di.rank, di.world_size),
+                      num_workers=loader.num_workers, collate_fn=loader.collate_fn, pin_memory=loader.pin_memory,
+                      timeout=loader.timeout, worker_init_fn=loader.worker_init_fn, generator=loader.generator)
+        if loader.num_workers > 0:
+            kwargs.update(prefetch_factor=loader.prefetch_factor, persistent_workers=loader.persistent_workers,
+                          multiprocessing_context=loader.multiprocessing_context)
+        return DataLoader(loader.dataset, **kwargs)
+    if custom:
         raise ValueError(f"cannot shard a loader with a custom batch sampler "
-                         f"({type(loader.batch_sampler).__name__}) across processes; "
-                         "build it with a DistributedSampler yourself")
+                         f"({type(loader.batch_sampler).__name__}) across processes; give it a "
+                         "shard(rank, num_replicas) method or build it with a DistributedSampler yourself")
     sampler = DistributedSampler(loader.dataset, num_replicas=di.world_size, rank=di.rank,
                                  shuffle=isinstance(loader.sampler, RandomSampler), seed=seed,
                                  drop_last=loader.drop_last)
@@ -134,9 +152,3 @@ def broadcast(obj: Any, di: DistInfo, src: int = 0) -> Any:
 def barrier(di: DistInfo) -> None:
     if di.enabled:
         dist.barrier()
-
-
-def unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    """The model inside a ``DistributedDataParallel`` / ``DataParallel`` wrapper."""
-    return model.module if hasattr(model, "module") and isinstance(
-        model, (torch.nn.parallel.DistributedDataParallel, torch.nn.DataParallel)) else model

@@ -77,7 +77,9 @@ def predict(model: torch.nn.Module, loader: Iterable, device: str | torch.device
                     out = model(to_device(list(x) if isinstance(x, tuple) else x, device))
                 else:
                     out = forward(model, batch, device)
-            outs.append(to_float32(to_device(out, torch.device("cpu"))))
+            # a blocking copy: non_blocking=True from a GPU returns before the data has arrived,
+            # and torch.cat below could read the last batch half-copied
+            outs.append(to_float32(map_tensors(out, lambda t: t.to("cpu", non_blocking=False))))
     finally:
         for m, flag in flags.items():
             m.train(flag)

@@ -44,7 +44,8 @@ from .schedules import EarlyStopping, LRSchedule, build_optimizer
 
 # settings that may change between a run and its resumption without a warning
 _RUN_LENGTH_KEYS = {"epochs", "max_steps", "max_eval_batches", "resume", "progress", "checkpoint_dir", "eval_every",
-                    "time_budget_s"}
+                    "time_budget_s", "sync_every",
+                    "save_last", "checkpoint_every"}
 
 
 def fit(model: torch.nn.Module, train_loader: DataLoader, cfg: TrainConfig, loss_fn: LossFn | None = None,
@@ -98,6 +99,8 @@ class Trainer:
         if cfg.seed is not None:
             seed_everything(self.seed, deterministic=cfg.deterministic and self.device.type == "cpu")
         self.precision = resolve_precision(cfg.precision, self.device)
+        # steps between reads of the loss on the host (each read waits for the GPU to catch up)
+        self.sync_every = cfg.sync_every or (1 if self.device.type == "cpu" else 25)
         self.model = model.to(self.device)
         if cfg.channels_last:
             self.model.to(memory_format=torch.channels_last)
@@ -144,7 +147,9 @@ class Trainer:
         path = None if self.ckpt_dir is None else self.ckpt_dir / "last.pt"
         if not (self.cfg.resume and path is not None and path.is_file()):
             return
-        state = load_checkpoint(path, map_location=self.device)
+        # read onto the CPU: load_state_dict copies weights and optimizer moments to the model's
+        # device, and the random generators' states must stay CPU byte tensors
+        state = load_checkpoint(path, map_location="cpu")
         saved = state.get("config", {})
         changed = {k: (saved[k], v) for k, v in self.cfg.to_dict().items()
                    if k in saved and saved[k] != v and k not in _RUN_LENGTH_KEYS}
@@ -179,18 +184,38 @@ class Trainer:
         bar = tqdm(self.loader, total=total, desc=f"epoch {epoch + 1}/{cfg.epochs}", dynamic_ncols=True,
                    disable=not (self.main and cfg.progress))
         sums: dict[str, float] = {}
+        pending: list[tuple[int, float, torch.Tensor]] = []  # (step, lr, loss terms) not yet read
         n, stopped = 0, None
+        names: list[str] = []
+
+        def read_pending() -> None:
+            """One host-device synchronisation for the steps since the last one: their loss terms
+            are read, checked and recorded (a check per step would stall a GPU every step)."""
+            nonlocal n
+            if not pending:
+                return
+            rows = torch.stack([t for _, _, t in pending]).cpu().tolist()
+            for (step, lr, _), row in zip(pending, rows):
+                values = dict(zip(names, row))
+                if not math.isfinite(values["loss"]):
+                    parts = ", ".join(f"{k}={v:.4g}" for k, v in values.items())
+                    raise FloatingPointError(f"training loss is not finite at step {step} (epoch {epoch + 1}): "
+                                             f"{parts}; lower lr (now {lr:.3g}) or set grad_clip")
+                n += 1
+                for k, v in values.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                self.history.steps.append({"step": step, "epoch": epoch + 1, "loss": values["loss"], "lr": lr})
+            pending.clear()
+            bar.set_postfix(loss=f"{sums['loss'] / n:.4f}", lr=f"{lr:.2e}", refresh=False)
+
         for batch in bar:
             if cfg.channels_last:
                 batch = to_channels_last(batch)
             with self.precision.autocast():
                 terms = self.loss_fn(self.net, batch, self.device)
             terms = {k: v.float() for k, v in terms.items()}
+            names = list(terms)
             loss = terms["loss"]
-            if not torch.isfinite(loss):
-                parts = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in terms.items())
-                raise FloatingPointError(f"training loss is not finite at step {self.step + 1} (epoch {epoch + 1}):"
-                                         f" {parts}; lower lr (now {self.schedule.lr():.3g}) or set grad_clip")
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             if cfg.grad_clip is not None:
@@ -201,12 +226,11 @@ class Trainer:
             self.scaler.update()
             self.schedule.step_iteration()
             self.step += 1
-            n += 1
-            for k, v in terms.items():
-                sums[k] = sums.get(k, 0.0) + float(v.detach())
-            self.history.steps.append({"step": self.step, "epoch": epoch + 1, "loss": float(loss.detach()), "lr": lr})
-            bar.set_postfix(loss=f"{sums['loss'] / n:.4f}", lr=f"{lr:.2e}", refresh=False)
+            pending.append((self.step, lr, torch.stack([v.detach().reshape(()) for v in terms.values()])))
+            if len(pending) >= self.sync_every:
+                read_pending()
             if self.curve_fn is not None and cfg.curve_every and self.step % cfg.curve_every == 0:
+                read_pending()
                 self._curve_point(epoch)
             if cfg.max_steps is not None and self.step >= cfg.max_steps:
                 stopped = "max_steps"
@@ -214,6 +238,7 @@ class Trainer:
             if self._out_of_time():
                 stopped = "time_budget"
                 break
+        read_pending()
         bar.close()
         means = D.mean_across({k: v / n for k, v in sums.items()}, self.dist)
         return {(k if k.startswith("loss") else f"loss_{k}"): v for k, v in means.items()}, stopped
@@ -294,7 +319,8 @@ class Trainer:
             self.epoch = epoch + 1
             shown = ", ".join(f"{k}={v:.4g}" for k, v in record.items() if isinstance(v, float) and k != "lr")
             self._say(f"epoch {epoch + 1}: {shown}, lr={record['lr']:.3g}" + (f" [{stopped}]" if stopped else ""))
-            if self.ckpt_dir is not None:
+            due = (epoch + 1) % cfg.checkpoint_every == 0 or epoch + 1 == cfg.epochs or stopped is not None
+            if self.ckpt_dir is not None and cfg.save_last and due:
                 if self.main:
                     save_checkpoint(self.ckpt_dir / "last.pt", self.state_dict())
                 D.barrier(self.dist)
