@@ -99,6 +99,7 @@ class Job:
     started: float | None = None
     log_file: object = field(default=None, repr=False)
     standins: list = field(default_factory=list)  # datasets not under --data-root (stand-ins used)
+    substitutes: dict = field(default_factory=dict)  # absent datasets replaced by other real data
 
     def __post_init__(self):
         self.stem = self.stem or self.path.stem
@@ -234,7 +235,7 @@ def fmt_time(seconds: float | None) -> str:
     return f"{h}:{rest // 60:02d}:{rest % 60:02d}" if h else f"{rest // 60}:{rest % 60:02d}"
 
 
-def _kill(proc: subprocess.Popen) -> None:
+def kill(proc: subprocess.Popen) -> None:
     """Stop a papermill process we started, and its kernel (same process group)."""
     try:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -263,4 +264,6 @@ def child_env(jobs: int, cpu_parallel: bool = True) -> dict:
     env.setdefault("PYTHONUNBUFFERED", "1")
     # A text progress bar in an executed notebook keeps every redraw as output: redraw rarely.
     env.setdefault("TQDM_MININTERVAL", "15")
+    # text bars, not widgets, in batch runs (defectlib.engine.progress)
+    env.setdefault("DEFECTLIB_BATCH", "1")
     return env

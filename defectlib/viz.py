@@ -116,3 +116,48 @@ def show_grid(rows: Sequence[Sequence[torch.Tensor]], row_titles: Sequence[str] 
         fig.suptitle(suptitle)
     fig.tight_layout()
     return fig
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence], numeric: Sequence[bool] | None = None) -> str:
+    """A Markdown table (``display(Markdown(...))`` renders it in JupyterLab and in executed
+    notebooks, and it reflows to the window where fixed-width ``print`` columns wrap). ``rows``
+    hold already formatted cells; ``numeric`` right-aligns columns (default: all but the first)."""
+    numeric = [i > 0 for i in range(len(header))] if numeric is None else list(numeric)
+    if len(numeric) != len(header):
+        raise ValueError(f"numeric has {len(numeric)} entries for {len(header)} columns")
+    bad = [r for r in rows if len(r) != len(header)]
+    if bad:
+        raise ValueError(f"a row has {len(bad[0])} cells, the header {len(header)}: {list(bad[0])}")
+    cell = lambda v: str(v).replace("|", "\\|")  # noqa: E731
+    lines = ["| " + " | ".join(cell(h) for h in header) + " |",
+             "|" + "|".join("---:" if n else "---" for n in numeric) + "|"]
+    lines += ["| " + " | ".join(cell(v) for v in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def seed_spread(rows: Sequence[dict], labels: Sequence[str] | None = None, ax=None, title: str | None = None):
+    """A seed spread seen rather than read: each metric's per-seed values (rows of a committed
+    ``results/NN/seeds.json``, see ``defectlib.seeds``) as one dot per seed, their mean as a black
+    bar, and the paper's number, where it printed one in the same unit, as a red cross. Returns
+    the axes."""
+    import matplotlib.pyplot as plt
+    import pandas as pd
+    import seaborn as sns
+
+    labels = [r["name"] for r in rows] if labels is None else list(labels)
+    if len(labels) != len(rows):
+        raise ValueError(f"{len(labels)} labels for {len(rows)} rows")
+    data = pd.DataFrame([{"metric": lab, "seed": f"seed {s}", "value": v}
+                         for lab, r in zip(labels, rows) for s, v in r["values"].items() if v is not None])
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 0.6 + 0.5 * len(rows)))
+    sns.stripplot(data=data, x="value", y="metric", hue="seed", order=labels, ax=ax, size=7, jitter=False,
+                  palette="colorblind")
+    for i, r in enumerate(rows):
+        ax.plot([r["mean"], r["mean"]], [i - 0.3, i + 0.3], "k-", lw=2, label="mean" if i == 0 else None)
+        same_unit = r.get("paper_unit", r.get("unit")) == r.get("unit")
+        if r.get("paper_value") is not None and same_unit:
+            ax.plot(r["paper_value"], i, "rX", ms=9, label="paper" if not ax.get_legend_handles_labels()[1].count("paper") else None)
+    ax.set(xlabel=rows[0].get("unit") or "value", ylabel="", title=title)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    return ax
