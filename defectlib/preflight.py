@@ -25,6 +25,20 @@ NOTEBOOK_DATASETS = {
 }
 
 
+#: datasets a notebook replaces by other *real* data when they are absent (notebook 02 trains on
+#: NEU-Seg and MTD in place of Severstal, notebook 03 tests on them in place of NRSD-MN): with
+#: those present no generated stand-in is used
+NOTEBOOK_SUBSTITUTES = {
+    "02": {"severstal": ("neu-seg", "mtd")},
+    "03": {"nrsd-mn": ("neu-seg", "mtd")},
+}
+
+
+def notebook_substitutes(path: str | os.PathLike) -> dict[str, tuple[str, ...]]:
+    """:data:`NOTEBOOK_SUBSTITUTES` of notebook ``path`` (by its number)."""
+    return NOTEBOOK_SUBSTITUTES.get(Path(path).name[:2], {})
+
+
 def check_out_dir(out: str | os.PathLike) -> Path:
     """Create ``out`` (with parents) and prove a file can be written in it; ValueError naming
     ``--out`` and the reason otherwise (a file in the way, no permission, read-only disk)."""
@@ -55,17 +69,34 @@ def notebook_datasets(path: str | os.PathLike) -> tuple[str, ...]:
     return NOTEBOOK_DATASETS.get(path.name[:2], ())
 
 
-def missing_datasets(names, data_root: str | os.PathLike | None) -> list[str]:
+def _present(root: Path, name: str) -> bool:
+    p = root / name
+    return p.is_dir() and any(p.iterdir())
+
+
+def missing_datasets(names, data_root: str | os.PathLike | None,
+                     substitutes: dict[str, tuple[str, ...]] | None = None) -> list[str]:
     """Which of ``names`` have no non-empty ``<data_root>/<name>`` folder (what ``locate`` calls
-    real data); ``[]`` without a data root, where stand-ins are the documented default."""
+    real data) and no real ``substitutes`` all present (see :data:`NOTEBOOK_SUBSTITUTES`): the
+    ones that will run on a generated stand-in. ``[]`` without a data root, where stand-ins are
+    the documented default."""
     if not data_root:
         return []
     root = Path(data_root).expanduser()
+    subs = substitutes or {}
+    return [n for n in names if not _present(root, n)
+            and not (n in subs and all(_present(root, s) for s in subs[n]))]
 
-    def present(name):
-        p = root / name
-        return p.is_dir() and any(p.iterdir())
-    return [n for n in names if not present(n)]
+
+def substituted(names, data_root: str | os.PathLike | None,
+                substitutes: dict[str, tuple[str, ...]] | None = None) -> dict[str, tuple[str, ...]]:
+    """Which of ``names`` are absent from ``data_root`` but replaced by real data: name -> the
+    real datasets in its place."""
+    if not data_root or not substitutes:
+        return {}
+    root = Path(data_root).expanduser()
+    return {n: substitutes[n] for n in names if n in substitutes and not _present(root, n)
+            and all(_present(root, s) for s in substitutes[n])}
 
 
 def require_real(jobs_missing: dict[str, list[str]], data_root) -> None:

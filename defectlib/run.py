@@ -39,12 +39,14 @@ import time
 from pathlib import Path
 
 from . import paths
-from .preflight import check_out_dir, missing_datasets, notebook_datasets, require_real
-from .execute import (Job, _kill, check_kernel, child_env, detect_gpus, fmt_time, progress,
-                      failure_from_notebook, log_failure, papermill_command, plan_devices)
+from .profiles import PROFILE_NAMES
+from .preflight import (check_out_dir, missing_datasets, notebook_datasets, notebook_substitutes, require_real,
+                        substituted)
+from .execute import (Job, check_kernel, child_env, detect_gpus, fmt_time, progress,
+                      failure_from_notebook, kill, log_failure, papermill_command, plan_devices)
 
 NOTEBOOK_RE = re.compile(r"^(\d\d)_[^/]+\.ipynb$")
-PROFILES = ("smoke", "cpu", "paper")
+PROFILES = PROFILE_NAMES  # one list, in profiles.py
 
 
 # --- what to run ----------------------------------------------------------------------------------
@@ -146,7 +148,7 @@ def _finished(job: Job, timeout: float | None) -> bool:
     elapsed = time.time() - job.started
     rc = job.proc.poll()
     if rc is None and timeout and elapsed > timeout:
-        _kill(job.proc)
+        kill(job.proc)
         rc = "timeout"
     if rc is None:
         return False
@@ -183,7 +185,10 @@ def run(notebooks: list[Path], *, profile: str = "smoke", data_root: str | None 
         raise ValueError("no notebooks to run")
     jobs = max(1, int(jobs))
     data_root = str(Path(data_root).expanduser().resolve()) if data_root else None
-    missing = {Path(nb).stem: missing_datasets(notebook_datasets(nb), data_root) for nb in notebooks}
+    missing = {Path(nb).stem: missing_datasets(notebook_datasets(nb), data_root, notebook_substitutes(nb))
+               for nb in notebooks}
+    replaced = {Path(nb).stem: substituted(notebook_datasets(nb), data_root, notebook_substitutes(nb))
+                for nb in notebooks}
     if real_only:
         require_real(missing, data_root)
     gpus = detect_gpus()
@@ -207,7 +212,7 @@ def run(notebooks: list[Path], *, profile: str = "smoke", data_root: str | None 
             job.parameters = {"profile": profile, "data_root": data_root, "device": device,
                               "seed": s, "output_dir": str(job.output_dir.resolve()),
                               "dry_run": bool(dry_run)}
-            job.standins = missing[path.stem]
+            job.standins, job.substitutes = missing[path.stem], replaced[path.stem]
             jobs_list.append(job)
 
     meta = report.run_metadata(run_dir, profile=profile, dry_run=dry_run,
@@ -235,7 +240,9 @@ def run(notebooks: list[Path], *, profile: str = "smoke", data_root: str | None 
                 _start(job, env, kernel, cwd, free_gpus.pop(0) if free_gpus else None)
                 say(f"{tag[job.stem]}: started" + (f" on GPU {job.gpu}" if job.gpu else "")
                     + (f"  (not in --data-root, generated stand-in used: {', '.join(job.standins)})"
-                       if job.standins else ""))
+                       if job.standins else "")
+                    + "".join(f"  (no {name} in --data-root: real {' + '.join(real)} in its place)"
+                              for name, real in job.substitutes.items()))
                 running.append(job)
             time.sleep(0.2)
             for job in list(running):
@@ -258,7 +265,7 @@ def run(notebooks: list[Path], *, profile: str = "smoke", data_root: str | None 
                     + f"  (total {fmt_time(time.time() - t0)})")
     except KeyboardInterrupt:
         for job in running:
-            _kill(job.proc)
+            kill(job.proc)
             job.log_file.close()
             job.status, job.elapsed_s = "interrupted", time.time() - job.started
         for job in pending:
@@ -330,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.data_root and not Path(args.data_root).expanduser().is_dir():
             raise FileNotFoundError(f"--data-root {args.data_root} is not a folder")
         if args.require_real:
-            require_real({nb.stem: missing_datasets(notebook_datasets(nb), args.data_root)
+            require_real({nb.stem: missing_datasets(notebook_datasets(nb), args.data_root, notebook_substitutes(nb))
                           for nb in notebooks}, args.data_root)
         seeds = parse_seeds(args.seed)
         if args.kernel:

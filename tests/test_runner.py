@@ -190,6 +190,29 @@ def test_progress_line_names_missing_datasets(tmp_path, make_notebook, capsys):
     assert "04_x: started  (not in --data-root, generated stand-in used: neu-seg)" in out
 
 
+def test_real_data_in_place_of_an_absent_dataset_is_not_called_a_stand_in(tmp_path, make_notebook, capsys):
+    """Notebook 02 without Severstal trains on real NEU-Seg and MTD: the progress line used to say
+    "generated stand-in used: severstal", and --require-real refused the run."""
+    from defectlib.preflight import missing_datasets, substituted
+    data = tmp_path / "data"
+    for name in ("neu-seg", "mtd"):
+        (data / name).mkdir(parents=True)
+        (data / name / "x.txt").write_text("x")
+    subs = {"severstal": ("neu-seg", "mtd")}
+    names = ("severstal", "neu-seg", "mtd")
+    assert missing_datasets(names, data, subs) == [] and substituted(names, data, subs) == subs
+    assert missing_datasets(names, data) == ["severstal"]               # without the substitution rule
+    nb = make_notebook(tmp_path / "nbs" / "02_x.ipynb", ["pass"])
+    runner.run([nb], data_root=str(data), out=tmp_path / "runs", device="cpu")
+    out = capsys.readouterr().out
+    assert "02_x: started  (no severstal in --data-root: real neu-seg + mtd in its place)" in out
+    assert "generated stand-in used" not in out
+    assert runner.main(["--notebooks", str(nb.parent), "--only", "02", "--data-root", str(data),
+                        "--require-real", "--out", str(tmp_path / "runs2"), "-q"]) == 0
+    (data / "mtd" / "x.txt").unlink()
+    assert missing_datasets(names, data, subs) == ["severstal", "mtd"] and substituted(names, data, subs) == {}
+
+
 def test_second_call_makes_a_new_folder_and_leaves_the_first_alone(two_runs):
     runs = sorted(two_runs["out"].iterdir())
     assert two_runs["rc2"] == 0 and len(runs) == 2
