@@ -14,7 +14,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torchvision import tv_tensors
 
-from .errors import CorruptImageError, DatasetNotFoundError, EmptyDatasetError, MaskSizeError
+from .errors import CorruptImageError, MaskSizeError
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 
@@ -60,22 +60,3 @@ def check_same_size(image_path, image: np.ndarray, mask_path, mask: np.ndarray) 
     if image.shape[:2] != mask.shape[:2]:
         raise MaskSizeError(mask_path, f"mask is {mask.shape[1]}x{mask.shape[0]} (WxH) but its image "
                                        f"{Path(image_path).name} is {image.shape[1]}x{image.shape[0]}")
-
-
-def require_dir(path: Path, what: str) -> Path:
-    if not path.is_dir():
-        raise DatasetNotFoundError(path, f"{what} folder not found")
-    return path
-
-
-def list_images(folder: Path, exclude_suffix: str | None = None) -> list[Path]:
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS and p.is_file())
-    if exclude_suffix:
-        files = [p for p in files if not p.stem.endswith(exclude_suffix)]
-    return files
-
-
-def nonempty(items: list, path: Path, what: str = "images") -> list:
-    if not items:
-        raise EmptyDatasetError(path, f"no {what} found")
-    return items

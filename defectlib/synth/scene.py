@@ -168,10 +168,5 @@ class SynthSurfaces(Dataset):
         return img, mask
 
 
-def defect_fraction(masks: torch.Tensor) -> float:
-    """Share of defect pixels, a quick check that a preset's sizes are sensible."""
-    return float(masks.float().mean())
-
-
 __all__ = ["SceneConfig", "PRESETS", "get_config", "make_part", "sample_views", "render_part",
            "SynthSurfaces", "part_generator"]

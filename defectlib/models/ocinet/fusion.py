@@ -20,9 +20,6 @@ from typing import Callable, Sequence
 
 from torch import Tensor, nn
 
-PAIRS = ((2, 3), (1, 2), (0, 1))  # (high-res level, low-res level), zero-based: (3,4), (2,3), (1,2)
-
-
 class ConvBNReLU(nn.Sequential):
     """Conv (no bias) -> BatchNorm -> ReLU, the authors' ``BasicConv2dRelu``."""
 
