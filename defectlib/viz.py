@@ -153,11 +153,13 @@ def seed_spread(rows: Sequence[dict], labels: Sequence[str] | None = None, ax=No
         _, ax = plt.subplots(figsize=(7, 0.6 + 0.5 * len(rows)))
     sns.stripplot(data=data, x="value", y="metric", hue="seed", order=labels, ax=ax, size=7, jitter=False,
                   palette="colorblind")
+    paper_label = "paper"
     for i, r in enumerate(rows):
         ax.plot([r["mean"], r["mean"]], [i - 0.3, i + 0.3], "k-", lw=2, label="mean" if i == 0 else None)
         same_unit = r.get("paper_unit", r.get("unit")) == r.get("unit")
         if r.get("paper_value") is not None and same_unit:
-            ax.plot(r["paper_value"], i, "rX", ms=9, label="paper" if not ax.get_legend_handles_labels()[1].count("paper") else None)
+            ax.plot(r["paper_value"], i, "rX", ms=9, label=paper_label)
+            paper_label = None           # one legend entry
     ax.set(xlabel=rows[0].get("unit") or "value", ylabel="", title=title)
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     return ax

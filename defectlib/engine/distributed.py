@@ -103,13 +103,7 @@ def distributed_loader(loader: DataLoader, di: DistInfo, seed: int = 0) -> DataL
         return loader
     custom = loader.batch_sampler is not None and type(loader.batch_sampler) is not BatchSampler
     if custom and hasattr(loader.batch_sampler, "shard"):
-        kwargs = dict(batch_sampler=loader.batch_sampler.shard(di.rank, di.world_size),
-                      num_workers=loader.num_workers, collate_fn=loader.collate_fn, pin_memory=loader.pin_memory,
-                      timeout=loader.timeout, worker_init_fn=loader.worker_init_fn, generator=loader.generator)
-        if loader.num_workers > 0:
-            kwargs.update(prefetch_factor=loader.prefetch_factor, persistent_workers=loader.persistent_workers,
-                          multiprocessing_context=loader.multiprocessing_context)
-        return DataLoader(loader.dataset, **kwargs)
+        return _rebuild(loader, batch_sampler=loader.batch_sampler.shard(di.rank, di.world_size))
     if custom:
         raise ValueError(f"cannot shard a loader with a custom batch sampler "
                          f"({type(loader.batch_sampler).__name__}) across processes; give it a "
@@ -117,11 +111,15 @@ def distributed_loader(loader: DataLoader, di: DistInfo, seed: int = 0) -> DataL
     sampler = DistributedSampler(loader.dataset, num_replicas=di.world_size, rank=di.rank,
                                  shuffle=isinstance(loader.sampler, RandomSampler), seed=seed,
                                  drop_last=loader.drop_last)
-    kwargs: dict[str, Any] = dict(batch_size=loader.batch_size, sampler=sampler,
-                                  num_workers=loader.num_workers, collate_fn=loader.collate_fn,
-                                  pin_memory=loader.pin_memory, drop_last=loader.drop_last,
-                                  timeout=loader.timeout, worker_init_fn=loader.worker_init_fn,
-                                  generator=loader.generator)
+    return _rebuild(loader, batch_size=loader.batch_size, sampler=sampler, drop_last=loader.drop_last)
+
+
+def _rebuild(loader: DataLoader, **sampling: Any) -> DataLoader:
+    """``loader`` again with other sampling arguments, everything else (workers, collate,
+    pinning, generator) kept."""
+    kwargs: dict[str, Any] = dict(num_workers=loader.num_workers, collate_fn=loader.collate_fn,
+                                  pin_memory=loader.pin_memory, timeout=loader.timeout,
+                                  worker_init_fn=loader.worker_init_fn, generator=loader.generator, **sampling)
     if loader.num_workers > 0:
         kwargs.update(prefetch_factor=loader.prefetch_factor, persistent_workers=loader.persistent_workers,
                       multiprocessing_context=loader.multiprocessing_context)
