@@ -2,6 +2,7 @@
 
     defectlib run --profile smoke              # every notebook, smoke profile (what `make run` does)
     defectlib run --only 01 --profile cpu      # one notebook, the reduced real experiment
+    defectlib doctor                           # first thing on a new GPU kernel: will the paper runs fit and feed it?
     defectlib report latest --against runs/OLD # what changed between two runs
     defectlib data --help                      # dataset tools (defectlib.data.cli)
     defectlib papers danet/table3/phase5       # the papers' own numbers, as recorded in defectlib
@@ -44,6 +45,7 @@ def _data(argv: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     commands = {"run": "run the notebooks through papermill into a new runs/ folder",
+                "doctor": "a few training steps of every notebook's models: speed, memory, loader",
                 "report": "rebuild a run's report.md, optionally --against another run",
                 "data": "dataset tools (locate, check, stand-ins)",
                 "papers": "list the papers' own numbers by key prefix"}
@@ -55,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     if cmd == "run":
         from .run import main as run_main
         return run_main(rest)
+    if cmd == "doctor":
+        from .doctor import main as doctor_main
+        return doctor_main(rest)
     if cmd == "report":
         from .report import main as report_main
         return report_main(rest)

@@ -223,16 +223,26 @@ def study_config(cfg) -> StudyConfig:
     return sc
 
 
+def loss_fn(sc: StudyConfig):
+    """The engine ``loss_fn``: BCE (paper 004), or BCE + Dice (``sc.loss="bce_dice"``, the cpu profile)."""
+    return supervised_loss(BCEDiceLoss(pool="batch") if sc.loss == "bce_dice" else torch.nn.BCEWithLogitsLoss())
+
+
+def train_loader(train_pairs: list[Pair], sc: StudyConfig, exposure: bool, seed: int = 0) -> DataLoader:
+    """Epochs of ``sc.steps_per_epoch`` batches of random crops (None: one crop per training image)."""
+    n = sc.steps_per_epoch * sc.batch_size if sc.steps_per_epoch else max(sc.batch_size, len(train_pairs))
+    return DataLoader(CropSet(train_pairs, sc.crop, n, exposure, seed=seed, defect_p=sc.defect_p),
+                      batch_size=sc.batch_size, shuffle=False, drop_last=True)
+
+
 def train(model, train_pairs, val_pairs, sc: StudyConfig, lr: float, wd: float, exposure: bool,
           seed: int = 0, device="cpu", epochs: int | None = None, curve_pairs: list[Pair] | None = None):
     """One training run through :func:`defectlib.engine.fit`; the weights of the best validation
     loss are restored (``sc.restore_best``). With ``curve_pairs`` (the target's test tiles) every
     epoch also records ``test_F1`` at threshold 0.5: a learning curve, never used to choose anything.
     Returns the engine's History."""
-    bce = supervised_loss(BCEDiceLoss(pool="batch") if sc.loss == "bce_dice" else torch.nn.BCEWithLogitsLoss())
-    n = sc.steps_per_epoch * sc.batch_size if sc.steps_per_epoch else max(sc.batch_size, len(train_pairs))
-    tr = DataLoader(CropSet(train_pairs, sc.crop, n, exposure, seed=seed, defect_p=sc.defect_p),
-                    batch_size=sc.batch_size, shuffle=False, drop_last=True)
+    bce = loss_fn(sc)
+    tr = train_loader(train_pairs, sc, exposure, seed)
     va = DataLoader(CropSet(val_pairs, sc.crop, sc.val_crops, exposure, augment=False, seed=seed + 1, fixed=True,
                             defect_p=sc.defect_p), batch_size=sc.batch_size)
     with tempfile.TemporaryDirectory() as tmp:

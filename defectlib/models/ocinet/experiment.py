@@ -275,6 +275,15 @@ def _iou_curve(data: OCINetData, cfg, device):
     return curve
 
 
+def train_loader(data: OCINetData, cfg, seed: int = 0):
+    """Shuffled (seeded) batches of ``cfg.batch_size`` training images, the last partial one dropped."""
+    from torch.utils.data import DataLoader
+    gen = torch.Generator().manual_seed(seed)
+    return DataLoader(data.train, batch_size=cfg["batch_size"], shuffle=True, drop_last=True,
+                      num_workers=cfg.get("num_workers", 0), pin_memory=pin_memory(cfg.get("pin_memory", False)),
+                      generator=gen)
+
+
 def train_and_evaluate(variant: str, data: OCINetData, cfg, device, seed: int = 0, keep: int = 0,
                        weights=None, loss_weights=(1.0, 1.0, 0.5, 0.25), worst: int = 0) -> dict:
     """Build ``variant``, train it on ``data.train`` as ``cfg`` says, evaluate it on every test set.
@@ -296,9 +305,7 @@ def train_and_evaluate(variant: str, data: OCINetData, cfg, device, seed: int = 
 
     seed_everything(seed)
     model = build_ocinet(variant, weights=weights).to(device)
-    gen = torch.Generator().manual_seed(seed)
-    loader = DataLoader(data.train, batch_size=cfg.batch_size, shuffle=True, drop_last=True,
-                        num_workers=cfg.num_workers, pin_memory=pin_memory(cfg.get("pin_memory", False)), generator=gen)
+    loader = train_loader(data, cfg, seed)
     curve = _iou_curve(data, cfg, device) if cfg.get("curve_every") else None
     t0 = time.perf_counter()
     history = fit(model, loader, train_config(cfg), loss_fn=ocinet_loss_fn(loss_weights), device=device, curve=curve)

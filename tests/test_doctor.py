@@ -1,0 +1,120 @@
+"""``defectlib doctor``: what it measures for a probe, what it flags, and every notebook's probes at
+smoke size (the CPU side of the check a GPU user runs first)."""
+import json
+import math
+import time
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+from defectlib import doctor, profiles
+from defectlib.engine import supervised_loss
+from defectlib.engine.selftest import toy_data
+
+
+def _mlp():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(2, 32), nn.ReLU(), nn.Linear(32, 4))
+
+
+def _probe(dataset, build=_mlp, batch_size=16, workers=0, steps=40):
+    return doctor.Probe("99", "toy", build,
+                        lambda: DataLoader(dataset, batch_size=batch_size, num_workers=workers),
+                        supervised_loss(nn.functional.cross_entropy), {"optimizer": "sgd", "lr": 0.1}, steps)
+
+
+CFG = profiles.Config(profile="smoke", precision="fp32", channels_last=False)
+
+
+def test_check_measures_step_time_flops_memory_and_the_full_run():
+    c = doctor.check(_probe(toy_data(256)), CFG, torch.device("cpu"), steps=3, warmup=1)
+    assert not c.error, c.error
+    assert c.batch_size == 16 and c.step_s > 0 and math.isclose(c.images_per_s, 16 / c.step_s)
+    # one step of batch B, counted by hand (2 FLOPs per multiply-add): forward 2B(2*32 + 32*4);
+    # backward: layer 2's input and weight gradients 2 x 2B(32*4), layer 1's weight gradient 2B(2*32)
+    # (its input needs no gradient)
+    assert c.gflop_per_step * 1e9 == pytest.approx(16 * (384 + 512 + 128))
+    assert c.peak_memory_gb > 0.01 and c.memory_kind == "process RSS"
+    assert c.planned_steps == 40 and math.isclose(c.estimate_h, 40 * c.step_s / 3600)
+    assert c.keeps_up is True and c.workers == 0
+    doctor.assume_tflops([c], 2.0)          # 40 steps x FLOPs per step at 2 TFLOP/s
+    assert c.flops_estimate_h == pytest.approx(40 * 16 * 1024 / 2e12 / 3600)
+    assert "estimate at 2 TFLOP/s" in doctor.table([c])
+
+
+class _Slow(Dataset):
+    def __len__(self):
+        return 64
+
+    def __getitem__(self, i):
+        time.sleep(0.02)
+        return torch.zeros(2), 0
+
+
+def test_a_loader_slower_than_the_step_is_flagged():
+    c = doctor.check(_probe(_Slow(), batch_size=8), CFG, torch.device("cpu"), steps=2, warmup=1, flops=False)
+    assert not c.error, c.error
+    assert c.loader_s >= 8 * 0.02 * 0.9 and c.keeps_up is False
+    assert "loading adds" in c.notes[0]
+    assert "**no**" in doctor.table([c])
+
+
+def test_out_of_memory_is_a_finding_and_the_next_check_still_runs():
+    def too_big():
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+    bad = doctor.check(_probe(toy_data(64), build=too_big), CFG, torch.device("cpu"), steps=1, warmup=0)
+    assert bad.error.startswith("out of memory while building the model")
+    good = doctor.check(_probe(toy_data(64)), CFG, torch.device("cpu"), steps=1, warmup=0, flops=False)
+    assert not good.error
+    text = doctor.table([bad, good])
+    assert "**failed**: out of memory" in text and text.count("\n") == 3
+
+
+def test_the_recipe_precision_is_the_one_trained_with():
+    """Notebook 04 keeps its numerics in its study settings, not beside the other profile keys:
+    the doctor times what the study trains with."""
+    cfg = profiles.get("04", "smoke")
+    cfg["study"] = {**cfg["study"], "precision": "bf16"}
+    (p,) = doctor.probes("04", cfg)
+    assert cfg["precision"] == "fp32" and p.precision == "bf16"
+    c = doctor.check(p, cfg, torch.device("cpu"), steps=1, warmup=0, flops=False)
+    assert not c.error and c.precision == "bf16"
+
+
+@pytest.mark.parametrize("nb, names, steps", [
+    ("01", ["DANet phase 5"], [5 * 2]),                               # 5 phases x max_steps 2
+    ("02", ["U-Net-resnet34, 4 classes", "gate resnet34"], [2 + 2, 2]),  # BCE+Dice and Tversky stages
+    ("03", ["OCINet (full)"], [2]),
+    ("04", ["U-Net-R34"], [4 * 1 + 3 * 1]),                          # 4 sources x 1 step + 3 fine-tunings
+])
+def test_every_notebook_lists_its_models_and_the_steps_its_run_takes(nb, names, steps):
+    ps = doctor.probes(nb, profiles.get(nb, "smoke"))
+    assert [p.name for p in ps] == names and [p.planned_steps for p in ps] == steps
+    assert all(p.notebook == nb for p in ps)
+
+
+def test_doctor_command_on_cpu_runs_the_smoke_checks(tmp_path, capsys):
+    out = tmp_path / "doctor.json"
+    rc = doctor.main(["--only", "03", "--steps", "1", "--warmup", "0", "--no-flops", "--json", str(out)])
+    text = capsys.readouterr().out
+    assert rc == 0
+    assert "no GPU visible" in text and "| 03 | OCINet (full) | 2 |" in text
+    (row,) = json.loads(out.read_text())
+    assert row["profile"] == "smoke" and row["error"] == "" and row["step_s"] > 0
+
+
+def test_the_doctor_says_whether_the_paper_runs_weights_are_here(tmp_path, monkeypatch):
+    from defectlib.experiments import danet, ocinet
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("DEFECTLIB_WEIGHTS", str(tmp_path / "weights"))
+    d, o = profiles.get("01", "paper"), profiles.get("03", "paper")
+    assert "without internet put that file at" in danet.weights_notes(d)[0]
+    assert "missing, the run would stop" in ocinet.weights_notes(o)[0]
+    coco = tmp_path / "torch" / "hub" / "checkpoints" / "fasterrcnn_resnet50_fpn_coco-258fb6c6.pth"
+    for f in (coco, tmp_path / "weights" / "pvt_v2_b2.pth"):
+        f.parent.mkdir(parents=True)
+        f.write_bytes(b"")
+    assert str(coco) in danet.weights_notes(d)[0] and "pvt_v2_b2.pth" in ocinet.weights_notes(o)[0]
+    assert danet.weights_notes(profiles.get("01", "cpu")) == [] == ocinet.weights_notes(profiles.get("03", "cpu"))
