@@ -247,11 +247,14 @@ def kill(proc: subprocess.Popen) -> None:
             pass
 
 
-def child_env(jobs: int, cpu_parallel: bool = True) -> dict:
+def child_env(jobs: int, cpu_parallel: bool = True, deterministic: bool | None = None) -> dict:
     """Environment for each papermill process (its kernel inherits it). With ``jobs > 1`` notebooks
     at once, each gets its share of the CPU threads (also on GPU nodes: data loading, metrics and
-    the threshold searches run on the CPU)."""
+    the threshold searches run on the CPU). ``deterministic`` True / False: every notebook's
+    kernels deterministic / fast (:func:`defectlib.runtime.deterministic_default`); None: the default."""
     env = dict(os.environ)
+    if deterministic is not None:
+        env["DEFECTLIB_DETERMINISTIC"] = "1" if deterministic else "0"   # runtime.DETERMINISTIC_ENV
     # Figures render inline in executed notebooks only if no other backend is forced.
     if not env.get("MPLBACKEND", "").startswith("module://matplotlib_inline"):
         env.pop("MPLBACKEND", None)

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from importlib import metadata
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,7 @@ def git_commit() -> str | None:
 def _jsonable(value: Any) -> Any:
     if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 1) == 0:
         return value.item()
-    if isinstance(value, dict):
+    if isinstance(value, Mapping):          # dicts, and the profiles' frozen settings
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]

@@ -168,7 +168,7 @@ def run(notebooks: list[Path], *, profile: str = "smoke", data_root: str | None 
         device: str = "auto", seed: int | list[int] = 0, dry_run: bool = False, kernel: str | None = None,
         jobs: int = 1, out: Path | None = None, cwd: Path | None = None,
         timeout: float | None = None, heartbeat: float = 30.0, quiet: bool = False,
-        real_only: bool = False) -> Path:
+        real_only: bool = False, deterministic: bool | None = None) -> Path:
     """Execute ``notebooks`` into a new run folder and return it (see the module docstring).
 
     ``seed`` may be a list: each notebook then runs once per seed. The run's status is in
@@ -202,7 +202,7 @@ def run(notebooks: list[Path], *, profile: str = "smoke", data_root: str | None 
     # never split the cores between more slots than there are notebooks to run: one notebook alone
     # (make run PROFILE=cpu ONLY=03) gets every core
     jobs = min(plan.jobs, len(notebooks) * len(seeds))
-    env = child_env(jobs)
+    env = child_env(jobs, deterministic=deterministic)
 
     jobs_list = []
     for nb in notebooks:
@@ -218,7 +218,7 @@ def run(notebooks: list[Path], *, profile: str = "smoke", data_root: str | None 
     meta = report.run_metadata(run_dir, profile=profile, dry_run=dry_run,
                                seed=seeds[0] if len(seeds) == 1 else seeds, device=device,
                                kernel=kernel, data_root=data_root, jobs=jobs, gpus=gpus,
-                               command=sys.argv)
+                               deterministic=deterministic, command=sys.argv)
     report.write_results(run_dir, meta, jobs_list)
     data_msg = data_root or "embedded default (generated stand-ins)"
     say(f"defectlib run: {len(jobs_list)} notebook(s), profile {profile}"
@@ -316,6 +316,11 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
                    help="at the end, check the run against REF (without REF: the committed "
                         "results/ folder; or a run): exit 1 if a metric is outside REF's seed "
                         "spread or missing")
+    kernels = p.add_mutually_exclusive_group()
+    kernels.add_argument("--deterministic", dest="deterministic", action="store_const", const=True, default=None,
+                         help="deterministic kernels on a GPU too (slower; the default on CPU)")
+    kernels.add_argument("--fast", dest="deterministic", action="store_const", const=False,
+                         help="the fastest kernels on a CPU too (the default on a GPU: cuDNN autotuning, TF32)")
     p.add_argument("--quiet", "-q", action="store_true", help="print only the final summary")
     return p
 
@@ -357,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
         run_dir = run(notebooks, profile=args.profile, data_root=args.data_root,
                       device=args.device, seed=seeds, dry_run=args.dry_run, kernel=args.kernel,
                       jobs=args.jobs, out=args.out, cwd=nb_dir, timeout=args.timeout,
-                      quiet=args.quiet, real_only=args.require_real)
+                      quiet=args.quiet, real_only=args.require_real, deterministic=args.deterministic)
     except KeyboardInterrupt:
         return 130
     finally:

@@ -21,16 +21,31 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return torch.device("cpu")
 
 
+#: "1" / "0": deterministic or fast kernels for a whole run (``defectlib run --deterministic`` / ``--fast``)
+DETERMINISTIC_ENV = "DEFECTLIB_DETERMINISTIC"
+
+
+def deterministic_default(device: str | torch.device | None = None) -> bool:
+    """Deterministic kernels or fast ones, when nobody said: ``$DEFECTLIB_DETERMINISTIC`` ("1" / "0")
+    if the run set it, else deterministic on a CPU (a CPU run gives the same numbers for the same
+    seed) and fast on a GPU (cuDNN autotuning, TF32). ``device`` None: the CPU unless CUDA is visible."""
+    flag = os.environ.get(DETERMINISTIC_ENV, "").strip()
+    if flag in ("0", "1"):
+        return flag == "1"
+    if device is None:
+        return not torch.cuda.is_available()
+    return torch.device(device).type != "cuda"
+
+
 def seed_everything(seed: int, deterministic: bool | None = None) -> None:
     """Seed python, numpy and torch, and choose deterministic kernels or fast ones
-    (:func:`set_deterministic`). ``deterministic=None``: deterministic where no GPU is visible (a
-    CPU run gives the same numbers for the same seed), fast kernels where one is."""
+    (:func:`set_deterministic`; ``deterministic=None``: :func:`deterministic_default`)."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
     torch.cuda.manual_seed_all(seed)
     os.environ.setdefault("PYTHONHASHSEED", str(seed))
-    set_deterministic(not torch.cuda.is_available() if deterministic is None else deterministic)
+    set_deterministic(deterministic_default() if deterministic is None else deterministic)
 
 
 def set_deterministic(flag: bool) -> None:

@@ -43,7 +43,7 @@ def test_class_balanced_batches_shard_across_ranks():
     now draws its own balanced batches, half as many per epoch on 2 ranks, and one process keeps
     the stream it always had."""
     from defectlib.data.sampling import ClassBalancedBatchSampler
-    from defectlib.two_stage.recipe import CropScheduleSampler
+    from defectlib.experiments.severstal import CropScheduleSampler
     labels = [i % 3 for i in range(30)]
     single = ClassBalancedBatchSampler(labels, 6, num_batches=5, seed=1)
     before = list(ClassBalancedBatchSampler(labels, 6, num_batches=5, seed=1))
@@ -73,7 +73,7 @@ def test_class_balanced_batches_shard_across_ranks():
 def test_synthetic_crops_differ_between_ranks(monkeypatch):
     """Notebook 04's crops are drawn from one stream that ignores the sample index: under torchrun
     every rank drew the same batch. The stream is now seeded with the rank (one process unchanged)."""
-    from defectlib.synth_study import CropSet
+    from defectlib.experiments.synthetic import CropSet
     g = torch.Generator().manual_seed(0)
     pairs = [(torch.rand(1, 40, 40, generator=g), (torch.rand(1, 40, 40, generator=g) > 0.9).float())]
     for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):

@@ -7,7 +7,7 @@ import time
 import pytest
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, TensorDataset
+from torch.utils.data import DataLoader, Dataset
 
 from defectlib import doctor, profiles
 from defectlib.engine import supervised_loss
@@ -25,7 +25,7 @@ def _probe(dataset, build=_mlp, batch_size=16, workers=0, steps=40):
                         supervised_loss(nn.functional.cross_entropy), {"optimizer": "sgd", "lr": 0.1}, steps)
 
 
-CFG = profiles.Config(profile="smoke", precision="fp32", channels_last=False)
+CFG = profiles.Profile(profile="smoke")
 
 
 def test_check_measures_step_time_flops_memory_and_the_full_run():
@@ -76,7 +76,7 @@ def test_the_recipe_precision_is_the_one_trained_with():
     """Notebook 04 keeps its numerics in its study settings, not beside the other profile keys:
     the doctor times what the study trains with."""
     cfg = profiles.get("04", "smoke")
-    cfg["study"] = {**cfg["study"], "precision": "bf16"}
+    cfg = cfg.replace(study=cfg.study.replace(precision="bf16"))
     (p,) = doctor.probes("04", cfg)
     assert cfg["precision"] == "fp32" and p.precision == "bf16"
     c = doctor.check(p, cfg, torch.device("cpu"), steps=1, warmup=0, flops=False)

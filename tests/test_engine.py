@@ -534,3 +534,46 @@ def test_last_checkpoint_every_n_epochs_and_always_at_the_end(tmp_path, monkeypa
     assert [e for name, e in written if name == "last.pt"] == [2]     # cut by max_steps in epoch 2: written
     with pytest.raises(ValueError, match="checkpoint_every"):
         TrainConfig(checkpoint_every=0)
+
+
+def test_determinism_is_a_setting_of_the_run(monkeypatch):
+    """Deterministic on CPU and fast on a GPU unless the run says otherwise (``defectlib run
+    --deterministic`` / ``--fast`` set $DEFECTLIB_DETERMINISTIC for every notebook); a
+    TrainConfig's own True / False wins over both."""
+    from defectlib.runtime import deterministic_default, set_deterministic
+    monkeypatch.delenv("DEFECTLIB_DETERMINISTIC", raising=False)
+    assert deterministic_default("cpu") and not deterministic_default(torch.device("cuda", 1))
+    monkeypatch.setenv("DEFECTLIB_DETERMINISTIC", "1")
+    assert deterministic_default("cuda")
+    monkeypatch.setenv("DEFECTLIB_DETERMINISTIC", "0")
+    assert not deterministic_default("cpu")
+    before = torch.are_deterministic_algorithms_enabled()
+    try:
+        x, y = torch.randn(16, 2), torch.randint(0, 2, (16,))
+        loader = DataLoader(TensorDataset(x, y), batch_size=8)
+
+        def train(**kw):
+            fit(torch.nn.Linear(2, 2), loader, TrainConfig(progress=False, max_steps=1, **kw),
+                loss_fn=supervised_loss(torch.nn.functional.cross_entropy), device="cpu")
+            return torch.are_deterministic_algorithms_enabled()
+        assert train() is False                     # the run asked for fast kernels, on a CPU
+        assert train(deterministic=True) is True    # the recipe's own choice wins
+        monkeypatch.delenv("DEFECTLIB_DETERMINISTIC")
+        assert train() is True                      # CPU default
+    finally:
+        set_deterministic(before)
+
+
+def test_the_runner_passes_determinism_to_every_notebook(monkeypatch):
+    from defectlib.execute import child_env
+    from defectlib.run import add_arguments
+    monkeypatch.delenv("DEFECTLIB_DETERMINISTIC", raising=False)
+    assert "DEFECTLIB_DETERMINISTIC" not in child_env(1)
+    assert child_env(2, deterministic=True)["DEFECTLIB_DETERMINISTIC"] == "1"
+    assert child_env(1, deterministic=False)["DEFECTLIB_DETERMINISTIC"] == "0"
+    import argparse
+    parse = add_arguments(argparse.ArgumentParser()).parse_args
+    assert parse([]).deterministic is None and parse(["--deterministic"]).deterministic is True
+    assert parse(["--fast"]).deterministic is False
+    with pytest.raises(SystemExit):
+        parse(["--fast", "--deterministic"])

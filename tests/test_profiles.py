@@ -23,10 +23,36 @@ def test_dry_run_stops_after_two_steps_and_one_eval_batch():
             == {k: v for k, v in full.items() if k not in ("max_steps", "max_eval_batches", "dry_run")}
 
 
-def test_configs_are_copies():
+def test_profiles_are_frozen_and_replace_makes_a_changed_copy():
+    import dataclasses
     a = profiles.get("00", "smoke")
-    a.samples_per_dataset = 99
-    assert profiles.get("00", "smoke").samples_per_dataset != 99
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        a.samples_per_dataset = 99
+    b = a.replace(samples_per_dataset=99)
+    assert (a.samples_per_dataset, b.samples_per_dataset, b["samples_per_dataset"]) == (2, 99, 99)
+    assert profiles.get("01", "cpu", epochs=3).epochs == 3 and profiles.get("01", "cpu").epochs == 8
+
+
+@pytest.mark.parametrize("call", [
+    lambda: profiles.get("01", "cpu", epoch=3),                            # misspelt
+    lambda: profiles.get("01", "cpu").replace(lr=0.01, batchsize=2),
+    lambda: profiles.get("04", "cpu").study.replace(crops=64),             # a nested setting
+    lambda: profiles.get("03", "cpu")["input_szie"],
+])
+def test_a_misspelt_setting_is_an_error_listing_the_real_ones(call):
+    with pytest.raises(KeyError, match="has no setting") as info:
+        call()
+    assert "it has [" in str(info.value)
+
+
+def test_the_paper_profile_is_the_default_and_the_others_derive_from_it():
+    for nb, cls in (("01", profiles.DANetProfile), ("02", profiles.SeverstalProfile), ("03", profiles.OCINetProfile),
+                    ("04", profiles.SyntheticProfile), ("00", profiles.GettingStartedProfile)):
+        paper = profiles.get(nb, "paper")
+        assert type(paper) is cls and all(type(profiles.get(nb, p)) is cls for p in profiles.PROFILE_NAMES)
+        # apart from the GPU feeding, the paper profile's values are the class's own defaults
+        gpu = {"num_workers", "pin_memory", "precision", "channels_last", "weights"}
+        assert {k: v for k, v in paper.items() if k not in gpu} == {k: v for k, v in cls().items() if k not in gpu}
 
 
 def test_unknown_notebook_or_profile_is_a_clear_error():
@@ -54,7 +80,8 @@ def test_table_shows_the_three_profiles_side_by_side():
 
 
 def _keys(value, prefix=""):
-    if isinstance(value, dict):
+    from collections.abc import Mapping
+    if isinstance(value, Mapping):
         for k, v in value.items():
             yield f"{prefix}{k}"
             yield from _keys(v, f"{prefix}{k}.")

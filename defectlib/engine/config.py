@@ -84,7 +84,9 @@ class TrainConfig:
     checkpoint_dir: str | Path | None = None
     resume: bool = False              # continue from <checkpoint_dir>/last.pt when it exists
     seed: int | None = 0              # None = do not seed (runs are then not reproducible)
-    deterministic: bool = True        # torch deterministic kernels (CPU runs only)
+    # deterministic kernels (True), the fastest ones (False), or None: runtime.deterministic_default
+    # (the run's --deterministic / --fast, else deterministic on CPU, fast on a GPU)
+    deterministic: bool | None = None
     progress: bool = True             # tqdm bars; False for tests and batch logs
     # optimizer steps between reads of the loss terms on the host (the non-finite check, the
     # history, the bar); None: every step on CPU, where a read is free, every 25 on a GPU, where

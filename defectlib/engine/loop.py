@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from ..runtime import resolve_device, seed_everything
+from ..runtime import deterministic_default, resolve_device, seed_everything
 from . import distributed as D
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import TrainConfig
@@ -97,7 +97,8 @@ class Trainer:
         self.device = D.device_for(self.dist, resolve_device(device))
         self.seed = 0 if cfg.seed is None else int(cfg.seed)
         if cfg.seed is not None:
-            seed_everything(self.seed, deterministic=cfg.deterministic and self.device.type == "cpu")
+            seed_everything(self.seed, deterministic=deterministic_default(self.device) if cfg.deterministic is None
+                            else cfg.deterministic)
         self.precision = resolve_precision(cfg.precision, self.device)
         # steps between reads of the loss on the host (each read waits for the GPU to catch up)
         self.sync_every = cfg.sync_every or (1 if self.device.type == "cpu" else 25)

@@ -173,12 +173,12 @@ def _tune_from_counts(probs, targets, score_fn, scores, gates, pixel_grid, min_a
 
 
 def _kaggle_from_counts(inter, pred_count, true_count) -> float:
-    from .metrics.segmentation import _div
+    from ...metrics.segmentation import _div
     return float(_div(2 * inter.astype(np.float64), pred_count + true_count, 1.0).mean())
 
 
 def _mean_iou_from_counts(inter, pred_count, true_count) -> float:
-    from .metrics.segmentation import _div
+    from ...metrics.segmentation import _div
     tp, fp, fn = (a.astype(np.float64).sum(0) for a in (inter, pred_count - inter, true_count - inter))
     ious = [float(_div(np.array([tp[k]]), np.array([tp[k] + fp[k] + fn[k]]), 1.0).mean()) for k in range(len(tp))]
     return sum(ious) / len(ious)
@@ -215,8 +215,8 @@ def collect(segmenter: nn.Module, loader, classifier: nn.Module | None = None, d
     """Run the segmenter (and classifier) on every image of ``loader`` ((image, mask) batches).
     ``precision`` / ``channels_last`` as in :class:`defectlib.engine.TrainConfig` (``"auto"``:
     bf16 autocast on CPUs with native bf16); the sigmoid runs in fp32."""
-    from .engine.precision import resolve_precision
-    from .engine.progress import tqdm
+    from ...engine.precision import resolve_precision
+    from ...engine.progress import tqdm
     numerics = resolve_precision(precision, device)
     segmenter.eval()
     if classifier is not None:
@@ -239,8 +239,8 @@ def collect_scores(classifier: nn.Module, loader, device="cpu", max_batches: int
                    progress: bool = True, precision: str = "fp32", channels_last: bool = False) -> torch.Tensor:
     """p(defective) [N] for every image of ``loader`` ((image, ...) batches), in order
     (``precision`` / ``channels_last`` as in :func:`collect`)."""
-    from .engine.precision import resolve_precision
-    from .engine.progress import tqdm
+    from ...engine.precision import resolve_precision
+    from ...engine.progress import tqdm
     numerics = resolve_precision(precision, device)
     classifier.eval()
     out = []
@@ -257,7 +257,7 @@ def dice_report(out: Outputs, gate_threshold: float = 0.5, pixel_threshold=0.5, 
     """Kaggle Dice (per image x class, empty-empty = 1) and the author's pooled Dice for: predicting
     nothing, the U-Net alone, the two-stage pipeline, and the pipeline with a perfect gate (the
     true defective flag; its upper bound). Returns {row: {"kaggle", "author", "kaggle_per_class"}}."""
-    from .metrics import kaggle_dice, severstal_author_dice
+    from ...metrics import kaggle_dice, severstal_author_dice
     rows = {"predict nothing": torch.zeros_like(out.targets),
             "U-Net alone": apply_thresholds(out.probs, None, 0.0, pixel_threshold, min_area)}
     if out.scores is not None:
@@ -278,7 +278,7 @@ def class_iou(masks: torch.Tensor, targets: torch.Tensor) -> list[float]:
     """Pooled IoU of each class channel: ``TP / (TP + FP + FN)`` with the counts summed over every
     image of the split (how segmentation benchmarks report per-class IoU; 1.0 when neither the
     prediction nor the ground truth has a pixel of that class). ``masks``, ``targets`` [N, C, H, W]."""
-    from .metrics import segmentation_scores
+    from ...metrics import segmentation_scores
     if masks.shape != targets.shape:
         raise ValueError(f"masks {tuple(masks.shape)} and targets {tuple(targets.shape)} differ in shape")
     return [segmentation_scores(masks[:, c].bool(), targets[:, c].bool(), reduction="pooled")["iou"]
@@ -293,7 +293,7 @@ def mean_iou(masks: torch.Tensor, targets: torch.Tensor) -> float:
 
 
 def _registry() -> dict:
-    from .metrics import kaggle_dice
+    from ...metrics import kaggle_dice
     return {kaggle_dice: _kaggle_from_counts, mean_iou: _mean_iou_from_counts}
 
 

@@ -15,7 +15,7 @@ from torch import nn
 
 from defectlib.models.classifier import build_classifier
 from defectlib.models.unet import ENCODERS, build_unet
-from defectlib.pipeline import TwoStagePipeline, apply_thresholds, tune_thresholds
+from defectlib.experiments.severstal.pipeline import TwoStagePipeline, apply_thresholds, tune_thresholds
 
 
 class Fixed(nn.Module):
@@ -180,7 +180,7 @@ def test_submission_round_trip_and_validity(tmp_path):
 def test_class_iou_equals_scikit_learn_jaccard_per_class_and_the_report_carries_it():
     from sklearn.metrics import jaccard_score
 
-    from defectlib.pipeline import Outputs, class_iou, dice_report, iou_curve
+    from defectlib.experiments.severstal.pipeline import Outputs, class_iou, dice_report, iou_curve
 
     g = torch.Generator().manual_seed(4)
     targets = torch.rand(6, 3, 16, 16, generator=g) > 0.7
@@ -213,7 +213,7 @@ def test_collect_predicts_as_training_ran_bf16_channels_last():
     """``collect(precision="bf16", channels_last=True)`` runs the forward pass under bf16 autocast
     in channels_last (what the cpu profiles train with), close to the fp32 answer but not equal to
     it; the default stays exact fp32; the gate scores follow the same path."""
-    from defectlib.pipeline import collect, collect_scores
+    from defectlib.experiments.severstal.pipeline import collect, collect_scores
 
     class Probe(nn.Module):                                 # records what the forward pass saw
         def __init__(self, out_channels):
@@ -246,7 +246,7 @@ def test_threshold_search_from_counts_equals_thresholding_every_grid_point(monke
     """tune_thresholds reads the probabilities once per pixel threshold (the gate and the minimum
     area only empty whole class masks), and must give the direct search's table to the last bit:
     the notebook's chosen thresholds and its numbers must not move."""
-    import defectlib.pipeline as P
+    import defectlib.experiments.severstal.pipeline as P
     from defectlib.metrics import kaggle_dice
     g = torch.Generator().manual_seed(0)
     n, c = 12, 3

@@ -1,4 +1,4 @@
-"""Paper 004's Table 1, rebuilt on a real target: does synthetic pre-training help when labels are few?
+"""Notebook 04's recipe: paper 004's Table 1, rebuilt on a real target: does synthetic pre-training help when labels are few?
 
 Paper 004 (Fulir et al., CVPRW 2023), Sec. 4-5: train FCN / DeepLabV3 / U-Net on a few real images
 (baseline), or pre-train on an unrelated planar set or on synthetic images of the target surface,
@@ -29,20 +29,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
-import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
-from .data import MTD, NEUSeg, locate
-from .data.splits import MTD_NEAR_DUPLICATES, groups_from_pairs
-from .data.sampling import defect_biased_crop, exposure_stack, intensity_biased_crop, stitch, tile
-from .engine import TrainConfig, fit, load_weights, loss_evaluator, supervised_loss
-from .engine.distributed import launched
-from .losses import BCEDiceLoss
-from .metrics import best_f1_threshold, pixel_prf
-from .models.seg_baselines import build_seg_baseline
-from .synth.scene import SynthSurfaces, get_config
+from ...data.sampling import stitch, tile
+from ...engine import TrainConfig, fit, load_weights, loss_evaluator, supervised_loss
+from ...losses import BCEDiceLoss
+from ...metrics import best_f1_threshold, pixel_prf
+from ...models.seg_baselines import build_seg_baseline
+from .data import CropSet, Pair, load_target, to_input
 
 ARMS = ("real", "planar", "planar_ft", "synth", "synth_ft", "synth_ex", "synth_ex_ft")
 PAPER_ROW = {"real": "RealClutch (baseline)", "planar": "Severstal Steel", "planar_ft": "Severstal Steel (FT)",
@@ -54,133 +49,6 @@ OUR_ROW = {"real": "MTD (real-only baseline)", "planar": "NEU-Seg", "planar_ft":
 # which pre-training each arm needs (None = trains on the target directly) and whether it fine-tunes
 SOURCE = {"real": None, "planar": "planar", "planar_ft": "planar", "synth": "synth", "synth_ft": "synth",
           "synth_ex": "synth_ex", "synth_ex_ft": "synth_ex"}
-MTD_DEFECT_CLASSES = ("Blowhole", "Break", "Crack")
-
-Pair = tuple[torch.Tensor, torch.Tensor]          # image [1, H, W] in [0, 1], mask [1, H, W] {0, 1}
-
-
-# ----------------------------------------------------------------------------------------- data
-def _rescale(img: torch.Tensor, mask: torch.Tensor, scale: float) -> Pair:
-    if scale == 1.0:
-        return img, mask
-    size = [max(8, round(s * scale)) for s in img.shape[-2:]]
-    img = F.interpolate(img[None], size=size, mode="bilinear", align_corners=False, antialias=True)[0]
-    mask = (F.interpolate(mask[None].float(), size=size, mode="area")[0] >= 0.5).float()
-    return img, mask
-
-
-def load_target(data_root=None, seed: int = 0, n_train_defective: int = 24, n_train_clean: int = 12,
-                n_test_defective: int | None = None, n_test_clean: int | None = None, scale: float = 1.0,
-                classes=MTD_DEFECT_CLASSES) -> dict:
-    """MTD split by ``seed``: a few defective + clean tiles for training (4:1 train / val, the
-    defective:clean ratio kept) and test tiles from the rest (all, or the first ``n_test_*``)."""
-    root, real = locate("mtd", data_root)
-    ds = MTD(root, classes=("Free",) + tuple(classes))
-    rng = np.random.default_rng(seed)
-    # MTD's near-duplicate pairs (defectlib.data.splits) move as one unit, never across splits
-    partner = {i: g for g in groups_from_pairs(ds.ids, MTD_NEAR_DUPLICATES) for i in g}
-
-    def shuffled_units(indices):
-        units, seen = [], set()
-        for i in indices:
-            if i not in seen:
-                units.append(list(partner.get(i, [i])))
-                seen.update(units[-1])
-        return [units[k] for k in rng.permutation(len(units))]
-
-    def take(units, n):  # whole units from the front until at least n images
-        out = []
-        while units and len(out) < n:
-            out += units.pop(0)
-        return out
-
-    defective = shuffled_units([i for i, d in enumerate(ds.defective) if d])
-    clean = shuffled_units([i for i, d in enumerate(ds.defective) if not d])
-    n_d, n_c = min(n_train_defective, len(defective) - 1), min(n_train_clean, len(clean) - 1)
-    v_d, v_c = max(1, round(n_d / 5)), max(1, round(n_c / 5)) if n_c else 0
-    val = take(defective, v_d) + take(clean, v_c)
-    train = take(defective, n_d - v_d) + take(clean, n_c - v_c)
-    test_d, test_c = [i for u in defective for i in u], [i for u in clean for i in u]
-    split = {"train": train, "val": val, "test": test_d[:n_test_defective] + test_c[:n_test_clean]}
-    out = {k: [_rescale(*ds[i], scale) for i in ids] for k, ids in split.items()}
-    out["ids"] = {k: [ds.ids[i] if hasattr(ds, "ids") else i for i in ids] for k, ids in split.items()}
-    out["real"], out["root"] = real, str(root)
-    return out
-
-
-def load_planar(data_root=None, seed: int = 0, n_train: int = 400, n_val: int = 100) -> dict:
-    """NEU-Seg training split, binarised (any defect class = 1), split 4:1 into train / val."""
-    root, real = locate("neu-seg", data_root)
-    ds = NEUSeg(root, split="training", binary=True)
-    idx = np.random.default_rng(seed).permutation(len(ds))
-    n_val = min(n_val or len(ds) // 5, max(1, len(ds) // 5))
-    n_train = min(n_train or len(ds), len(ds) - n_val)
-    return {"train": [ds[int(i)] for i in idx[n_val:n_val + n_train]],
-            "val": [ds[int(i)] for i in idx[:n_val]], "real": real, "root": str(root)}
-
-
-def make_synthetic(n_parts: int, n_val_parts: int, size: int = 192, views_per_part: int = 4,
-                   seed: int = 0, preset: str = "tile", px_mm: float | None = None, progress: bool = False) -> dict:
-    """Synthetic train / val images (parts split object-wise, as the paper splits SynthClutch)."""
-    kw = {"size": size, "views_per_part": views_per_part}
-    if px_mm is not None:
-        kw["px_mm"] = px_mm
-    cfg = get_config(preset, **kw)
-    out = {}
-    for name, n, s in (("train", n_parts, seed), ("val", n_val_parts, seed + 7919)):
-        ds = SynthSurfaces(n, cfg, seed=s)
-        it = range(len(ds))
-        if progress:
-            from .engine.progress import tqdm
-            it = tqdm(it, desc=f"render {name}", leave=False)
-        out[name] = [ds[i] for i in it]
-    out["real"] = False
-    return out
-
-
-class CropSet(Dataset):
-    """``length`` random crops from full images: intensity-biased (paper 004), or with probability
-    ``defect_p`` centred near a defect pixel (:func:`defect_biased_crop`, not in the paper), flips /
-    90-degree turns, optional exposure stacking; inputs scaled to [-1, 1]. ``fixed=True`` draws the
-    crops once (a deterministic validation set)."""
-
-    def __init__(self, pairs: list[Pair], crop: int, length: int, exposure: bool = False,
-                 threshold: float = 10 / 255, augment: bool = True, seed: int = 0, fixed: bool = False,
-                 defect_p: float = 0.0):
-        if not pairs:
-            raise ValueError("CropSet needs at least one (image, mask) pair")
-        self.pairs, self.crop, self.length = pairs, int(crop), int(length)
-        self.exposure, self.threshold, self.augment, self.defect_p = exposure, threshold, augment, defect_p
-        # under torchrun each process draws its own crops (the draw ignores the sample index, so
-        # a shared stream would give every rank the same batch); one process keeps seed's stream
-        rank = launched()
-        self.rng = np.random.default_rng(seed if not rank.enabled else [seed, rank.rank])
-        self.cache = [self._draw(i) for i in range(self.length)] if fixed else None
-
-    def __len__(self) -> int:
-        return self.length
-
-    def _draw(self, i: int) -> Pair:
-        img, mask = self.pairs[int(self.rng.integers(len(self.pairs)))]
-        if self.defect_p and self.rng.random() < self.defect_p:
-            img, mask = defect_biased_crop(img, mask, (self.crop, self.crop), self.rng)
-        else:
-            img, mask = intensity_biased_crop(img, mask, (self.crop, self.crop), self.threshold, self.rng)
-        if self.augment:
-            k = int(self.rng.integers(4))
-            img, mask = torch.rot90(img, k, (1, 2)), torch.rot90(mask, k, (1, 2))
-            if self.rng.random() < 0.5:
-                img, mask = img.flip(-1), mask.flip(-1)
-        return to_input(img, self.exposure), mask.float()
-
-    def __getitem__(self, i: int) -> Pair:
-        return self.cache[i] if self.cache is not None else self._draw(i)
-
-
-def to_input(img: torch.Tensor, exposure: bool) -> torch.Tensor:
-    """[1, H, W] in [0, 1] -> model input: exposure stack (3 channels) if asked, scaled to [-1, 1]."""
-    x = exposure_stack(img) if exposure else img
-    return x * 2.0 - 1.0
 
 
 # ------------------------------------------------------------------------------ train, evaluate
@@ -365,3 +233,49 @@ def run_arch(arch: str, target: dict, sources: dict, sc: StudyConfig, arms=ARMS,
             f"({row['time_s']:.0f} s)")
         models[arm] = model
     return rows, models
+
+
+# --- defectlib doctor -----------------------------------------------------------------------------
+def _source_sizes(cfg, data_root, n_target: int) -> dict:
+    """Training images of each source the arms pre-train on (what one epoch is, without steps_per_epoch)."""
+    sizes = {None: n_target, "synth": cfg["synth_parts"] * cfg["synth_views"]}
+    sizes["synth_ex"] = sizes["synth"]
+    if cfg["planar_train"]:
+        sizes["planar"] = cfg["planar_train"]
+    else:  # load_planar: all of NEU-Seg's training split but a fifth for validation
+        from ...data import NEUSeg, locate
+        n = len(NEUSeg(locate("neu-seg", data_root)[0], split="training", binary=True))
+        sizes["planar"] = n - max(1, n // 5)
+    return sizes
+
+
+def planned_steps(cfg, sc: StudyConfig, n_images: dict) -> int:
+    """Optimizer steps of one architecture over the profile's arms: a ceiling, since the paper's
+    early stopping may end each run sooner."""
+    def per_epoch(n):
+        return sc.steps_per_epoch or max(sc.batch_size, n) // sc.batch_size
+
+    def run(epochs, n):
+        steps = epochs * per_epoch(n)
+        return min(steps, sc.max_steps or steps)
+    grid = len(sc.lr_grid) * len(sc.wd_grid)
+    sources = {SOURCE[a] for a in cfg["arms"]}
+    total = sum(grid * run(sc.max_epochs, n_images[src]) for src in sources)
+    total += sum(run(sc.finetune_epochs, n_images[None]) for a in cfg["arms"] if a.endswith("_ft"))
+    return total
+
+
+def doctor_probes(cfg, data_root=None, seed: int = 0):
+    """Every architecture of the profile on MTD crops, for ``defectlib doctor``."""
+    from ...doctor import Probe
+    sc = study_config(cfg)
+    target = load_target(data_root, seed, cfg["target_train_defective"], cfg["target_train_clean"],
+                           cfg["target_test_defective"], cfg["target_test_clean"], cfg["target_scale"])
+    steps = planned_steps(cfg, sc, _source_sizes(cfg, data_root, len(target["train"])))
+    train = {"optimizer": "adamw", "lr": sc.lr_grid[0], "weight_decay": sc.wd_grid[0]}
+    return [Probe("04", {"fcn": "FCN-R50", "deeplabv3": "DeepLabV3-R50", "unet": "U-Net-R34"}.get(arch, arch),
+                  lambda arch=arch: build_seg_baseline(arch, in_channels=1),
+                  lambda: train_loader(target["train"], sc, False, seed), loss_fn(sc), train, steps,
+                  dataset="MTD" if target["real"] else "MTD stand-in", upper_bound=True,
+                  precision=sc.precision, channels_last=sc.channels_last)
+            for arch in cfg["archs"]]

@@ -5,6 +5,13 @@ with one channel per defect class (no background channel, one sigmoid each), a d
 per image, and seeded train / val / test splits. Severstal itself (or its generated stand-in) gives
 4 classes; on this machine two real datasets stand in for it: NEU-Seg (3 classes, every image
 defective: the segmentation stage) and MTD (5 classes plus 952 clean tiles: gate + segmentation).
+
+The training batches (Sec. 5.1): random crops whose size alternates by epoch (256x384, 256x512),
+dark crops rejected, batches with every class in equal proportion *including the clean class*,
+flips / rotation / shift and brightness / contrast: the data module's
+:class:`~defectlib.data.sampling.ClassBalancedBatchSampler`, ``RandomCropDataset`` and
+``transforms.segmentation_train``, put together by :func:`seg_loader`; the gate's: full images,
+clean and defective in equal numbers (:func:`gate_loader`).
 """
 from __future__ import annotations
 
@@ -14,10 +21,13 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 from torchvision import tv_tensors
+from torchvision.transforms import v2
 
-from ..data.splits import MTD_NEAR_DUPLICATES, groups_from_pairs, stratified_split
+from ...data.sampling import ClassBalancedBatchSampler, RandomCropDataset, primary_labels
+from ...data.splits import MTD_NEAR_DUPLICATES, groups_from_pairs, stratified_split
+from ...data.transforms import segmentation_train
 
 # --- tasks ---------------------------------------------------------------------------------------
 class Channels(Dataset):
@@ -132,7 +142,7 @@ def severstal_task(root, real: bool, scale: float = 1.0, crops=((256, 384), (256
                    val_fraction=0.15, test_fraction=0.15, seed=0) -> Task:
     """Severstal (or its stand-in) with images and masks resized by ``scale``; strata = the set of
     classes present, so every split has clean images and every class combination."""
-    from ..data.severstal import Severstal
+    from ...data.severstal import Severstal
     base = Severstal(root)
     size = None if scale == 1 else (round(256 * scale), round(1600 * scale))
     ds = Channels(base, lambda s: (s[0].as_subclass(torch.Tensor), s[1].as_subclass(torch.Tensor)),
@@ -148,8 +158,8 @@ def neu_seg_task(root, real: bool, crops=((160, 160), (160, 192)), val_fraction=
                  train_limit: int | None = None, test_limit: int | None = None, seed=0) -> Task:
     """NEU-Seg: the official training split -> train / val (seeded), the official test split minus
     the test images that near-duplicate a training image (SOURCE.md) -> test. 3 classes."""
-    from ..data.neu_seg import NEUSeg
-    from ..data.splits import neu_seg_clean_test_ids
+    from ...data.neu_seg import NEUSeg
+    from ...data.splits import neu_seg_clean_test_ids
 
     def one_hot(s):
         m = s[1].as_subclass(torch.Tensor)
@@ -183,7 +193,7 @@ def mtd_task(root, real: bool, size=(192, 192), crops=((160, 160), (160, 192)), 
     ``one_channel``: a single "defect" channel for every class (not the paper's one channel per
     class); ``classes`` still name each tile's defect class, so batches stay class-balanced.
     ``cache``: keep the decoded, resized tiles in memory (:class:`Channels`)."""
-    from ..data.mtd import MTD
+    from ...data.mtd import MTD
     base = MTD(root, with_label=True)
 
     def channels(s):
@@ -213,8 +223,8 @@ def build_tasks(cfg, data_root=None, seed: int = 0) -> tuple[Task, Task]:
       gate + U-Net (both real, standing in for Severstal);
     - else the generated Severstal stand-in for both (the embedded default).
     """
-    from ..data import locate
-    from ..paths import real_data_root
+    from ...data import locate
+    from ...paths import real_data_root
 
     def severstal(real_root=None):
         kwargs = {} if cfg.standin_images is None else {"n_images": cfg.standin_images}
@@ -235,3 +245,92 @@ def build_tasks(cfg, data_root=None, seed: int = 0) -> tuple[Task, Task]:
         gate.defect_p = cfg.mtd_defect_p
         return seg, gate
     return severstal()
+
+
+# --- training batches ----------------------------------------------------------------------------
+def augmentations() -> v2.Compose:
+    """Paper Sec. 5: random flips, rotation (5 degrees) and shift (5%); brightness and contrast."""
+    return segmentation_train(hflip=0.5, vflip=0.5, degrees=5.0, shift=0.05, brightness=0.2, contrast=0.2)
+
+
+class CropScheduleSampler(ClassBalancedBatchSampler):
+    """:class:`~defectlib.data.sampling.ClassBalancedBatchSampler` that also tells the crop dataset
+    which epoch starts, so the crop size alternates by epoch (256x384, 256x512, ...)."""
+
+    def __init__(self, crops: RandomCropDataset, labels, batch_size: int, num_batches: int | None, seed: int = 0):
+        super().__init__(labels, batch_size, num_batches, seed)
+        self.crops = crops
+
+    def __iter__(self):
+        self.crops.set_epoch(self.epoch)
+        return super().__iter__()
+
+
+class GateDataset(Dataset):
+    """Full images for the classifier: ``ds[i]`` -> (image, 1.0 if defective else 0.0)."""
+
+    def __init__(self, ds: Dataset, transforms=None):
+        self.ds, self.transforms = ds, transforms
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, i: int):
+        image, mask = self.ds[i]
+        if self.transforms is not None:
+            image = self.transforms(image)
+        return image.as_subclass(torch.Tensor), torch.tensor(float(mask.any()))
+
+
+def seg_loader(task: Task, batch_size: int, steps_per_epoch: int | None, dark_threshold=0.05,
+               seed=0, num_workers=0) -> DataLoader:
+    """Class-balanced batches (clean = a class; a multi-class image counts as its rarest class) of
+    augmented random crops, the crop size alternating by epoch, dark crops redrawn; a share
+    ``task.defect_p`` of the defective images' crops centred near a defect."""
+    crops = RandomCropDataset(task.train, task.crops, dark_threshold, transforms=augmentations(), seed=seed,
+                              defect_p=task.defect_p)
+    labels = primary_labels(task.train.classes, clean="clean")
+    sampler = CropScheduleSampler(crops, labels, batch_size, steps_per_epoch, seed)
+    return DataLoader(crops, batch_sampler=sampler, num_workers=num_workers)
+
+
+def gate_loader(task: Task, batch_size: int, steps_per_epoch: int | None, seed=0, num_workers=0) -> DataLoader:
+    """Full images, clean and defective in equal numbers (Severstal's own ratio is 44/56)."""
+    sampler = ClassBalancedBatchSampler(task.train.defective, batch_size, steps_per_epoch, seed)
+    return DataLoader(GateDataset(task.train, augmentations()), batch_sampler=sampler, num_workers=num_workers)
+
+
+def eval_loader(ds: Dataset, batch_size: int, limit: int | None = None, gate: bool = False,
+                seed: int = 0) -> DataLoader:
+    """Validation / test batches in a fixed order; ``limit`` keeps a seeded random subset (splits
+    are ordered by class, so the first images would all be of one kind)."""
+    if limit is not None and limit < len(ds):
+        keep = np.sort(np.random.default_rng(seed).choice(len(ds), limit, replace=False))
+        ds = _Indexed(ds, keep.tolist())
+    return DataLoader(GateDataset(ds) if gate else _Plain(ds), batch_size, shuffle=False)
+
+
+class _Indexed(Dataset):
+    """``ds`` restricted to ``indices``, keeping its ``ids`` (for submissions)."""
+
+    def __init__(self, ds, indices):
+        self.ds, self.indices = ds, indices
+        self.ids = [ds.ids[i] for i in indices] if hasattr(ds, "ids") else [str(i) for i in indices]
+
+    def __len__(self):
+        return len(self.indices)
+
+    def __getitem__(self, i):
+        return self.ds[self.indices[i]]
+
+
+class _Plain(Dataset):
+    def __init__(self, ds):
+        self.ds = ds
+
+    def __len__(self):
+        return len(self.ds)
+
+    def __getitem__(self, i):
+        image, mask = self.ds[i]
+        return image.as_subclass(torch.Tensor), mask.as_subclass(torch.Tensor)

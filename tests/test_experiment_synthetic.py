@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from defectlib import profiles
-from defectlib.synth_study import (ARMS, OUR_ROW, PAPER_ROW, CropSet, StudyConfig, choose_threshold, evaluate,
+from defectlib.experiments.synthetic import (ARMS, OUR_ROW, PAPER_ROW, CropSet, StudyConfig, choose_threshold, evaluate,
                                    run_arch, study_config, to_input)
 
 
@@ -107,7 +107,7 @@ def test_profiles_and_dry_run():
 def test_mtd_target_split_keeps_near_duplicates_together(real_dataset):
     """MTD's near-duplicate pairs never straddle train / val / test of the few-label target."""
     from defectlib.data.splits import MTD_NEAR_DUPLICATES
-    from defectlib.synth_study import load_target
+    from defectlib.experiments.synthetic import load_target
 
     for seed in (0, 1, 2, 3):
         t = load_target(real_dataset("mtd").parent, seed=seed, scale=0.25)
@@ -135,7 +135,7 @@ def test_cpu_recipe_options_record_a_learning_curve_and_keep_the_last_weights():
 
 def test_training_writes_no_last_checkpoint(monkeypatch):
     """Only best.pt is read back, so no last.pt (weights + optimizer) is written every epoch."""
-    import defectlib.synth_study as S
+    import defectlib.experiments.synthetic.recipe as S
     seen = []
     real_fit = S.fit
     monkeypatch.setattr(S, "fit", lambda model, loader, cfg, **kw: seen.append(cfg) or real_fit(model, loader, cfg, **kw))

@@ -1,10 +1,8 @@
-"""OCINet's training and evaluation protocol (paper Sec. III-E, IV-A), used by notebook 03.
+"""Notebook 03's recipe: OCINet's training and evaluation protocol (paper 003, Sec. III-E, IV-A).
 
-Training (Sec. IV-A-2): images and masks resized to 352x352, rotations and flips, Adam lr 1e-4,
-batch 16, 70 epochs, lr x0.1 after epoch 30; loss Eq. (1) = deep supervision over S^1..S^4 with
-weights (1, 1, 1/2, 1/4) of BCE + IoU (:class:`defectlib.losses.DeepSupervisionLoss`). The paper
-says "rotate and flip" without details (the authors' data loader has its augmentations commented
-out); we read it as a random multiple of 90 degrees plus horizontal and vertical flips.
+Training (Sec. IV-A-2): Adam lr 1e-4, batch 16, 70 epochs, lr x0.1 after epoch 30; loss Eq. (1) =
+deep supervision over S^1..S^4 with weights (1, 1, 1/2, 1/4) of BCE + IoU
+(:class:`defectlib.losses.DeepSupervisionLoss`).
 
 Evaluation, as the authors' test script and metric code do it (REFERENCE.md section 3):
 only the image is resized; S^1 goes through a sigmoid, is resized back to the ground truth's own
@@ -12,34 +10,26 @@ size, min-max normalised per image, binarised with Otsu's threshold, and every m
 per image and then averaged over images. "PA" in their code is the foreground recall TP/|GT|,
 not the pixel accuracy of their Eq. (5): both are reported, labelled. wFm (Margolin) is computed
 on the min-max normalised map.
-
-Data (:func:`build_data`): NRSD-MN when a real copy is under ``data_root`` (train on 2,086 man-made
-images; test columns "man-made" and "natural"); otherwise, if real NEU-Seg and MTD are there,
-a binary steel/tile task with two real test columns: NEU-Seg test (all defect classes merged into
-one) and held-out MTD defective tiles; otherwise the NRSD-MN-format stand-in. No test image has a
-near-duplicate in training: NEU-Seg's test images that near-duplicate a training image are dropped
-and MTD's near-duplicate pairs stay on one side (:mod:`defectlib.data.splits`).
 """
 from __future__ import annotations
 
-import random
+import os
+import time
+import warnings
 from collections import defaultdict
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import ConcatDataset, Dataset, Subset
+from torch.utils.data import DataLoader
 
-from defectlib.data import MTD, NEUSeg, NRSDMN, locate
-from defectlib.data.splits import (MTD_NEAR_DUPLICATES, groups_from_pairs, neu_seg_clean_test_ids,
-                                   stratified_split)
-from defectlib.engine import resolve_precision, supervised_loss, to_device
-from defectlib.losses import DeepSupervisionLoss
-from defectlib.metrics import ocinet_evaluation
-from defectlib.paths import real_data_root
-from defectlib.runtime import pin_memory
+from ...engine import TrainConfig, fit, resolve_precision, supervised_loss, to_device
+from ...losses import DeepSupervisionLoss
+from ...metrics import ocinet_evaluation
+from ...models.ocinet import build_ocinet
+from ...runtime import seed_everything
+from .data import OCINetData, build_data, collate_eval, train_loader
 
 METRICS = ("PA", "pixel_accuracy", "wFm", "IoU", "Dice")
 METRIC_NOTES = {
@@ -49,115 +39,6 @@ METRIC_NOTES = {
     "IoU": "Eq. (7)", "Dice": "Eq. (8)",
 }
 
-
-# --- transforms ----------------------------------------------------------------------------------
-class TrainTransform:
-    """Resize image (bilinear) and mask (nearest) to ``size``; if ``augment``, a random rotation by a
-    multiple of 90 degrees and random horizontal / vertical flips (the same for image and mask)."""
-
-    def __init__(self, size: int, augment: bool = True):
-        self.size, self.augment = int(size), augment
-
-    def __call__(self, image: torch.Tensor, mask: torch.Tensor):
-        image = F.interpolate(image[None], size=(self.size, self.size), mode="bilinear",
-                              align_corners=False, antialias=True)[0]
-        mask = F.interpolate(mask[None].float(), size=(self.size, self.size), mode="nearest")[0]
-        if self.augment:
-            k = random.randrange(4)
-            image, mask = torch.rot90(image, k, (1, 2)), torch.rot90(mask, k, (1, 2))
-            if random.random() < 0.5:
-                image, mask = image.flip(2), mask.flip(2)
-            if random.random() < 0.5:
-                image, mask = image.flip(1), mask.flip(1)
-        return image.contiguous(), mask.contiguous()
-
-
-class EvalTransform:
-    """Resize only the image (the mask keeps its own size, as the authors evaluate)."""
-
-    def __init__(self, size: int):
-        self.size = int(size)
-
-    def __call__(self, image: torch.Tensor, mask: torch.Tensor):
-        image = F.interpolate(image[None], size=(self.size, self.size), mode="bilinear",
-                              align_corners=False, antialias=True)[0]
-        return image, mask
-
-
-def collate_eval(batch):
-    """Images stacked (same size after the transform), masks kept as a list (sizes may differ)."""
-    return torch.stack([b[0] for b in batch]), [b[1] for b in batch]
-
-
-# --- data ----------------------------------------------------------------------------------------
-@dataclass
-class OCINetData:
-    """The training set and the named test sets (``columns``: test name -> paper column)."""
-    train: Dataset
-    tests: dict[str, Dataset]
-    columns: dict[str, str]
-    dataset: str
-    real: bool
-    notes: list[str] = field(default_factory=list)
-
-
-def _seeded_subset(ds: Dataset, n: int | None, seed: int) -> Dataset:
-    if n is None or n >= len(ds):
-        return ds
-    idx = np.random.default_rng(seed).permutation(len(ds))[:n]
-    return Subset(ds, sorted(idx.tolist()))
-
-
-def mtd_defective_split(root, test_fraction: float = 0.25, seed: int = 0) -> tuple[list[str], list[str]]:
-    """MTD defective tiles with a non-empty mask, split per class (seeded): (train ids, test ids).
-
-    The 7 near-duplicate pairs (:data:`defectlib.data.splits.MTD_NEAR_DUPLICATES`, the same crack or
-    blowhole shot twice) are kept on one side, so no test tile has its twin in the training set.
-    """
-    ds = MTD(root, classes=[c for c in MTD.CLASSES if c != "Free"])
-    keep = [i for i in range(len(ds)) if ds.load_arrays(i)[1].max() > ds.threshold]
-    ids, labels = [ds.ids[i] for i in keep], [ds.labels[i] for i in keep]
-    groups = groups_from_pairs(ids, MTD_NEAR_DUPLICATES)
-    train, test = stratified_split(labels, test_fraction, seed, groups)
-    return sorted(ids[i] for i in train), sorted(ids[i] for i in test)
-
-
-def build_data(data_root=None, size: int = 352, seed: int = 0, augment: bool = True,
-               test_limit: int | None = None) -> OCINetData:
-    """Datasets for notebook 03 (see the module docstring for which data is chosen).
-
-    ``test_limit`` keeps a seeded subset of each test set (cpu / smoke profiles).
-    """
-    train_tf, eval_tf = TrainTransform(size, augment), EvalTransform(size)
-    nrsd, nrsd_real = locate("nrsd-mn", data_root)
-    notes: list[str] = []
-    if not nrsd_real and real_data_root(data_root) is not None:
-        neu, neu_real = locate("neu-seg", data_root)
-        mtd, mtd_real = locate("mtd", data_root)
-        if neu_real and mtd_real:
-            mtd_train, mtd_test = mtd_defective_split(mtd, seed=seed)
-            train = ConcatDataset([NEUSeg(neu, "training", binary=True, transforms=train_tf),
-                                   MTD(mtd, ids=mtd_train, transforms=train_tf)])
-            neu_test = neu_seg_clean_test_ids(neu)
-            tests = {"NEU-Seg test": NEUSeg(neu, "test", binary=True, ids=neu_test, transforms=eval_tf),
-                     "MTD defective (held out)": MTD(mtd, ids=mtd_test, transforms=eval_tf)}
-            notes.append(f"NRSD-MN is not available (password-protected); trained on real NEU-Seg "
-                         f"training (3 defect classes merged into one) + {len(mtd_train)} MTD defective "
-                         f"tiles; tested on NEU-Seg test ({len(neu_test)} images: the test images that "
-                         f"near-duplicate a training image dropped) and {len(mtd_test)} held-out MTD "
-                         f"defective tiles (per-class seeded 75/25 split, near-duplicate pairs kept on one "
-                         f"side, tiles with an empty mask dropped).")
-            return OCINetData(train, {k: _seeded_subset(v, test_limit, seed) for k, v in tests.items()},
-                              {"NEU-Seg test": "man-made", "MTD defective (held out)": "natural"},
-                              "NEU-Seg + MTD (binary)", True, notes)
-    train = NRSDMN(nrsd, "train", transforms=train_tf)
-    tests = {"man-made": NRSDMN(nrsd, "test-man-made", transforms=eval_tf),
-             "natural": NRSDMN(nrsd, "test-natural", transforms=eval_tf)}
-    name = "NRSD-MN" if nrsd_real else "NRSD-MN stand-in (generated)"
-    if not nrsd_real:
-        notes.append("generated NRSD-MN-format stand-in: numbers exercise the code, they measure nothing")
-    return OCINetData(train, {k: _seeded_subset(v, test_limit, seed) for k, v in tests.items()},
-                      {"man-made": "man-made", "natural": "natural"}, name, nrsd_real, notes)
 
 
 # --- loss ----------------------------------------------------------------------------------------
@@ -242,8 +123,6 @@ def backbone_weights(name: str | None, dry_run: bool = False) -> Path | None:
     goes on from random weights."""
     if not name:
         return None
-    import os
-    import warnings
     folder = Path(os.environ.get("DEFECTLIB_WEIGHTS", "~/.cache/defectlib/weights")).expanduser()
     path = folder / name
     if path.is_file():
@@ -258,14 +137,12 @@ def backbone_weights(name: str | None, dry_run: bool = False) -> Path | None:
 
 def train_config(cfg, checkpoint_dir=None):
     """The engine's :class:`~defectlib.engine.TrainConfig` from a notebook-03 profile."""
-    from defectlib.engine import TrainConfig
     schedule = cfg.get("schedule") or ("multistep" if cfg.get("milestones") else "none")
     return TrainConfig.from_dict(cfg, optimizer="adam", schedule=schedule, checkpoint_dir=checkpoint_dir)
 
 
 def _iou_curve(data: OCINetData, cfg, device):
     """``curve(model)`` for :func:`defectlib.engine.fit`: IoU on the first test set, in %."""
-    from torch.utils.data import DataLoader
     name, first = next(iter(data.tests.items()))
     loader = DataLoader(first, batch_size=cfg.eval_batch_size, collate_fn=collate_eval)
 
@@ -273,15 +150,6 @@ def _iou_curve(data: OCINetData, cfg, device):
         r = evaluate(model, loader, device, cfg.max_eval_batches, precision=cfg.get("precision", "fp32"))
         return {f"{name}/IoU": r["IoU"]}
     return curve
-
-
-def train_loader(data: OCINetData, cfg, seed: int = 0):
-    """Shuffled (seeded) batches of ``cfg.batch_size`` training images, the last partial one dropped."""
-    from torch.utils.data import DataLoader
-    gen = torch.Generator().manual_seed(seed)
-    return DataLoader(data.train, batch_size=cfg["batch_size"], shuffle=True, drop_last=True,
-                      num_workers=cfg.get("num_workers", 0), pin_memory=pin_memory(cfg.get("pin_memory", False)),
-                      generator=gen)
 
 
 def train_and_evaluate(variant: str, data: OCINetData, cfg, device, seed: int = 0, keep: int = 0,
@@ -294,14 +162,9 @@ def train_and_evaluate(variant: str, data: OCINetData, cfg, device, seed: int = 
     steps (``history.curve``, a learning curve: drawn, never used to choose; it does not change
     the training). Returns ``{"model", "history", "train_s", "results": {test name: evaluate(...)}}``.
     """
-    import time
 
-    from torch.utils.data import DataLoader
 
-    from defectlib.engine import fit
-    from defectlib.runtime import seed_everything
 
-    from .model import build_ocinet
 
     seed_everything(seed)
     model = build_ocinet(variant, weights=weights).to(device)
@@ -317,3 +180,30 @@ def train_and_evaluate(variant: str, data: OCINetData, cfg, device, seed: int = 
         results[name] = evaluate(model, test_loader, device, cfg.max_eval_batches, keep=keep,
                                  precision=cfg.get("precision", "fp32"), worst=worst)
     return {"model": model, "history": history, "train_s": train_s, "results": results}
+
+
+# --- defectlib doctor -----------------------------------------------------------------------------
+def doctor_probes(cfg, data_root=None, seed: int = 0):
+    """The full OCINet (every variant costs about the same), for ``defectlib doctor``."""
+    from ...doctor import Probe
+    data = build_data(data_root, size=cfg["input_size"], seed=seed, augment=cfg["augment"],
+                      test_limit=cfg["test_limit"])
+    per_variant = cfg["epochs"] * len(train_loader(data, cfg, seed))
+    steps = len(cfg["variants"]) * min(per_variant, cfg.get("max_steps") or per_variant)
+    train = {k: v for k, v in train_config(cfg).to_dict().items()
+             if k in ("optimizer", "lr", "grad_clip", "schedule", "milestones", "gamma", "epochs")}
+    return [Probe("03", "OCINet (full)", lambda: build_ocinet("full"), lambda: train_loader(data, cfg, seed),
+                  ocinet_loss_fn(), train, steps, dataset=data.dataset, notes=weights_notes(cfg))]
+
+
+def weights_notes(cfg) -> list[str]:
+    """Whether the PVT-v2-b2 ImageNet weights the profile starts from are on this machine (the doctor
+    trains from random weights: the speed is the same)."""
+    if not cfg.get("backbone_weights"):
+        return []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        found = backbone_weights(cfg["backbone_weights"], dry_run=True)
+    if found:
+        return [f"weights: the PVT-v2-b2 ImageNet weights the run starts from are at {found}"]
+    return [f"weights: missing, the run would stop before training: {caught[0].message}"]

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from defectlib.synth.writers import write_mtd, write_neu_seg, write_severstal
-from defectlib.two_stage import eval_loader, gate_loader, mtd_task, neu_seg_task, seg_loader, severstal_task
+from defectlib.experiments.severstal import eval_loader, gate_loader, mtd_task, neu_seg_task, seg_loader, severstal_task
 
 
 def _check_splits(task):
@@ -93,7 +93,7 @@ def test_seg_loader_balanced_alternating_crops_masks_follow_images(tmp_path):
         assert sorted(tuple(task.train.classes[i]) for i in batch) == [(), (0,), (1,), (2,), (3,), (4,)]
     # alignment: a mask drawn on the image itself must stay on the image under the augmentations
     from defectlib.data.sampling import RandomCropDataset
-    from defectlib.two_stage import augmentations
+    from defectlib.experiments.severstal import augmentations
 
     class Bright(torch.utils.data.Dataset):
         def __len__(self):
@@ -183,7 +183,7 @@ def test_mtd_near_duplicates_never_straddle_train_val_test(real_dataset):
 def test_train_stage_reports_a_time_budget_cut():
     import time
 
-    from defectlib.two_stage import train_stage
+    from defectlib.experiments.severstal import train_stage
     data = torch.utils.data.TensorDataset(torch.rand(64, 2), torch.rand(64, 1))
     loader = torch.utils.data.DataLoader(data, batch_size=4)
 
@@ -218,7 +218,7 @@ def test_mtd_cache_gives_the_same_items_and_training_batches(tmp_path):
 
 
 def test_cache_refuses_a_mask_it_cannot_store_exactly(tmp_path):
-    from defectlib.two_stage.tasks import Channels
+    from defectlib.experiments.severstal import Channels
     base = [(torch.rand(1, 8, 8), torch.full((1, 8, 8), 0.5))]
     ds = Channels(base, lambda s: s, [[0]], ids=["soft.png"], cache=True)
     with pytest.raises(ValueError, match="soft.png.*binary"):

@@ -1,0 +1,13 @@
+"""Notebook 01's experiment: DANet (paper 000) on NEU-DET, the five phases of its Table 3 ablation.
+
+- :mod:`.data`    NEU-DET split by seed, the training loader
+- :mod:`.recipe`  each phase's model at the profile's size, the paper's SGD settings
+
+The model is :mod:`defectlib.models.danet` (with :mod:`~defectlib.models.dcn` and
+:mod:`~defectlib.models.cbam`).
+"""
+from .data import datasets, train_loader
+from .recipe import MODEL_KEYS, build_model, doctor_probes, model_kwargs, train_settings, weights_notes
+
+__all__ = ["datasets", "train_loader", "MODEL_KEYS", "build_model", "doctor_probes", "model_kwargs",
+           "train_settings", "weights_notes"]

@@ -1,0 +1,18 @@
+"""Notebook 03's experiment: OCINet (paper 003: PVT-v2-b2 + CCIM / CSIM / CPIM + defect reasoner with
+deep supervision) and its ablation variants, on NRSD-MN or real NEU-Seg + MTD in its place.
+
+- :mod:`.data`     the datasets, transforms and training loader
+- :mod:`.recipe`   the loss (Eq. 1), training one variant, the authors' evaluation protocol
+- :mod:`.figures`  what CCIM / CSIM / CPIM do to the features, Fig. 6-style maps
+
+The model itself is :mod:`defectlib.models.ocinet`.
+"""
+from .data import (EvalTransform, OCINetData, TrainTransform, build_data, collate_eval, mtd_defective_split,
+                   train_loader)
+from .recipe import (METRIC_NOTES, METRICS, PVT_V2_B2_URL, backbone_weights, doctor_probes, evaluate,
+                     ocinet_loss_fn, predict_maps, score_maps, train_and_evaluate, train_config, weights_notes)
+
+__all__ = ["EvalTransform", "OCINetData", "TrainTransform", "build_data", "collate_eval", "mtd_defective_split",
+           "train_loader", "METRIC_NOTES", "METRICS", "PVT_V2_B2_URL", "backbone_weights", "doctor_probes",
+           "evaluate", "ocinet_loss_fn", "predict_maps", "score_maps", "train_and_evaluate", "train_config",
+           "weights_notes"]
