@@ -206,4 +206,5 @@ def weights_notes(cfg) -> list[str]:
         found = backbone_weights(cfg["backbone_weights"], dry_run=True)
     if found:
         return [f"weights: the PVT-v2-b2 ImageNet weights the run starts from are at {found}"]
-    return [f"weights: missing, the run would stop before training: {caught[0].message}"]
+    why = str(caught[0].message).split("; this dry run")[0]
+    return [f"weights: missing, the run would stop before training: {why}"]
