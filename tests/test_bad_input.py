@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path

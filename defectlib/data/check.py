@@ -20,13 +20,13 @@ encoding the rule misreads look exactly like that). A generic folder takes the o
 from __future__ import annotations
 
 import hashlib
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .duplicates import Pair, near_pairs, phash, thumbnail
+from .duplicates import near_pairs, phash, thumbnail
 from .errors import (AnnotationError, DatasetError, DatasetNotFoundError, EmptyDatasetError, MaskEncodingError,
                      MaskSizeError, MissingFileError)
 from .folder import scan_pairs

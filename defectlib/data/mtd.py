@@ -38,7 +38,7 @@ class MTD(PairedMasks):
         folders = [c for c in wanted if (self.root / f"MT_{c}").is_dir()]
         if not folders:
             raise EmptyDatasetError(self.root, "no MT_<class>/Imgs folders found "
-                                               f"(expected e.g. MT_Free/Imgs, MT_Crack/Imgs)")
+                                               "(expected e.g. MT_Free/Imgs, MT_Crack/Imgs)")
         items = []
         for c in folders:
             items += pair_folder(self.root / f"MT_{c}" / "Imgs", mask_ext=".png",

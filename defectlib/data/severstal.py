@@ -21,7 +21,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .errors import AnnotationError, DatasetNotFoundError, EmptyDatasetError, MissingFileError, RLEError
-from .io import check_same_size, read_gray, to_image, to_mask
+from .io import read_gray, to_image, to_mask
 
 HEIGHT, WIDTH = 256, 1600
 NUM_CLASSES = 4

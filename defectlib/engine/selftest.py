@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-from pathlib import Path
 
 import torch
 from torch import nn

@@ -24,7 +24,6 @@ from __future__ import annotations
 import numpy as np
 
 from ._arrays import binary, finite, labels, numeric, probabilities
-from ._arrays import to_numpy as _np
 
 __all__ = ["confusion_counts", "segmentation_scores", "ocinet_evaluation", "kaggle_dice",
            "severstal_author_dice", "minmax_normalize", "otsu_threshold", "otsu_binarize",
