@@ -36,6 +36,7 @@ import argparse
 import importlib
 import json
 import math
+import multiprocessing
 import os
 import statistics
 import sys
@@ -305,25 +306,50 @@ def table(checks: list[Check]) -> str:
     return "\n".join(lines)
 
 
+def _check_one(notebook: str, profile: str, data_root, seed: int, index: int, device: str, steps: int,
+               warmup: int, flops: bool) -> tuple[int, dict]:
+    """(number of probes of ``notebook``, the check of probe ``index`` as a dict): what a fresh process
+    runs, so that the memory one model leaves to the allocator does not hide the next one's."""
+    cfg = profiles.get(notebook, profile)
+    try:
+        found = probes(notebook, cfg, data_root, seed)
+    except Exception as exc:  # noqa: BLE001 - e.g. a dataset that is not where data_root says
+        return 1, asdict(Check(notebook, "(its data)", profile, device,
+                               error=f"{type(exc).__name__} while building the data: {exc}"[:300]))
+    c = check(found[index], cfg, torch.device(device), steps=steps, warmup=warmup, seed=seed, flops=flops)
+    return len(found), asdict(c)
+
+
 def run(notebooks=("01", "02", "03", "04"), profile: str | None = None, device="auto", data_root=None,
-        steps: int = 5, warmup: int = 2, seed: int = 0, flops: bool = True, log=print) -> list[Check]:
-    """Every probe of ``notebooks``; ``profile`` None = ``paper`` on a GPU, ``smoke`` elsewhere."""
+        steps: int = 5, warmup: int = 2, seed: int = 0, flops: bool = True, isolate: bool | None = None,
+        log=print) -> list[Check]:
+    """Every probe of ``notebooks``; ``profile`` None = ``paper`` on a GPU, ``smoke`` elsewhere.
+    ``isolate`` (default: on a CPU) checks each model in a fresh process: freed CPU memory stays with
+    the process, so the resident-set growth of a second model in the same process would read ~0."""
     device = resolve_device(device)
     if profile is None:
         profile = "paper" if device.type == "cuda" else "smoke"
         if device.type != "cuda":
             log(f"no GPU visible (device {device}): the checks run at smoke size and prove the code paths, "
                 "not the speed of a paper run")
+    isolate = device.type == "cpu" if isolate is None else isolate
     checks = []
     for nb in notebooks:
-        cfg = profiles.get(nb, profile)
-        for probe in probes(nb, cfg, data_root, seed):
-            log(f"{nb} {probe.name}: {profile} profile on {device} ...")
-            c = check(probe, cfg, device, steps=steps, warmup=warmup, seed=seed, flops=flops)
-            log(f"   {'FAILED: ' + c.error if c.error else f'{c.step_s:.3f} s/step, {c.images_per_s:.1f} images/s'}")
+        index, count = 0, 1
+        while index < count:
+            args = (nb, profile, data_root, seed, index, str(device), steps, warmup, flops)
+            if isolate:
+                with multiprocessing.get_context("spawn").Pool(1) as pool:
+                    count, fields = pool.apply(_check_one, args)
+            else:
+                count, fields = _check_one(*args)
+            c = Check(**fields)
+            log(f"{nb} {c.name}: {profile} profile on {device}: "
+                + (f"FAILED: {c.error}" if c.error else f"{c.step_s:.3f} s/step, {c.images_per_s:.1f} images/s"))
             for note in c.notes:
                 log(f"   {note}")
             checks.append(c)
+            index += 1
     return checks
 
 

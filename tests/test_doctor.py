@@ -138,3 +138,11 @@ def test_cpu_memory_is_what_training_adds():
                        {"optimizer": "sgd", "lr": 0.1, "momentum": 0.9}, 4)
     c = doctor.check(big, CFG, torch.device("cpu"), steps=1, warmup=1, flops=False)
     assert not c.error and c.peak_memory_gb >= 3 * 64 / 1024 * 0.9
+
+
+def test_a_notebook_whose_data_cannot_be_built_is_reported(tmp_path):
+    (tmp_path / "neu-det").mkdir()
+    (tmp_path / "neu-det" / "junk.txt").write_text("not NEU-DET")       # "real" data that is not
+    checks = doctor.run(["01"], profile="smoke", device="cpu", data_root=tmp_path, steps=1, warmup=0,
+                        isolate=False, log=lambda *_: None)
+    assert len(checks) == 1 and "while building the data" in checks[0].error
