@@ -146,3 +146,10 @@ def test_a_notebook_whose_data_cannot_be_built_is_reported(tmp_path):
     checks = doctor.run(["01"], profile="smoke", device="cpu", data_root=tmp_path, steps=1, warmup=0,
                         isolate=False, log=lambda *_: None)
     assert len(checks) == 1 and "while building the data" in checks[0].error
+
+
+def test_an_isolated_check_may_start_loader_workers():
+    """Each model is checked in its own process on CPU; the paper profiles' loaders start worker
+    processes of their own, which a daemonic (pool) process may not."""
+    count, fields = doctor._in_fresh_process(("03", "smoke", None, 0, 0, "cpu", 1, 0, False, {"num_workers": 2}))
+    assert count == 1 and fields["error"] == "" and fields["workers"] == 2
