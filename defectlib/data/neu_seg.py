@@ -40,11 +40,11 @@ class NEUSeg(PairedMasks):
         items = select_ids(items, ids, self.root)
         self.split, self.binary = split, binary
         if binary:
-            super().__init__(items, transforms=transforms, mask_fn=lambda m: (m > 0).astype(np.uint8))
+            super().__init__(items, transforms=transforms, mask_fn=_any_defect)
         else:
             super().__init__(items, transforms=transforms, mask_fn=self._index_mask, mask_dtype=torch.int64)
 
-    def _index_mask(self, m: np.ndarray) -> np.ndarray:
+    def _index_mask(self, m: np.ndarray) -> np.ndarray:  # a method, not a lambda: loader workers pickle it
         if m.max() >= len(CLASSES):
             raise AnnotationError(None, f"mask value {int(m.max())} is not a class index 0..3")
         return m
@@ -55,3 +55,9 @@ class NEUSeg(PairedMasks):
         except AnnotationError as exc:
             raise AnnotationError(self.mask_paths[i], exc.problem) from None
         return image, (mask if self.binary else mask[0])
+
+
+def _any_defect(m: np.ndarray) -> np.ndarray:
+    """Class indices -> 0/1 (any defect class). A module function, not a lambda: a dataset that
+    loader workers started with "spawn" or "forkserver" receive must pickle."""
+    return (m > 0).astype(np.uint8)

@@ -73,6 +73,9 @@ def _check_one(notebook: str, profile: str, data_root, seed: int, index: int, de
 
 
 def _child(conn, args) -> None:
+    # a spawned process inherits "spawn" as its start method; the loader's workers should start as
+    # they would in a notebook (the platform's default), not pickle the dataset
+    multiprocessing.set_start_method(None, force=True)
     conn.send(_check_one(*args))
     conn.close()
 

@@ -92,6 +92,18 @@ def test_neu_seg_standin_class_index_and_binary(standins):
     assert b.shape == (1, 200, 200) and torch.equal(b[0] > 0, mask > 0)
 
 
+@pytest.mark.parametrize("name", ["neu-seg", "mtd", "nrsd-mn"])
+def test_datasets_pickle_for_spawned_loader_workers(standins, name):
+    """Loader workers started with "spawn" (macOS, Windows) or "forkserver" (Linux from Python
+    3.14) receive the dataset pickled: a lambda inside it (NEU-Seg's binary masks had one) breaks
+    every paper profile there."""
+    import pickle
+    ds = {"neu-seg": lambda r: NEUSeg(r, "training", binary=True), "mtd": lambda r: MTD(r),
+          "nrsd-mn": lambda r: NRSDMN(r, "train")}[name](standins[name])
+    copy = pickle.loads(pickle.dumps(ds))
+    assert all(torch.equal(a, b) for a, b in zip(copy[0], ds[0]))
+
+
 def test_mtd_standin_labels_and_clean_class(standins):
     ds = MTD(standins["mtd"], with_label=True)
     assert len(ds) == 4 + 5 * 2

@@ -138,6 +138,30 @@ def _limit(indices: list[int], limit: int | None, seed: int) -> list[int]:
     return sorted(np.random.default_rng(seed).choice(indices, limit, replace=False).tolist())
 
 
+# the ``to_channels`` of each task: module-level, so a task pickles for spawned loader workers
+def _plain(s):
+    return s[0].as_subclass(torch.Tensor), s[1].as_subclass(torch.Tensor)
+
+
+def _neu_seg_one_hot(s):
+    m = s[1].as_subclass(torch.Tensor)
+    return s[0].as_subclass(torch.Tensor), torch.stack([(m == k) for k in (1, 2, 3)]).float()
+
+
+class _MTDChannels:
+    """MTD's mask into its class's channel (5 channels), or into one "defect" channel."""
+
+    def __init__(self, one_channel: bool):
+        self.one_channel = one_channel
+
+    def __call__(self, s):
+        image, mask, label = s
+        out = torch.zeros(1 if self.one_channel else 5, *mask.shape[-2:])
+        if label:
+            out[0 if self.one_channel else label - 1] = mask.as_subclass(torch.Tensor)[0]
+        return image.as_subclass(torch.Tensor), out
+
+
 def severstal_task(root, real: bool, scale: float = 1.0, crops=((256, 384), (256, 512)),
                    val_fraction=0.15, test_fraction=0.15, seed=0) -> Task:
     """Severstal (or its stand-in) with images and masks resized by ``scale``; strata = the set of
@@ -145,8 +169,7 @@ def severstal_task(root, real: bool, scale: float = 1.0, crops=((256, 384), (256
     from ...data.severstal import Severstal
     base = Severstal(root)
     size = None if scale == 1 else (round(256 * scale), round(1600 * scale))
-    ds = Channels(base, lambda s: (s[0].as_subclass(torch.Tensor), s[1].as_subclass(torch.Tensor)),
-                  [[c - 1 for c in lab] for lab in base.labels], size, base.ids)
+    ds = Channels(base, _plain, [[c - 1 for c in lab] for lab in base.labels], size, base.ids)
     strata = ["".join(map(str, c)) or "clean" for c in ds.classes]
     tr, va, te = _split3(strata, val_fraction, test_fraction, seed)
     return Task("Severstal" if real else "Severstal stand-in", real, ("1", "2", "3", "4"),
@@ -161,18 +184,14 @@ def neu_seg_task(root, real: bool, crops=((160, 160), (160, 192)), val_fraction=
     from ...data.neu_seg import NEUSeg
     from ...data.splits import neu_seg_clean_test_ids
 
-    def one_hot(s):
-        m = s[1].as_subclass(torch.Tensor)
-        return s[0].as_subclass(torch.Tensor), torch.stack([(m == k) for k in (1, 2, 3)]).float()
-
     def classes_of(ds):
         return [[k - 1 for k in (1, 2, 3) if (ds.load_arrays(i)[1] == k).any()] for i in range(len(ds))]
 
     train_base = NEUSeg(root, "training")
     test_ids = neu_seg_clean_test_ids(root)
     test_base = NEUSeg(root, "test", ids=test_ids)
-    train_all = Channels(train_base, one_hot, classes_of(train_base), ids=train_base.ids)
-    test_all = Channels(test_base, one_hot, classes_of(test_base), ids=test_base.ids)
+    train_all = Channels(train_base, _neu_seg_one_hot, classes_of(train_base), ids=train_base.ids)
+    test_all = Channels(test_base, _neu_seg_one_hot, classes_of(test_base), ids=test_base.ids)
     strata = ["".join(map(str, c)) for c in train_all.classes]
     tr, va = stratified_split(strata, val_fraction, seed)
     task = Task("NEU-Seg" if real else "NEU-Seg stand-in", real, ("inclusion", "patches", "scratches"),
@@ -196,16 +215,9 @@ def mtd_task(root, real: bool, size=(192, 192), crops=((160, 160), (160, 192)), 
     from ...data.mtd import MTD
     base = MTD(root, with_label=True)
 
-    def channels(s):
-        image, mask, label = s
-        out = torch.zeros(1 if one_channel else 5, *mask.shape[-2:])
-        if label:
-            out[0 if one_channel else label - 1] = mask.as_subclass(torch.Tensor)[0]
-        return image.as_subclass(torch.Tensor), out
-
     classes = [[lab - 1] if lab and (base.load_arrays(i)[1] > base.threshold).any() else []
                for i, lab in enumerate(base.labels)]
-    ds = Channels(base, channels, classes, tuple(size), base.ids, cache=cache)
+    ds = Channels(base, _MTDChannels(one_channel), classes, tuple(size), base.ids, cache=cache)
     near_duplicates = groups_from_pairs(base.ids, MTD_NEAR_DUPLICATES)  # never across splits
     tr, va, te = _split3(base.labels, val_fraction, test_fraction, seed, near_duplicates)
     names = ("defect",) if one_channel else tuple(MTD.CLASSES[1:])
