@@ -29,7 +29,14 @@ CFG = profiles.Profile(profile="smoke")
 
 
 def test_check_measures_step_time_flops_memory_and_the_full_run():
-    c = doctor.check(_probe(toy_data(256)), CFG, torch.device("cpu"), steps=3, warmup=1)
+    probe = _probe(toy_data(256))
+    loss = probe.loss_fn
+
+    def slow_step(model, batch, device):      # a step of >= 20 ms: the in-memory loader keeps up
+        time.sleep(0.02)
+        return loss(model, batch, device)
+    probe.loss_fn = slow_step
+    c = doctor.check(probe, CFG, torch.device("cpu"), steps=3, warmup=1)
     assert not c.error, c.error
     assert c.batch_size == 16 and c.step_s > 0 and math.isclose(c.images_per_s, 16 / c.step_s)
     # one step of batch B: 3 x the forward pass, 2 FLOPs per multiply-add: 3 x 2B(2*32 + 32*4)
@@ -98,7 +105,8 @@ def test_the_recipe_precision_is_the_one_trained_with():
     ("03", ["OCINet (full)"], [2]),
     ("04", ["U-Net-R34"], [4 * 1 + 3 * 1]),                          # 4 sources x 1 step + 3 fine-tunings
 ])
-def test_every_notebook_lists_its_models_and_the_steps_its_run_takes(nb, names, steps):
+def test_every_notebook_lists_its_models_and_the_steps_its_run_takes(nb, names, steps, monkeypatch):
+    monkeypatch.delenv("DEFECTLIB_DATA", raising=False)      # the generated stand-ins, not real data
     ps = doctor.probes(nb, profiles.get(nb, "smoke"))
     assert [p.name for p in ps] == names and [p.planned_steps for p in ps] == steps
     assert all(p.notebook == nb for p in ps)

@@ -112,6 +112,19 @@ class _PeakRSS:
         self.peak = max(self.peak, self._read())
 
 
+def _release_freed_memory() -> None:
+    """Hand memory freed earlier in this process back to the system (glibc ``malloc_trim``), so
+    that the resident-set growth measured next is this model's and not hidden by reused pages."""
+    import gc
+    gc.collect()
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):
+            pass
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -171,6 +184,7 @@ def check(probe: Probe, cfg, device: torch.device, steps: int = 5, warmup: int =
         batches = batches[: warmup + steps]
         out.batch_size = _batch_size(batches[0])
         stage = "building the model"
+        _release_freed_memory()
         rss_before = _PeakRSS()._read()
         seed_everything(seed, deterministic=device.type == "cpu")
         model = probe.build().to(device)
