@@ -98,6 +98,7 @@ class Job:
     proc: subprocess.Popen | None = field(default=None, repr=False)
     started: float | None = None
     log_file: object = field(default=None, repr=False)
+    attempts: int = 0                  # launches so far (a kernel that never started is relaunched)
     standins: list = field(default_factory=list)  # datasets not under --data-root (stand-ins used)
     substitutes: dict = field(default_factory=dict)  # absent datasets replaced by other real data
 
@@ -123,6 +124,19 @@ def papermill_command(job: Job, kernel: str | None, cwd: Path, start_timeout: in
            "--start-timeout", str(start_timeout)]
     kernel = kernel or notebook_kernel(job.path) or "python3"
     return cmd + ["-k", kernel]
+
+
+def no_cell_ran(executed: Path) -> bool:
+    """True when papermill ended before its kernel executed any cell: the executed notebook is
+    missing or has no ``execution_count``. That is a kernel that failed to start, most often the
+    port race of two kernels launched at once (jupyter_client picks free ports, releases them, the
+    kernel binds them later: nteract/papermill#511), which a relaunch fixes; nothing ran, so
+    relaunching repeats no work."""
+    try:
+        nb = json.loads(Path(executed).read_text())
+    except (OSError, ValueError):
+        return True
+    return not any(cell.get("execution_count") for cell in nb.get("cells", []))
 
 
 def failure_from_notebook(executed: Path) -> dict | None:

@@ -20,7 +20,9 @@ environment), so ``--jobs N`` runs N at once and each gets its share of the CPU 
 visible and ``--device auto`` or ``cuda``, each running notebook gets one GPU through
 ``CUDA_VISIBLE_DEVICES`` and N is capped at the number of GPUs; ``--device cpu`` leaves the GPUs
 alone and ``--device cuda:K`` runs every notebook on GPU K, one at a time
-(:func:`defectlib.execute.plan_devices`). A failing notebook is
+(:func:`defectlib.execute.plan_devices`). A notebook whose kernel ran no cell (it did not start:
+most often two kernels launched at once raced for a port) is relaunched, up to
+``KERNEL_START_ATTEMPTS`` launches in all. A failing notebook is
 reported with its failing cell and error; the others still run; the exit code is 1 if any failed.
 ``--check [REF]`` then compares the run with ``REF`` (default: the committed ``results/``) through
 :mod:`defectlib.reproduce` and exits 1 also when a metric is outside REF's seed spread or missing.
@@ -43,7 +45,8 @@ from .profiles import PROFILE_NAMES
 from .preflight import (check_out_dir, missing_datasets, notebook_datasets, notebook_substitutes, require_real,
                         substituted)
 from .execute import (Job, check_kernel, child_env, detect_gpus, fmt_time, progress,
-                      failure_from_notebook, kill, log_failure, papermill_command, plan_devices)
+                      failure_from_notebook, kill, log_failure, no_cell_ran, papermill_command,
+                      plan_devices)
 
 NOTEBOOK_RE = re.compile(r"^(\d\d)_[^/]+\.ipynb$")
 PROFILES = PROFILE_NAMES  # one list, in profiles.py
@@ -130,13 +133,21 @@ def new_run_dir(out: Path, profile: str, dry_run: bool = False,
     raise RuntimeError(f"could not create a new run folder under {out}")
 
 
+KERNEL_START_ATTEMPTS = 3  # launches of a notebook whose kernel never ran a cell
+
+
 def _start(job: Job, env: dict, kernel: str | None, cwd: Path, gpu: str | None) -> None:
-    """Launch ``job``'s papermill process (in a session of its own) with its log file."""
+    """Launch ``job``'s papermill process (in a session of its own) with its log file (a
+    relaunch appends to the log, so the failed start stays readable)."""
     job.output_dir.mkdir(parents=True, exist_ok=True)
     job_env = dict(env)
     if gpu is not None:
         job.gpu = job_env["CUDA_VISIBLE_DEVICES"] = gpu
-    job.log_file = open(job.log, "w")
+    job.attempts += 1
+    job.log_file = open(job.log, "a" if job.attempts > 1 else "w")
+    if job.attempts > 1:
+        print(f"--- relaunch {job.attempts}: the kernel of the previous launch ran no cell ---",
+              file=job.log_file, flush=True)
     job.proc = subprocess.Popen(papermill_command(job, kernel, cwd), env=job_env,
                                 stdout=job.log_file, stderr=subprocess.STDOUT,
                                 start_new_session=True)
@@ -144,7 +155,9 @@ def _start(job: Job, env: dict, kernel: str | None, cwd: Path, gpu: str | None) 
 
 
 def _finished(job: Job, timeout: float | None) -> bool:
-    """Poll ``job``; when it has ended (or overrun ``timeout``), set its status and error."""
+    """Poll ``job``; when it has ended (or overrun ``timeout``), set its status and error.
+    A failure before any cell ran (the kernel did not start) leaves the job ``"restart"`` until
+    it has had ``KERNEL_START_ATTEMPTS`` launches."""
     elapsed = time.time() - job.started
     rc = job.proc.poll()
     if rc is None and timeout and elapsed > timeout:
@@ -156,6 +169,8 @@ def _finished(job: Job, timeout: float | None) -> bool:
     job.elapsed_s = elapsed
     if rc == 0:
         job.status = "ok"
+    elif rc != "timeout" and job.attempts < KERNEL_START_ATTEMPTS and no_cell_ran(job.executed):
+        job.status = "restart"
     else:
         job.status = "timeout" if rc == "timeout" else "failed"
         job.error = failure_from_notebook(job.executed) or log_failure(
@@ -251,6 +266,10 @@ def run(notebooks: list[Path], *, profile: str = "smoke", data_root: str | None 
                 running.remove(job)
                 if job.gpu:
                     free_gpus.append(job.gpu)
+                if job.status == "restart":
+                    say(f"{tag[job.stem]}: the kernel ran no cell (log: {job.log}); relaunching")
+                    pending.insert(0, job)
+                    continue
                 line = f"{tag[job.stem]}: {job.status if job.status == 'ok' else job.status.upper()}"
                 line += f" in {fmt_time(job.elapsed_s)}"
                 if job.error:

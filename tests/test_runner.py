@@ -302,7 +302,7 @@ def test_several_seeds_run_each_notebook_once_per_seed(tmp_path, make_notebook):
                       "--seed", "1,2", "--jobs", "2"])
     run = next((tmp_path / "runs").iterdir())
     results = json.loads((run / "results.json").read_text())
-    assert rc == 0 and results["seed"] == [1, 2]
+    assert rc == 0 and results["seed"] == [1, 2], [nb.get("error") for nb in results["notebooks"]]
     assert [(nb["notebook"], nb["source"], nb["seed"]) for nb in results["notebooks"]] == [
         ("01_pass-seed1", "01_pass", 1), ("01_pass-seed2", "01_pass", 2)]
     for nb in results["notebooks"]:
@@ -310,6 +310,57 @@ def test_several_seeds_run_each_notebook_once_per_seed(tmp_path, make_notebook):
     assert "| 01_pass | phase5/AP50/crazing | NEU-DET (stand-in) | 41.20 % +- 0.00 |" in (run / "report.md").read_text()
     spread = json.loads((run / "seed_spread.json").read_text())["01_pass"]
     assert spread["seeds"] == [1, 2] and spread["rows"][0]["values"] == {"1": 41.2, "2": 41.2}
+
+
+def _flaky_kernel(home: Path, fails: int) -> str:
+    """A kernelspec whose first ``fails`` launches exit before the kernel binds its ports (what
+    the port race of two kernels started at once looks like to papermill), then a real kernel."""
+    import sys
+    spec = home / "kernels" / "flaky"
+    spec.mkdir(parents=True)
+    count = home / "launches"
+    (home / "launch.py").write_text(
+        "import pathlib, runpy, sys\n"
+        f"count = pathlib.Path({str(count)!r})\n"
+        "n = int(count.read_text()) + 1 if count.exists() else 1\n"
+        "count.write_text(str(n))\n"
+        f"if n <= {fails}:\n"
+        "    sys.exit('zmq.error.ZMQError: Address already in use (simulated)')\n"
+        "sys.argv = ['ipykernel_launcher'] + sys.argv[1:]\n"
+        "runpy.run_module('ipykernel_launcher', run_name='__main__')\n")
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, str(home / "launch.py"), "-f", "{connection_file}"],
+        "display_name": "flaky", "language": "python"}))
+    return "flaky"
+
+
+@pytest.mark.parametrize("fails, ok", [(2, True), (3, False)])
+def test_a_kernel_that_did_not_start_is_relaunched(tmp_path, make_notebook, monkeypatch, fails, ok):
+    home = tmp_path / "jupyter"
+    kernel = _flaky_kernel(home, fails)
+    monkeypatch.setenv("JUPYTER_PATH", str(home))
+    make_notebook(tmp_path / "nbs" / "01_pass.ipynb", PASS_CELLS)
+    rc = runner.main(["--notebooks", str(tmp_path / "nbs"), "--out", str(tmp_path / "runs"), "--quiet",
+                      "--kernel", kernel])
+    (run,) = (tmp_path / "runs").iterdir()
+    (nb,) = json.loads((run / "results.json").read_text())["notebooks"]
+    launches = int((home / "launches").read_text())
+    log = (run / "01_pass" / "papermill.log").read_text()
+    assert launches == min(fails + 1, runner.KERNEL_START_ATTEMPTS)
+    assert log.count("Address already in use (simulated)") == min(fails, runner.KERNEL_START_ATTEMPTS)
+    if ok:  # relaunched until it started; the earlier failures stay in the log
+        assert rc == 0 and nb["status"] == "ok" and "relaunch 3" in log
+    else:   # it gives up after KERNEL_START_ATTEMPTS launches and says why
+        assert rc != 0 and nb["status"] == "failed"
+
+
+def test_a_failing_cell_is_not_relaunched(tmp_path, make_notebook):
+    make_notebook(tmp_path / "nbs" / "01_fail.ipynb", ["raise ValueError('boom in the first cell')"])
+    runner.main(["--notebooks", str(tmp_path / "nbs"), "--out", str(tmp_path / "runs"), "--quiet"])
+    (run,) = (tmp_path / "runs").iterdir()
+    (nb,) = json.loads((run / "results.json").read_text())["notebooks"]
+    assert nb["status"] == "failed" and "boom in the first cell" in nb["error"]["evalue"]
+    assert "relaunch" not in (run / "01_fail" / "papermill.log").read_text()
 
 
 # --- --check: the reproducibility check at the end of a run ----------------------------------------
