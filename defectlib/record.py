@@ -4,7 +4,8 @@ A notebook creates one :class:`Recorder` from its parameters, calls :meth:`Recor
 number it reports and :meth:`Recorder.figure` for every plot worth keeping, and :meth:`Recorder.save`
 at the end. The runner collects each notebook's ``results.json`` into the run's combined
 ``results.json`` and ``report.md`` (see :mod:`defectlib.report`), where every metric that names a
-``paper`` key is put beside the paper's own number from :mod:`defectlib.papers`.
+``paper`` key is put beside the paper's own number from :mod:`defectlib.papers`; in the notebook,
+:func:`defectlib.tables.results` lays them out beside the paper's table.
 """
 from __future__ import annotations
 
@@ -107,6 +108,22 @@ class Recorder:
                                      "dataset": dataset, "real": bool(real), "unit": unit,
                                      "note": note})
         return value
+
+    def metrics(self, values: Mapping[str, float], *, prefix: str = "",
+                paper: Mapping[str, str | None] | None = None, dataset: str, real: bool,
+                unit: str = "", note: str | Mapping[str, str] = "") -> None:
+        """Record a group of numbers in one call: ``<prefix>/<name>`` for each ``name`` of
+        ``values`` (in its order), the paper key ``paper[name]`` where given, ``note`` one text
+        for all or one per name.
+
+        >>> rec.metrics({"AP50/crazing": 41.2, "mAP50": 60.3}, prefix="phase5", dataset="NEU-DET",
+        ...             real=True, unit="%", paper={"mAP50": "danet/table3/phase5/mAP"})
+        """
+        paper = paper or {}
+        for name, value in values.items():
+            self.metric(f"{prefix}/{name}" if prefix else name, value, paper=paper.get(name),
+                        dataset=dataset, real=real, unit=unit,
+                        note=note.get(name, "") if isinstance(note, Mapping) else note)
 
     def timing(self, name: str, seconds: float) -> None:
         self.data["timings"][name] = float(seconds)

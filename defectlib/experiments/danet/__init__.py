@@ -2,12 +2,14 @@
 
 - :mod:`.data`    NEU-DET split by seed, the training loader
 - :mod:`.recipe`  each phase's model at the profile's size, the paper's SGD settings
+- :mod:`.results` each phase's evaluation recorded, the Table 3 analogue, the training plan
 
 The model is :mod:`defectlib.models.danet` (with :mod:`~defectlib.models.dcn` and
 :mod:`~defectlib.models.cbam`).
 """
 from .data import datasets, train_loader
 from .recipe import MODEL_KEYS, build_model, doctor_probes, model_kwargs, train_settings, weights_notes
+from .results import record_phase, table3, training_plan
 
 __all__ = ["datasets", "train_loader", "MODEL_KEYS", "build_model", "doctor_probes", "model_kwargs",
-           "train_settings", "weights_notes"]
+           "train_settings", "weights_notes", "record_phase", "table3", "training_plan"]

@@ -1,0 +1,44 @@
+"""What notebook 01 reports: each phase's COCO evaluation on the NEU-DET test split, recorded under
+``phase<N>/...`` and laid out beside the paper's Table 3 (AP at IoU 0.5 per class and their mean,
+paper 000 Sec. IV-B, Eqs. 11-12), and the training plan each phase follows."""
+from __future__ import annotations
+
+import math
+
+from ...data import NEUDET
+from ...models import danet
+from ...tables import Col, Row, results
+
+CLASSES = NEUDET.CLASSES
+
+
+def record_phase(rec, phase: int, result, dataset: str, real: bool) -> None:
+    """Record phase ``phase``'s :class:`~defectlib.metrics.detection.DetectionResult`: AP50 per
+    class (a class with no box in the test split has no AP and is left out), mAP50 beside Table
+    3's mAP, COCO's AP over IoU 0.50:0.95 and AR100 (the paper tabulates neither), all in %."""
+    ap50 = result.per_class_ap50()
+    table3 = f"danet/table3/phase{phase}"
+    kept = [c for c in CLASSES if not math.isnan(ap50[c])]
+    rec.metrics({f"AP50/{c}": 100 * ap50[c] for c in kept}, prefix=f"phase{phase}", dataset=dataset,
+                real=real, unit="%", paper={f"AP50/{c}": f"{table3}/{c}" for c in kept})
+    rec.metrics({"mAP50": 100 * result.ap50, "AP": 100 * result.ap, "AR100": 100 * result.ar100},
+                prefix=f"phase{phase}", dataset=dataset, real=real, unit="%",
+                paper={"mAP50": f"{table3}/mAP"}, note={"AP": "COCO AP over IoU 0.50:0.95"})
+
+
+def table3(rec):
+    """Table 3 analogue: every phase's paper line, ours below the phases this profile trained."""
+    rows = [Row(f"{ph}: {name}", ours=f"phase{ph}", paper=f"danet/table3/phase{ph}")
+            for ph, name in danet.PHASES.items()]
+    cols = [Col(c, f"AP50/{c}", c, "{:.2f}") for c in CLASSES]
+    cols += [Col("mAP@0.5", "mAP50", "mAP", "{:.2f}"), Col("AP@[.5:.95]", "AP", None, "{:.2f}")]
+    return results(rec, rows, cols, title="Table 3 analogue: AP50 per class (%)")
+
+
+def training_plan(cfg, steps_per_epoch: int) -> str:
+    """The fixed step plan of every phase, in words (it never depends on wall time)."""
+    plan = (f"{cfg.epochs} epochs x {steps_per_epoch} steps of {cfg.batch_size} images = "
+            f"{cfg.epochs * steps_per_epoch} steps per phase, schedule '{cfg.schedule}'")
+    if cfg.schedule == "multistep":
+        plan += f" (lr x{cfg.gamma} after epochs {tuple(cfg.milestones)})"
+    return plan + f", {cfg.warmup_iters} warm-up steps, precision {cfg.precision}"
