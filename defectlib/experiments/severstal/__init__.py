@@ -4,13 +4,20 @@
 - :mod:`.data`      tasks in the paper's form (Severstal, or NEU-Seg and MTD standing in), the batches
 - :mod:`.recipe`    the losses and one training stage (Adam, plateau-halved lr, fixed steps)
 - :mod:`.pipeline`  gate + U-Net, threshold tuning on validation, both Dice definitions
+- :mod:`.results`   what the notebook records, its tables beside the paper's numbers
+- :mod:`.figures`   training stages, the gate's learning curve and confusion matrices, Dice bars
 
 The models are :mod:`defectlib.models.unet` and :mod:`defectlib.models.classifier`.
 """
 from .data import (Channels, CropScheduleSampler, GateDataset, Subset, Task, augmentations, build_tasks,
                    eval_loader, gate_loader, mtd_task, neu_seg_task, seg_loader, severstal_task)
-from .recipe import StageResult, doctor_probes, gate_loss, seg_loss, train_stage
+from .figures import plot_confusions, plot_dice, plot_gate_stage, plot_stages
+from .recipe import StageResult, doctor_probes, gate_loss, seg_loss, train_stage, train_unet
+from .results import (gate_table, pipeline_table, record_gate, record_pipeline, record_segmentation,
+                      segmentation_table)
 
 __all__ = ["Channels", "CropScheduleSampler", "GateDataset", "Subset", "Task", "augmentations", "build_tasks",
            "eval_loader", "gate_loader", "mtd_task", "neu_seg_task", "seg_loader", "severstal_task",
-           "StageResult", "doctor_probes", "gate_loss", "seg_loss", "train_stage"]
+           "StageResult", "doctor_probes", "gate_loss", "seg_loss", "train_stage", "train_unet",
+           "plot_confusions", "plot_dice", "plot_gate_stage", "plot_stages", "gate_table", "pipeline_table",
+           "record_gate", "record_pipeline", "record_segmentation", "segmentation_table"]

@@ -6,6 +6,7 @@ A. Bionda, "Severstal defect segmentation", IACV 2019-2020. What this module tur
 - The losses: BCE + Dice then Tversky for the U-Net, BCE on the defective flag for the gate (Sec. 5.2).
 - :func:`train_stage`: Adam 1e-3 halved on a 3-epoch plateau of the validation loss (one
   :func:`defectlib.engine.fit` call per loss: BCE + Dice, then Tversky), a fixed number of steps.
+- :func:`train_unet`: a U-Net through both stages (Tversky where the profile trains it).
 
 Evaluation (both Dice definitions, the pipeline, "predict nothing") is in :mod:`.pipeline`.
 """
@@ -19,10 +20,10 @@ import torch.nn.functional as F
 
 from ...engine import TrainConfig, fit, loss_evaluator, supervised_loss, to_device
 from ...engine.progress import tqdm
-from ...losses import BCEDiceLoss
+from ...losses import BCEDiceLoss, TverskyLoss
 from ...models.classifier import build_classifier
 from ...models.unet import build_unet
-from .data import build_tasks, gate_loader, seg_loader
+from .data import build_tasks, eval_loader, gate_loader, seg_loader
 
 
 # --- training ------------------------------------------------------------------------------------
@@ -71,6 +72,38 @@ def train_stage(model, train_loader, val_loader, loss_fn, *, epochs: int, lr: fl
     last_lr = history.epochs[-1]["lr"] if history.epochs else lr
     steps = history.steps[-1]["step"] if history.steps else 0
     return StageResult(history, steps, time.perf_counter() - t0, history.stopped == "time_budget", last_lr)
+
+
+def train_unet(task, encoder: str, cfg, *, seed: int, device, rec=None, predict: dict | None = None):
+    """A U-Net with ``encoder`` on ``task``: BCE + Dice, then Tversky fine-tuning when the profile
+    has ``tversky_epochs`` (at ``tversky_lr``, else the lr the first stage ended at). The learning
+    curve is the test mean IoU at 0.5 after every epoch (drawn, never used to choose); ``predict``
+    holds how it predicts (``max_batches``, ``precision``, ``channels_last``). Returns the model
+    and ``[(stage name, StageResult)]``; each stage's time and steps go to ``rec``."""
+    from .pipeline import iou_curve   # late: pipeline's evaluation imports nothing of training
+    model = build_unet(encoder, task.num_classes, in_channels=1)
+    loader = seg_loader(task, cfg.seg_batch_size, cfg.steps_per_epoch, cfg.dark_threshold, seed, cfg.num_workers)
+    val = eval_loader(task.val, cfg.seg_batch_size, cfg.val_limit)
+    predict = {k: v for k, v in (predict or {}).items() if k != "device"}
+    curve = iou_curve(eval_loader(task.test, cfg.seg_batch_size), device=device, **predict)
+    common = dict(device=device, plateau_factor=cfg.plateau_factor, plateau_patience=cfg.plateau_patience,
+                  max_steps=cfg.max_steps, max_eval_batches=cfg.max_eval_batches, seed=seed,
+                  precision=cfg.precision, channels_last=cfg.channels_last, schedule=cfg.schedule, curve=curve)
+    name = f"{task.dataset} U-Net-{encoder}"
+    first = train_stage(model, loader, val, seg_loss(BCEDiceLoss()), epochs=cfg.seg_epochs, lr=cfg.lr,
+                        desc=f"{name}: BCE + Dice", **common)
+    stages = [("BCE + Dice", first)]
+    if cfg.tversky_epochs:
+        stages.append(("Tversky", train_stage(
+            model, loader, val, seg_loss(TverskyLoss(alpha=cfg.tversky_alpha)), epochs=cfg.tversky_epochs,
+            lr=cfg.tversky_lr or first.final_lr, desc=f"{name}: Tversky fine-tuning", **common)))
+    else:
+        tqdm.write(f"{name}: no Tversky stage in this profile (tversky_epochs = 0)")
+    for stage, result in stages if rec is not None else ():
+        key = stage.lower().replace(" + ", "_")
+        rec.timing(f"{task.dataset}/unet-{encoder}/{key}", result.seconds)
+        rec.note(f"{name} {key}: {result.steps} steps of batch {cfg.seg_batch_size} in {result.seconds:.0f} s")
+    return model, stages
 
 
 # --- defectlib doctor -----------------------------------------------------------------------------

@@ -1,0 +1,55 @@
+"""What notebook 03 reports: each trained variant's scores on each test set, recorded under
+``<variant>/<test set>/<metric>`` beside the paper's Table I (PA, wFm, IoU, Dice of OCINet and two
+rival models, paper 003 Eqs. 5-8) and Table III (IoU / Dice of the ablation rows)."""
+from __future__ import annotations
+
+from ...models.ocinet import VARIANTS
+from ...tables import Col, Row, results
+from .recipe import METRIC_NOTES
+
+#: Table I's rival models (paper 003), shown beside ours
+RIVALS = ("NaDiNet", "MCnet")
+
+
+def record_runs(rec, runs: dict, data) -> None:
+    """Record every variant of ``runs`` (variant key -> ``{"results": {test: scores}}``) on each of
+    ``data``'s test sets, in %: IoU and Dice beside the variant's Table III row, PA and wFm beside
+    Table I's OCINet (the full model only), pixel accuracy (Eq. 5, not tabulated by the paper)."""
+    for key, run in runs.items():
+        v = VARIANTS[key]
+        for test in data.tests:
+            col, res = data.columns[test], run["results"][test]
+            common = dict(prefix=f"{key}/{test}", dataset=test, real=data.real, unit="%")
+            rec.metrics({m: res[m] for m in ("IoU", "Dice")},
+                        paper={m: f"{v.paper}/{col}/{m}" for m in ("IoU", "Dice")}, **common)
+            rec.metrics({m: res[m] for m in ("PA", "wFm", "pixel_accuracy")}, note=METRIC_NOTES,
+                        paper={m: f"ocinet/table1/OCINet/{col}/{m}" for m in ("PA", "wFm")}
+                        if key == "full" else None, **common)
+
+
+def table1(rec, runs: dict, data) -> list:
+    """Table I analogue, one table per test set: ours (every variant trained) against the paper's
+    OCINet and rivals on the NRSD-MN column the test set stands for."""
+    out = []
+    for test in data.tests:
+        col = data.columns[test]
+        n = next(iter(runs.values()))["results"][test]["n_images"] if runs else 0
+        rows = [Row(VARIANTS[key].label, ours=f"{key}/{test}",
+                    paper="ocinet/table1/OCINet" if key == "full" else None) for key in runs]
+        rows += [Row(name, paper=f"ocinet/table1/{name}") for name in RIVALS]
+        cols = [Col("PA (authors')", "PA", f"{col}/PA"), Col("wFm", "wFm", f"{col}/wFm"),
+                Col("IoU", "IoU", f"{col}/IoU"), Col("Dice", "Dice", f"{col}/Dice"),
+                Col("pix. acc. (Eq. 5)", "pixel_accuracy", None)]
+        out.append(results(rec, rows, cols, title=f"Table I analogue (%, per-image means): ours on "
+                                                   f"{test} ({n} images), the paper on NRSD-MN {col}"))
+    return out
+
+
+def table3(rec, runs: dict, data):
+    """Table III analogue: every ablation row's IoU / Dice in the paper, ours where trained."""
+    rows = [Row(f"{v.label} ({v.params_m:.3f} M)", ours=key if key in runs else None, paper=v.paper)
+            for key, v in VARIANTS.items()]
+    cols = [Col(f"{m}, {test} / {data.columns[test]}", f"{test}/{m}", f"{data.columns[test]}/{m}")
+            for test in data.tests for m in ("IoU", "Dice")]
+    return results(rec, rows, cols, title="Table III analogue: IoU / Dice (%), ours on each test set, "
+                                          "the paper on the NRSD-MN column it stands for")

@@ -1,0 +1,108 @@
+"""What notebook 02 reports, and its tables beside the paper's numbers (paper 001): the U-Net alone
+on the segmentation task (both Dice definitions, per-class Dice and IoU), the gate's confusion
+rates beside Tables 2 / 3, and each prediction of the two-stage pipeline beside the paper's
+0.48 -> 0.71 (Sec. 1, the author's Dice) and Table 1's EfficientNet-B3 U-Net (0.607)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ...tables import Col, Row, results
+
+DICE_COLS = [Col("Kaggle Dice (image x class)", "kaggle_dice", None, "{:.3f}"),
+             Col("author's Dice (pooled per image)", "author_dice", "Dice", "{:.3f}")]
+GATE_RATES = ("recall", "precision", "accuracy", "specificity")
+#: the paper's numbers for the U-Net alone, by encoder (Table 1: only EfficientNet-B3's Dice)
+UNET_PAPER = {"efficientnet_b3": "severstal/table1/efficientnet-b3"}
+
+
+def record_segmentation(rec, task, encoder: str, chosen: dict, report: dict, n_test: int, ious, iou_threshold,
+                        ious_fixed, fixed_threshold: float) -> None:
+    """The U-Net alone on ``task``'s test images: Kaggle and the author's Dice of it and of
+    predicting nothing at the pixel threshold / minimum area ``chosen`` on validation, Kaggle
+    Dice per class, the pooled IoU per class at ``iou_threshold`` (chosen on validation for IoU),
+    its mean, and the mean at the paper's ``fixed_threshold`` (``ious_fixed``)."""
+    name, real = task.dataset, task.real
+    seg = f"{name}/segmentation"
+    for row, tag in (("predict nothing", "predict-nothing"), ("U-Net alone", f"unet-{encoder}")):
+        paper = UNET_PAPER.get(encoder) if row == "U-Net alone" else None
+        rec.metrics({"kaggle_dice": report[row]["kaggle"]}, prefix=f"{seg}/{tag}", dataset=name, real=real,
+                    note=f"{n_test} test images; pixel threshold {chosen['pixel_threshold']} (val)")
+        rec.metrics({"author_dice": report[row]["author"]}, prefix=f"{seg}/{tag}", dataset=name, real=real,
+                    paper={"author_dice": f"{paper}/Dice" if paper else None},
+                    note="channels pooled per image, smoothed (the author's code)")
+    unet = f"{seg}/unet-{encoder}"
+    rec.metrics(dict(zip(task.class_names, report["U-Net alone"]["kaggle_per_class"])), prefix=f"{unet}/kaggle_dice",
+                dataset=name, real=real)
+    rec.metrics({c: 100 * v for c, v in zip(task.class_names, ious)}, prefix=f"{unet}/iou", dataset=name,
+                real=real, unit="%",
+                note=f"pixels pooled over {n_test} test images, pixel threshold {iou_threshold} (val)")
+    rec.metrics({"mean_iou": 100 * float(np.mean(ious))}, prefix=unet, dataset=name, real=real, unit="%",
+                note=f"mean over the defect classes of the pooled IoU, pixel threshold {iou_threshold} chosen "
+                     "on val for IoU")
+    rec.metrics({f"mean_iou@{fixed_threshold}": 100 * float(np.mean(ious_fixed))}, prefix=unet, dataset=name,
+                real=real, unit="%",
+                note=f"the same at the paper's fixed pixel threshold {fixed_threshold}, no minimum area")
+
+
+def segmentation_table(rec, task, encoder: str):
+    """Predicting nothing and the U-Net alone, both Dice definitions (Table 1's where it has one)."""
+    seg = f"{task.dataset}/segmentation"
+    rows = [Row("predict nothing", ours=f"{seg}/predict-nothing"),
+            Row(f"U-Net-{encoder} alone", ours=f"{seg}/unet-{encoder}", paper=UNET_PAPER.get(encoder))]
+    return results(rec, rows, DICE_COLS, title=f"{task.dataset} test images, U-Net-{encoder}")
+
+
+def record_gate(rec, task, classifier: str, reports: dict, paper_gate_threshold: float, paper_key: str) -> None:
+    """The gate's recall, precision, accuracy and specificity (%) at each threshold of ``reports``
+    (threshold -> :class:`~defectlib.metrics.GateReport`): ``paper-threshold`` at the paper's,
+    ``tuned-threshold`` at the one chosen on validation, beside Table 2 / 3 (``paper_key``)."""
+    for t, r in reports.items():
+        kind = "paper-threshold" if t == paper_gate_threshold else "tuned-threshold"
+        rates = (r.recall, r.precision, r.accuracy, r.tn / max(r.tn + r.fp, 1))
+        rec.metrics({k: 100 * v for k, v in zip(GATE_RATES, rates)}, prefix=f"{task.dataset}/gate-{classifier}/{kind}",
+                    paper={k: f"{paper_key}/{k}" for k in GATE_RATES}, dataset=task.dataset, real=task.real,
+                    unit="%", note=f"gate threshold {t}; TP/FN/FP/TN = {r.tp}/{r.fn}/{r.fp}/{r.tn}")
+
+
+def gate_table(rec, task, classifier: str, reports: dict, paper_gate_threshold: float, paper_key: str):
+    """The gate's rates beside the paper's (false-negative rate = 100 - recall)."""
+    rows = [Row(f"{classifier} gate, Severstal", paper=paper_key)]
+    rows += [Row(f"{classifier} gate, {task.dataset}, t = {t}",
+                 ours=f"{task.dataset}/gate-{classifier}/"
+                      f"{'paper-threshold' if t == paper_gate_threshold else 'tuned-threshold'}") for t in reports]
+    return results(rec, rows, [Col(k, k, k) for k in ("recall", "specificity", "precision", "accuracy")],
+                   title="The gate's confusion rates (%), the paper's Table 2 / 3 beside ours")
+
+
+#: the author's Dice the paper's introduction reports (Sec. 1) for the U-Net alone and the two-stage
+#: pipeline; tags "unet-<encoder>/paper-threshold" and "unet-<encoder>/tuned" are the U-Net alone
+TWO_STAGE_PAPER = {"two-stage/paper-thresholds": "severstal/intro/two-stage/Dice",
+                   "two-stage/tuned": "severstal/intro/two-stage/Dice"}
+
+
+def _pipeline_paper(tag: str) -> str | None:
+    if tag.startswith("unet-") and tag.rsplit("/", 1)[-1] in ("paper-threshold", "tuned"):
+        return "severstal/intro/unet/Dice"
+    return TWO_STAGE_PAPER.get(tag)
+
+
+def record_pipeline(rec, task, predictions: dict, n_test: int) -> None:
+    """Each prediction of the pipeline (tag -> (label, dice_report row)) on ``task``'s test
+    images: Kaggle Dice and the author's, the latter beside the paper's Sec. 1 numbers (predicting
+    nothing has none: its ~0.86 on Severstal is from REFERENCE.md, not from paper 001)."""
+    for tag, (_, r) in predictions.items():
+        rec.metrics({"kaggle_dice": r["kaggle"]}, prefix=f"{task.dataset}/pipeline/{tag}", dataset=task.dataset,
+                    real=task.real, note=f"{n_test} test images, Kaggle per image x class")
+        rec.metrics({"author_dice": r["author"]}, prefix=f"{task.dataset}/pipeline/{tag}",
+                    paper={"author_dice": _pipeline_paper(tag)}, dataset=task.dataset, real=task.real,
+                    note="the author's pooled, smoothed Dice (the paper's 0.48 -> 0.71)")
+
+
+def pipeline_table(rec, task, predictions: dict):
+    """Every prediction of the pipeline, then the paper's lines: Sec. 1's U-Net alone and two-stage
+    (the author's Dice on Severstal) and Table 1's EfficientNet-B3 U-Net."""
+    rows = [Row(label, ours=f"{task.dataset}/pipeline/{tag}") for tag, (label, _) in predictions.items()]
+    rows += [Row("U-Net alone (Severstal, Sec. 1)", paper="severstal/intro/unet"),
+             Row("two-stage (Severstal, Sec. 1)", paper="severstal/intro/two-stage"),
+             Row("EfficientNet-B3 U-Net alone (Severstal, Table 1)", paper="severstal/table1/efficientnet-b3")]
+    return results(rec, rows, DICE_COLS, title=f"{task.dataset} test images: Dice of each prediction")
