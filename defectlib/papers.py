@@ -197,6 +197,9 @@ _grid("ocinet/table2/global-global-local", {"man-made": (71.5, 82.1), "natural":
 _add("ocinet/table1/OCINet/params_M", 29.95, "M", "paper 003, Table I")
 _add("ocinet/table1/OCINet/FLOPs_G", 18.82, "G", "paper 003, Table I", "at 352x352")
 _add("ocinet/table1/OCINet/FPS", 108, "images/s", "paper 003, Table I", "RTX 3090")
+_add("ocinet/table1/UNet/params_M", 31.04, "M", "paper 003, Table I", "UNet15, VGG backbone")
+_add("ocinet/table1/UNet/FLOPs_G", 91.34, "G", "paper 003, Table I", "UNet15 at 352x352")
+_add("ocinet/table1/UNet/FPS", 213, "images/s", "paper 003, Table I", "UNet15, RTX 3090")
 _add("ocinet/params/backbone_M", 24.85, "M", "REFERENCE 3 (timm pvt_v2_b2, no classifier)")
 _add("ocinet/params/head_M", 5.1, "M", "REFERENCE 3", "about")
 

@@ -81,3 +81,21 @@ def test_throughput_is_measured_on_the_device_it_is_reported_for():
                 call = c.source[c.source.index("measure_throughput("):]
                 call = call[:call.index(")\n") + 1] if ")\n" in call else call
                 assert "device=device" in call, f"{path.name}: measure_throughput without the run's device"
+
+
+#: each paper notebook's results table beside the paper: the experiment's call into defectlib.tables
+RESULTS_TABLES = {"01": ["E.table3(rec)"], "02": ["ts.pipeline_table(", "ts.gate_table(", "ts.segmentation_table("],
+                  "03": ["X.table1(", "X.table3("], "04": ["S.table1("]}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_tables_and_recording_come_from_the_library(path):
+    """No code cell hand-writes a Markdown table or records a metric per line in a loop: results
+    tables are the experiment's calls of ``defectlib.tables.results`` (other tables
+    ``viz.markdown_table``), so every notebook's look the same and each cell stays short."""
+    code = [c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+    assert not [s for s in code if "|---" in s], f"{path.name}: a hand-written Markdown table"
+    for call in RESULTS_TABLES.get(path.name[:2], []):
+        assert any(call in s for s in code), f"{path.name}: its results table ({call}...) is not shown"
+    many = [s.splitlines()[0] for s in code if s.count("rec.metric(") > 3]
+    assert not many, f"{path.name}: cells recording metrics one by one (use the experiment's record_*): {many}"

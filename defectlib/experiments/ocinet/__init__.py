@@ -3,7 +3,7 @@ deep supervision) and its ablation variants, on NRSD-MN or real NEU-Seg + MTD in
 
 - :mod:`.data`     the datasets, transforms and training loader
 - :mod:`.recipe`   the loss (Eq. 1), training one variant, the authors' evaluation protocol
-- :mod:`.results`  the variants' scores recorded, the Table I and III analogues
+- :mod:`.results`  size / cost / speed and the variants' scores recorded, the Table I and III analogues
 - :mod:`.figures`  what CCIM / CSIM / CPIM do to the features, Fig. 6-style maps
 
 The model itself is :mod:`defectlib.models.ocinet`.
@@ -12,9 +12,10 @@ from .data import (EvalTransform, OCINetData, TrainTransform, build_data, collat
                    train_loader)
 from .recipe import (METRIC_NOTES, METRICS, PVT_V2_B2_URL, backbone_weights, doctor_probes, evaluate,
                      ocinet_loss_fn, predict_maps, score_maps, train_and_evaluate, train_config, weights_notes)
-from .results import RIVALS, record_runs, table1, table3
+from .results import COMPLEXITY, RIVALS, complexity_table, record_complexity, record_runs, table1, table3
 
 __all__ = ["EvalTransform", "OCINetData", "TrainTransform", "build_data", "collate_eval", "mtd_defective_split",
            "train_loader", "METRIC_NOTES", "METRICS", "PVT_V2_B2_URL", "backbone_weights", "doctor_probes",
            "evaluate", "ocinet_loss_fn", "predict_maps", "score_maps", "train_and_evaluate", "train_config",
-           "weights_notes", "RIVALS", "record_runs", "table1", "table3"]
+           "weights_notes", "COMPLEXITY", "RIVALS", "complexity_table", "record_complexity",
+           "record_runs", "table1", "table3"]

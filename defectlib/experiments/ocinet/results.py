@@ -1,6 +1,7 @@
-"""What notebook 03 reports: each trained variant's scores on each test set, recorded under
-``<variant>/<test set>/<metric>`` beside the paper's Table I (PA, wFm, IoU, Dice of OCINet and two
-rival models, paper 003 Eqs. 5-8) and Table III (IoU / Dice of the ablation rows)."""
+"""What notebook 03 reports: the models' size, cost and speed beside Table I's #Param / FLOPs / FPS;
+each trained variant's scores on each test set, recorded under ``<variant>/<test set>/<metric>``
+beside the paper's Table I (PA, wFm, IoU, Dice of OCINet and two rival models, paper 003 Eqs.
+5-8) and Table III (IoU / Dice of the ablation rows)."""
 from __future__ import annotations
 
 from ...models.ocinet import VARIANTS
@@ -53,3 +54,42 @@ def table3(rec, runs: dict, data):
             for test in data.tests for m in ("IoU", "Dice")]
     return results(rec, rows, cols, title="Table III analogue: IoU / Dice (%), ours on each test set, "
                                           "the paper on the NRSD-MN column it stands for")
+
+
+#: the models of the complexity table: our name -> (metric prefix, Table I row)
+COMPLEXITY = {"OCINet": ("complexity/OCINet", "ocinet/table1/OCINet"),
+              "U-Net (ResNet-34)": ("complexity/U-Net-resnet34", "ocinet/table1/UNet")}
+
+
+def record_complexity(rec, measured: dict, flops_size: int, throughput_size: int, device) -> float:
+    """Record each model's parameters (M), GMACs at ``flops_size`` and images/s at
+    ``throughput_size`` (``measured``: name of :data:`COMPLEXITY` -> ``params_m``, ``gmacs``,
+    ``ips``) and OCINet's throughput over the U-Net's, which it returns. The paper's "FLOPs" are
+    multiply-accumulates (its 18.82 G for OCINet at 352 px is our 18.77 GMACs)."""
+    fs, ts = flops_size, throughput_size
+    for name, (prefix, paper) in COMPLEXITY.items():
+        m = measured[name]
+        same = name == "OCINet"   # the paper's U-Net has a VGG encoder: shown beside ours, not compared
+        rec.metrics({"params_M": m["params_m"]}, prefix=prefix, dataset="-", real=False, unit="M",
+                    paper={"params_M": f"{paper}/params_M" if same else None})
+        rec.metrics({f"GMACs@{fs}": m["gmacs"]}, prefix=prefix, dataset="-", real=False, unit="G",
+                    paper={f"GMACs@{fs}": f"{paper}/FLOPs_G" if same and fs == 352 else None},
+                    note="multiply-accumulates (FLOPs / 2)")
+    for name, (prefix, _) in COMPLEXITY.items():
+        rec.metrics({f"images_per_s@{ts}": measured[name]["ips"]}, prefix=prefix, dataset="-", real=False,
+                    unit="images/s", note=f"{device}, batch 1, shared machine")
+    ratio = measured["OCINet"]["ips"] / measured["U-Net (ResNet-34)"]["ips"]
+    rec.metric(f"complexity/OCINet_over_UNet_throughput@{ts}", ratio, dataset="-", real=False,
+               note="paper: 108 / 213 = 0.51 (RTX 3090, VGG U-Net)")
+    return ratio
+
+
+def complexity_table(rec, flops_size: int, throughput_size: int, device):
+    """Parameters, GMACs and images/s of OCINet and a U-Net, ours beside Table I's."""
+    fs, ts = flops_size, throughput_size
+    rows = [Row(name, ours=prefix, paper=paper) for name, (prefix, paper) in COMPLEXITY.items()]
+    cols = [Col("Params (M)", "params_M", "params_M", "{:.2f}"), Col("GMACs", f"GMACs@{fs}", "FLOPs_G", "{:.2f}"),
+            Col("images/s", f"images_per_s@{ts}", "FPS", "{:.1f}")]
+    return results(rec, rows, cols, title=f"Size, cost and speed: ours at {fs}x{fs} (GMACs) and {ts}x{ts} "
+                                          f"(batch 1, {device}); the paper at 352x352 on an RTX 3090, its U-Net "
+                                          "with a VGG encoder")
