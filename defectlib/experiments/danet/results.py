@@ -8,6 +8,7 @@ import math
 from ...data import NEUDET
 from ...models import danet
 from ...tables import Col, Row, results
+from .figures import learning_curve
 
 CLASSES = NEUDET.CLASSES
 
@@ -24,6 +25,13 @@ def record_phase(rec, phase: int, result, dataset: str, real: bool) -> None:
     rec.metrics({"mAP50": 100 * result.ap50, "AP": 100 * result.ap, "AR100": 100 * result.ar100},
                 prefix=f"phase{phase}", dataset=dataset, real=real, unit="%",
                 paper={"mAP50": f"{table3}/mAP"}, note={"AP": "COCO AP over IoU 0.50:0.95"})
+
+
+def record_curves(rec, histories: dict) -> None:
+    """Each phase's learning curve as a note: ``(step, test AP50)`` pairs."""
+    for ph, h in histories.items():
+        rec.note(f"phase {ph} learning curve (step, test AP50): "
+                 + ", ".join(f"({s}, {a:.1f})" for s, a in learning_curve(h)))
 
 
 def table3(rec):

@@ -12,10 +12,11 @@ from .data import (EvalTransform, OCINetData, TrainTransform, build_data, collat
                    train_loader)
 from .recipe import (METRIC_NOTES, METRICS, PVT_V2_B2_URL, backbone_weights, doctor_probes, evaluate,
                      ocinet_loss_fn, predict_maps, score_maps, train_and_evaluate, train_config, weights_notes)
-from .results import COMPLEXITY, RIVALS, complexity_table, record_complexity, record_runs, table1, table3
+from .results import (COMPLEXITY, RIVALS, complexity_table, record_complexity, record_curves, record_runs,
+                      table1, table3)
 
 __all__ = ["EvalTransform", "OCINetData", "TrainTransform", "build_data", "collate_eval", "mtd_defective_split",
            "train_loader", "METRIC_NOTES", "METRICS", "PVT_V2_B2_URL", "backbone_weights", "doctor_probes",
            "evaluate", "ocinet_loss_fn", "predict_maps", "score_maps", "train_and_evaluate", "train_config",
            "weights_notes", "COMPLEXITY", "RIVALS", "complexity_table", "record_complexity",
-           "record_runs", "table1", "table3"]
+           "record_curves", "record_runs", "table1", "table3"]

@@ -1,6 +1,7 @@
-"""Figures for notebook 03: what CCIM, CSIM and CPIM do to the features, and Fig. 6-style maps.
+"""Figures for notebook 03: the variants' training losses and learning curves; what CCIM, CSIM and
+CPIM do to the features, and Fig. 6-style maps.
 
-All functions take what :func:`~defectlib.models.ocinet.capture_attention` and
+The feature figures take what :func:`~defectlib.models.ocinet.capture_attention` and
 :meth:`OCINet.forward_features` return for ONE image (batch index 0) and return a matplotlib figure.
 """
 from __future__ import annotations
@@ -12,11 +13,41 @@ import numpy as np
 import torch
 
 from defectlib.metrics import otsu_binarize
+from defectlib.models.ocinet import VARIANTS
 from defectlib.viz import error_overlay
 
 STAGES = ("basic", "ccim", "csim", "cpim", "final")
 STAGE_TITLES = {"basic": "f_b (PVT + conv)", "ccim": "after CCIM", "csim": "after CSIM",
                 "cpim": "after CPIM", "final": "to the reasoner"}
+
+
+def curve_points(history) -> tuple[str, list[tuple[int, float]]] | None:
+    """The learning curve of a :func:`defectlib.engine.fit` history (profiles with
+    ``curve_every``): the measured name and its ``(step, value)`` points, or None."""
+    if not history.curve:
+        return None
+    name = [k for k in history.curve[0] if k not in ("step", "epoch")][0]
+    return name, [(c["step"], c[name]) for c in history.curve]
+
+
+def plot_training(runs: dict):
+    """Each variant's loss (Eq. 1) per step and, where recorded, its learning curve (test IoU
+    during training: drawn, never used to choose)."""
+    fig, (ax, cax) = plt.subplots(1, 2, figsize=(12, 3.2))
+    for i, (key, r) in enumerate(runs.items()):
+        h, label = r["history"], VARIANTS[key].label
+        ax.plot([s["step"] for s in h.steps], [s["loss"] for s in h.steps], f"C{i}", alpha=0.7, label=label)
+        curve = curve_points(h)
+        if curve:
+            name, pts = curve
+            cax.plot(*zip(*pts), f"C{i}o-", label=label)
+            cax.set(xlabel="optimizer step", ylabel=f"{name} (%)", title="learning curve (drawn, never used to choose)")
+            cax.legend(fontsize=8)
+    ax.set(xlabel="optimizer step", ylabel="loss, Eq. (1)")
+    ax.legend()
+    if not cax.lines:
+        cax.remove()
+    return fig
 
 
 def _np(t) -> np.ndarray:

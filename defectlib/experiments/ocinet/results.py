@@ -28,6 +28,17 @@ def record_runs(rec, runs: dict, data) -> None:
                         if key == "full" else None, **common)
 
 
+def record_curves(rec, runs: dict) -> None:
+    """Each variant's learning curve, where its profile records one, as a note."""
+    from .figures import curve_points
+    for key, r in runs.items():
+        curve = curve_points(r["history"])
+        if curve:
+            name, pts = curve
+            rec.note(f"{VARIANTS[key].label} learning curve (step, {name}): "
+                     + ", ".join(f"({s}, {v:.1f})" for s, v in pts))
+
+
 def table1(rec, runs: dict, data) -> list:
     """Table I analogue, one table per test set: ours (every variant trained) against the paper's
     OCINet and rivals on the NRSD-MN column the test set stands for."""
