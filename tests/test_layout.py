@@ -45,6 +45,6 @@ def test_models_import_no_data_engine_or_metrics(path):
 @pytest.mark.parametrize("paper", PAPERS)
 def test_every_paper_has_the_same_home(paper):
     home = PKG / "experiments" / paper
-    assert (home / "data.py").is_file() and (home / "recipe.py").is_file()
+    assert all((home / part).is_file() for part in ("data.py", "recipe.py", "results.py", "figures.py"))
     module = importlib.import_module(f"defectlib.experiments.{paper}")
     assert callable(module.doctor_probes) and module.__doc__.startswith("Notebook 0")
