@@ -111,11 +111,8 @@ def _ocinet():
 
 def _danet():
     from defectlib import profiles
-    from defectlib.models import danet
-    c = profiles.get("01", "cpu")
-    keys = ("width", "fpn_channels", "representation_size", "anchor_sizes", "min_size", "max_size",
-            "box_batch_size_per_image", "rpn_pre_nms_top_n_train", "rpn_post_nms_top_n_train")
-    model = danet.build_danet(5, num_classes=6, **{k: c[k] for k in keys})
+    from defectlib.experiments import danet
+    model = danet.build_model(profiles.get("01", "cpu"), 5, num_classes=6)   # the notebook's phase 5
     g = torch.Generator().manual_seed(0)
     images = [torch.rand(3, 200, 200, generator=g) for _ in range(4)]
     targets = [{"boxes": torch.tensor([[20.0, 30.0, 90.0, 120.0], [100.0, 40.0, 180.0, 70.0]]),
