@@ -4,15 +4,18 @@
 - :mod:`.recipe`  each phase's model at the profile's size, the paper's SGD settings
 - :mod:`.results` each phase's evaluation recorded, the Table 3 analogue, the training plan
 - :mod:`.figures` the training losses and learning curves
+- :mod:`.main`    the notebook's training and evaluation as a command (``python -m
+                  defectlib.experiments.danet``, also under torchrun)
 
 The model is :mod:`defectlib.models.danet` (with :mod:`~defectlib.models.dcn` and
 :mod:`~defectlib.models.cbam`).
 """
 from .data import datasets, train_loader
-from .recipe import MODEL_KEYS, build_model, doctor_probes, model_kwargs, train_settings, weights_notes
+from .recipe import (MODEL_KEYS, build_model, doctor_probes, model_kwargs, starting_weights, train_settings,
+                     weights_notes)
 from .figures import plot_training
-from .results import record_curves, record_phase, table3, training_plan
+from .results import record_curves, record_params, record_phase, record_summary, table3, training_plan
 
 __all__ = ["datasets", "train_loader", "MODEL_KEYS", "build_model", "doctor_probes", "model_kwargs",
-           "train_settings", "weights_notes", "plot_training", "record_curves", "record_phase", "table3",
-           "training_plan"]
+           "starting_weights", "train_settings", "weights_notes", "plot_training", "record_curves",
+           "record_params", "record_phase", "record_summary", "table3", "training_plan"]

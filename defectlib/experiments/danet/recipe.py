@@ -27,6 +27,23 @@ def build_model(cfg, phase: int, num_classes: int = len(NEUDET.CLASSES), weights
     return danet.build_danet(phase, num_classes=num_classes, weights=weights, **model_kwargs(cfg))
 
 
+def starting_weights(cfg, dry_run: bool = False, say=print):
+    """The weights the profile's detector starts from: torchvision's COCO Faster R-CNN for the
+    paper profile (downloaded once by torchvision), None (random) otherwise and in a dry run,
+    which says instead where the full run will find the file: better now than on a GPU node
+    without internet after the run has started."""
+    if cfg.weights != "COCO_V1":
+        return None
+    import torchvision
+    coco = torchvision.models.detection.FasterRCNN_ResNet50_FPN_Weights.COCO_V1
+    file, url = danet.pretrained_file(coco)
+    if dry_run:
+        say(f"dry run: the full run loads the COCO weights from {file}" if file.exists() else
+            f"dry run: the full run downloads {url}; a machine without internet needs that file at {file}")
+        return None
+    return coco
+
+
 def train_settings(cfg) -> dict:
     """The recipe's :class:`~defectlib.engine.TrainConfig` fields (paper: SGD 0.02 / 0.9 / 1e-4)."""
     keys = ("optimizer", "lr", "momentum", "weight_decay", "warmup_iters", "warmup_factor", "grad_clip")

@@ -5,12 +5,24 @@ from __future__ import annotations
 
 import math
 
+from ... import verdict
 from ...data import NEUDET
 from ...models import danet
+from ...papers import lookup
 from ...tables import Col, Row, results
 from .figures import learning_curve
 
 CLASSES = NEUDET.CLASSES
+
+
+def record_params(rec, cfg, seed: int = 0) -> dict[int, int]:
+    """Every phase's parameter count at the profile's size (``phase<N>/params_M``); returns them."""
+    from .recipe import build_model
+    counts = {ph: danet.count_parameters(build_model(cfg, ph, len(CLASSES), None, seed)) for ph in danet.PHASES}
+    for ph, n in counts.items():
+        rec.metric(f"phase{ph}/params_M", n / 1e6, dataset="-", real=False, unit="M",
+                   note=f"parameters at this profile's size (width {cfg.width})")
+    return counts
 
 
 def record_phase(rec, phase: int, result, dataset: str, real: bool) -> None:
@@ -50,3 +62,22 @@ def training_plan(cfg, steps_per_epoch: int) -> str:
     if cfg.schedule == "multistep":
         plan += f" (lr x{cfg.gamma} after epochs {tuple(cfg.milestones)})"
     return plan + f", {cfg.warmup_iters} warm-up steps, precision {cfg.precision}"
+
+
+def record_summary(rec, results: dict, dataset: str, real: bool, profile: str, dry_run: bool) -> tuple[str, str]:
+    """The last word of notebook 01, as notes: each phase's mAP@0.5 beside the paper's, the change
+    from phase to phase beside the paper's, and the verdict on the paper's claims
+    (:func:`defectlib.verdict.report`: one run alone decides nothing). Returns both texts (the
+    verdict is Markdown)."""
+    ours = {ph: 100 * r.ap50 for ph, r in results.items()}
+    paper = {ph: lookup(f"danet/table3/phase{ph}/mAP") for ph in ours}
+    lines = [f"{dataset} ({'real' if real else 'stand-in'}), profile {profile}"
+             + (" (dry run: the numbers mean nothing)" if dry_run else "") + ": mAP@0.5 "
+             + ", ".join(f"phase {ph} {v:.1f} (paper {paper[ph]:.2f})" for ph, v in ours.items())]
+    phs = sorted(ours)
+    for a, b in zip(phs, phs[1:]):
+        lines.append(f"phase {a} -> {b}: {ours[b] - ours[a]:+.1f} points (paper {paper[b] - paper[a]:+.2f})")
+    rec.note("; ".join(lines))
+    claims = verdict.report("01_danet_neu_det", rec.data)
+    rec.note(claims)
+    return "\n".join(lines), claims

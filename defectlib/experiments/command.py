@@ -1,0 +1,114 @@
+"""What every notebook's command-line entry shares (``python -m defectlib.experiments.<name>``, also
+under ``torchrun``): the options, ``--set key=value`` read with the profile's own types, and the
+per-process batch that keeps the profile's batch size the global batch.
+
+Why a command line at all: ``torchrun`` starts N copies of a *program*; a notebook is not one.
+Each entry runs the same training and evaluation as its notebook, with the same recorder calls
+(the same ``results.json`` metric names), without drawing figures.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import types
+import typing
+from typing import Any
+
+from .. import profiles
+
+_NONE = ("none", "null")
+_BOOLS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+
+
+def parser(prog: str, description: str) -> argparse.ArgumentParser:
+    """The options every entry takes: ``--profile --seed --data-root --device --out --dry-run --set --quiet``."""
+    ap = argparse.ArgumentParser(prog=prog, description=description,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--profile", choices=profiles.PROFILE_NAMES, default="smoke",
+                    help="smoke (seconds, stand-ins), cpu (about 30 min on 2 cores), paper (GPUs)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--data-root", default=None,
+                    help="folder holding the datasets (default: $DEFECTLIB_DATA, else generated stand-ins)")
+    ap.add_argument("--device", default="auto",
+                    help="auto (under torchrun each process's GPU when CUDA is there, else the CPU), cpu, cuda")
+    ap.add_argument("--out", required=True,
+                    help="rank 0 writes results.json (as the notebook does) and histories.json here")
+    ap.add_argument("--dry-run", action="store_true", help="2 optimizer steps and one evaluation batch per run")
+    ap.add_argument("--set", dest="changes", action="append", default=[], metavar="KEY=VALUE",
+                    help="change one profile setting, read with the setting's type: --set epochs=2 "
+                         "--set phases=2,5 --set grad_clip=none (repeatable; an unknown key is an error)")
+    ap.add_argument("--quiet", action="store_true", help="no progress bars")
+    return ap
+
+
+def parse_changes(notebook: str, profile: str, items: list[str]) -> dict[str, Any]:
+    """``["epochs=2", "phases=2,5"]`` -> ``{"epochs": 2, "phases": (2, 5)}``, each value converted to
+    the type its setting is declared with in :mod:`defectlib.profiles`. An unknown key raises the
+    profile's KeyError (it lists the settings there are); a value that does not fit, ValueError."""
+    cfg = profiles.get(notebook, profile)
+    hints = typing.get_type_hints(type(cfg))
+    changes: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ValueError(f"--set wants KEY=VALUE, got {item!r}")
+        cfg[key]  # KeyError: "<Profile> has no setting 'key'; it has [...]"
+        try:
+            changes[key] = convert(raw.strip(), hints[key])
+        except ValueError as exc:
+            raise ValueError(f"--set {item!r}: {key} is {_name(hints[key])} ({exc})") from None
+    return changes
+
+
+def convert(raw: str, hint: Any) -> Any:
+    """``raw`` as a value of the annotation ``hint`` (int, float, bool, str, ``X | None``,
+    ``tuple[X, ...]``, dict); ValueError when it is not one."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if type(None) in args and raw.lower() in _NONE:
+            return None
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return convert(raw, arg)
+            except ValueError:
+                pass
+        raise ValueError(f"{raw!r} is none of {_name(hint)}")
+    if hint is bool:
+        if raw.lower() not in _BOOLS:
+            raise ValueError(f"{raw!r} is not true / false")
+        return _BOOLS[raw.lower()]
+    if hint in (int, float):
+        return hint(raw)
+    if hint is str:
+        return raw
+    if origin is tuple:
+        items = [s.strip() for s in raw.strip().strip("()[]").split(",") if s.strip()]
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(convert(s, args[0]) for s in items)
+        if len(items) != len(args):
+            raise ValueError(f"{len(args)} values wanted, got {len(items)}")
+        return tuple(convert(s, a) for s, a in zip(items, args))
+    try:                                    # dicts, nested settings: a python literal
+        value = ast.literal_eval(raw)
+    except (ValueError, SyntaxError) as exc:
+        raise ValueError(f"{raw!r} is not a python literal") from exc
+    wanted = origin or hint
+    if isinstance(wanted, type) and not isinstance(value, wanted):
+        raise ValueError(f"{raw!r} is not a {wanted.__name__}")
+    return value
+
+
+def _name(hint: Any) -> str:
+    return getattr(hint, "__name__", None) if not typing.get_args(hint) else str(hint).replace("typing.", "")
+
+
+def per_rank_batch(batch_size: int, world_size: int) -> int:
+    """The batch of each of ``world_size`` processes so that together they take the profile's
+    ``batch_size`` per optimizer step: DDP averages the processes' gradients, so a step of N
+    processes on ``batch_size / N`` images each is the step one process takes on ``batch_size``
+    (the schedule, learning rate and steps per epoch stay the profile's)."""
+    if batch_size % world_size:
+        raise ValueError(f"batch_size {batch_size} (the global batch) does not split over {world_size} processes; "
+                         f"--set batch_size=<a multiple of {world_size}> (and scale lr if you mean to)")
+    return batch_size // world_size
