@@ -15,6 +15,7 @@ import typing
 from typing import Any
 
 from .. import profiles
+from ..engine import distributed as D
 
 _NONE = ("none", "null")
 _BOOLS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
@@ -112,3 +113,36 @@ def per_rank_batch(batch_size: int, world_size: int) -> int:
         raise ValueError(f"batch_size {batch_size} (the global batch) does not split over {world_size} processes; "
                          f"--set batch_size=<a multiple of {world_size}> (and scale lr if you mean to)")
     return batch_size // world_size
+
+
+def main(notebook: str, run, prog: str, description: str, argv: list[str] | None = None) -> int:
+    """The command of an experiment: parse the shared options, turn ``--set`` into profile
+    changes (a bad key or value is a usage error naming the settings), call ``run(profile, out,
+    seed=, data_root=, device=, dry_run=, progress=, **changes)`` and end torchrun's process
+    group if ``run`` joined one."""
+    ap = parser(prog, description)
+    args = ap.parse_args(argv)
+    try:
+        changes = parse_changes(notebook, args.profile, args.changes)
+    except (KeyError, ValueError) as exc:
+        ap.error(exc.args[0] if exc.args else str(exc))
+    try:
+        run(args.profile, args.out, seed=args.seed, data_root=args.data_root, device=args.device,
+            dry_run=args.dry_run, progress=not args.quiet, **changes)
+    finally:
+        if D.info().enabled:
+            import torch.distributed
+            torch.distributed.destroy_process_group()
+    return 0
+
+
+def join(notebook: str, profile: str, device: str, dry_run: bool, changes: dict):
+    """The profile (with ``changes``), the device and torchrun's process group (gloo on CPU, NCCL
+    on CUDA; a single process when not launched by torchrun), and the profile as each process
+    trains it: ``batch_size`` split over the processes (:func:`per_rank_batch`)."""
+    from ..runtime import resolve_device
+    cfg = profiles.get(notebook, profile, dry_run=dry_run, **changes)
+    dev = resolve_device(device)
+    di = D.init_from_env(backend="nccl" if dev.type == "cuda" else "gloo")
+    dev = D.device_for(di, dev)
+    return cfg, dev, di

@@ -29,14 +29,13 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
-from ... import profiles
 from ...data import NEUDET, collate_detection
 from ...engine import TrainConfig, detection_loss, fit
 from ...engine import distributed as D
 from ...metrics.detection import evaluate_detector
 from ...models import danet
 from ...record import Recorder
-from ...runtime import resolve_device, seed_everything
+from ...runtime import seed_everything
 from .. import command
 from .data import datasets, train_loader
 from .recipe import build_model, starting_weights
@@ -52,10 +51,7 @@ def run(profile: str = "smoke", out: str | Path | None = None, seed: int = 0, da
     KeyError); rank 0 writes ``<out>/results.json`` and returns the recorder's data, the other
     ranks return None. Joins torchrun's process group (gloo on CPU, NCCL on CUDA) if launched
     under it; the caller ends it (:func:`main` does)."""
-    cfg = profiles.get("01", profile, dry_run=dry_run, **changes)
-    dev = resolve_device(device)
-    di = D.init_from_env(backend="nccl" if dev.type == "cuda" else "gloo")
-    dev = D.device_for(di, dev)
+    cfg, dev, di = command.join("01", profile, device, dry_run, changes)
     rank_cfg = cfg.replace(batch_size=command.per_rank_batch(cfg.batch_size, di.world_size))
     seed_everything(seed)
     rec = Recorder(out if di.is_main else None, NOTEBOOK, profile, config=cfg, seed=seed, device=dev,
@@ -135,19 +131,7 @@ def _weights(cfg, dry_run: bool, di: D.DistInfo, say):
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m defectlib.experiments.danet`` (see the module docstring)."""
-    ap = command.parser("python -m defectlib.experiments.danet", __doc__)
-    args = ap.parse_args(argv)
-    try:
-        changes = command.parse_changes("01", args.profile, args.changes)
-    except (KeyError, ValueError) as exc:
-        ap.error(exc.args[0] if exc.args else str(exc))
-    try:
-        run(args.profile, args.out, seed=args.seed, data_root=args.data_root, device=args.device,
-            dry_run=args.dry_run, progress=not args.quiet, **changes)
-    finally:
-        if D.info().enabled:
-            torch.distributed.destroy_process_group()
-    return 0
+    return command.main("01", run, "python -m defectlib.experiments.danet", __doc__, argv)
 
 
 if __name__ == "__main__":
