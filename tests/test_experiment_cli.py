@@ -192,3 +192,34 @@ def test_unknown_setting_is_an_error_naming_the_settings(capsys, tmp_path):
     with pytest.raises(KeyError, match="DANetProfile has no setting 'nonexistent'"):
         cli.run("smoke", tmp_path, nonexistent=1)
     assert not any(tmp_path.iterdir())
+
+
+#: what a notebook measures about the machine, not the models: its command leaves it out
+MACHINE_ONLY = {"03": ("complexity/",), "04": ("render_",)}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("number, name, module", [("03", "03_ocinet_nrsd", "ocinet"),
+                                                  ("04", "04_synthetic_data", "synthetic")])
+def test_other_commands_compute_what_their_notebook_computes(tmp_path, number, name, module):
+    """Notebooks 03 and 04 (papermill, smoke profile) and their commands, both on one thread: every
+    metric the command records equal to the bit, with its paper key, unit and note, and the notebook
+    records nothing else but its measurements of the machine (FLOPs and speed, render time)."""
+    pytest.importorskip("papermill")
+    opts = dict(env=_env(), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    nb = REPO / "notebooks" / f"{name}.ipynb"
+    params = json.dumps({"profile": "smoke", "seed": 0, "output_dir": str(tmp_path / "nb")})
+    _finish({"notebook": subprocess.Popen([sys.executable, "-m", "papermill", str(nb), str(tmp_path / "nb.ipynb"),
+                                           "-y", params, "--cwd", str(nb.parent), "-k", "python3"], **opts),
+             "cli": subprocess.Popen([sys.executable, "-m", f"defectlib.experiments.{module}", "--profile", "smoke",
+                                      "--quiet", "--out", str(tmp_path / "cli")], **opts)})
+    ours = json.loads((tmp_path / "cli" / "results.json").read_text())
+    notebook = json.loads((tmp_path / "nb" / "results.json").read_text())
+    skip = MACHINE_ONLY[number]
+    kept = [m for m in notebook["metrics"] if not m["name"].startswith(skip)]
+    assert [(*d, m["value"]) for d, m in zip(_described(ours), ours["metrics"])] == \
+        [(*d, m["value"]) for d, m in zip(_described({"metrics": kept}), kept)]
+    assert ours["notes"] == notebook["notes"]
+    assert [t for t in notebook["timings"] if not t.startswith(skip)] == list(ours["timings"])
+    assert ours["config"] == notebook["config"] and ours["figures"] == [] and notebook["figures"]
+    assert ours["notebook"] == name

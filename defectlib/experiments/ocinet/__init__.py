@@ -4,6 +4,8 @@ deep supervision) and its ablation variants, on NRSD-MN or real NEU-Seg + MTD in
 - :mod:`.data`     the datasets, transforms and training loader
 - :mod:`.recipe`   the loss (Eq. 1), training one variant, the authors' evaluation protocol
 - :mod:`.results`  size / cost / speed and the variants' scores recorded, the Table I and III analogues
+- :mod:`.main`     the notebook's training and evaluation as a command (``python -m
+                   defectlib.experiments.ocinet``, also under torchrun)
 - :mod:`.figures`  what CCIM / CSIM / CPIM do to the features, Fig. 6-style maps
 
 The model itself is :mod:`defectlib.models.ocinet`.
@@ -12,11 +14,12 @@ from .data import (EvalTransform, OCINetData, TrainTransform, build_data, collat
                    train_loader)
 from .recipe import (METRIC_NOTES, METRICS, PVT_V2_B2_URL, backbone_weights, doctor_probes, evaluate,
                      ocinet_loss_fn, predict_maps, score_maps, train_and_evaluate, train_config, weights_notes)
-from .results import (COMPLEXITY, RIVALS, complexity_table, record_complexity, record_curves, record_runs,
+from .results import (COMPLEXITY, RIVALS, complexity_table, record_complexity, record_curves, record_params,
+                      record_runs, record_summary,
                       table1, table3)
 
 __all__ = ["EvalTransform", "OCINetData", "TrainTransform", "build_data", "collate_eval", "mtd_defective_split",
            "train_loader", "METRIC_NOTES", "METRICS", "PVT_V2_B2_URL", "backbone_weights", "doctor_probes",
            "evaluate", "ocinet_loss_fn", "predict_maps", "score_maps", "train_and_evaluate", "train_config",
            "weights_notes", "COMPLEXITY", "RIVALS", "complexity_table", "record_complexity",
-           "record_curves", "record_runs", "table1", "table3"]
+           "record_curves", "record_params", "record_runs", "record_summary", "table1", "table3"]

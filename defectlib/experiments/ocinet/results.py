@@ -4,12 +4,29 @@ beside the paper's Table I (PA, wFm, IoU, Dice of OCINet and two rival models, p
 5-8) and Table III (IoU / Dice of the ablation rows)."""
 from __future__ import annotations
 
+from ... import verdict
 from ...models.ocinet import VARIANTS
 from ...tables import Col, Row, results
 from .recipe import METRIC_NOTES
 
 #: Table I's rival models (paper 003), shown beside ours
 RIVALS = ("NaDiNet", "MCnet")
+
+
+def record_params(rec) -> dict[str, tuple[float, float]]:
+    """Every variant's parameters (M, to 0.001) beside its Table II / III #Param, counted on the
+    ``meta`` device (nothing is allocated); returns variant key -> (ours, paper)."""
+    import torch
+
+    from ...models.ocinet import build_ocinet
+    from ...complexity import count_parameters
+    out = {}
+    for key, v in VARIANTS.items():
+        with torch.device("meta"):
+            n = count_parameters(build_ocinet(key))
+        rec.metric(f"params/{key}", round(n / 1e6, 3), paper=f"{v.paper}/params_M", dataset="-", real=False, unit="M")
+        out[key] = (n / 1e6, v.params_m)
+    return out
 
 
 def record_runs(rec, runs: dict, data) -> None:
@@ -104,3 +121,16 @@ def complexity_table(rec, flops_size: int, throughput_size: int, device):
     return results(rec, rows, cols, title=f"Size, cost and speed: ours at {fs}x{fs} (GMACs) and {ts}x{ts} "
                                           f"(batch 1, {device}); the paper at 352x352 on an RTX 3090, its U-Net "
                                           "with a VGG encoder")
+
+
+def record_summary(rec, cfg, profile: str, weights=None) -> str:
+    """The run's last notes: what the profile trained (input size, steps, lr, variants, where the
+    backbone started) and the verdict on the paper's claims (:func:`defectlib.verdict.report`; one
+    run alone decides nothing), which it returns (Markdown)."""
+    start = (f"backbone from the ImageNet PVT-v2-b2 weights at {weights}" if weights is not None
+             else "backbone randomly initialised (no download)")
+    rec.note(f"profile {profile}: input {cfg.input_size}, {cfg.max_steps or 'all'} steps of {cfg.batch_size} per "
+             f"variant, lr {cfg.lr}, variants {cfg.variants}; {start}")
+    claims = verdict.report("03_ocinet_nrsd", rec.data)
+    rec.note(claims)
+    return claims

@@ -6,16 +6,20 @@ planar set (NEU-Seg) or on synthetic renders, with and without fine-tuning and e
 - :mod:`.recipe`  the arms, training and fine-tuning, threshold choice, P / R / F1 on the target
 - :mod:`.results` P / R / F1 recorded, the Table 1 analogue
 - :mod:`.figures` F1 per arm beside the paper's, the learning curves
+- :mod:`.main`    the study as a command (``python -m defectlib.experiments.synthetic``, also under
+                  torchrun)
 
 The models are :mod:`defectlib.models.seg_baselines`; the renderer is :mod:`defectlib.synth`.
 """
-from .data import MTD_DEFECT_CLASSES, CropSet, Pair, load_planar, load_target, make_synthetic, to_input
+from .data import (MTD_DEFECT_CLASSES, CropSet, Pair, describe_target, load_planar, load_sources, load_target,
+                   make_synthetic, to_input)
 from .recipe import (ARMS, OUR_ROW, PAPER_ROW, SOURCE, StudyConfig, choose_threshold, doctor_probes, evaluate,
                      loss_fn, planned_steps, predict_images, pretrain, run_arch, study_config, train, train_loader)
 from .figures import plot_f1_per_arm, plot_learning_curves
 from .results import record_rows, table1
 
-__all__ = ["MTD_DEFECT_CLASSES", "CropSet", "Pair", "load_planar", "load_target", "make_synthetic", "to_input",
+__all__ = ["MTD_DEFECT_CLASSES", "CropSet", "Pair", "describe_target", "load_planar", "load_sources", "load_target",
+           "make_synthetic", "to_input",
            "ARMS", "OUR_ROW", "PAPER_ROW", "SOURCE", "StudyConfig", "choose_threshold", "doctor_probes", "evaluate",
            "loss_fn", "planned_steps", "predict_images", "pretrain", "run_arch", "study_config", "train",
            "train_loader", "plot_f1_per_arm", "plot_learning_curves", "record_rows", "table1"]

@@ -144,3 +144,24 @@ def to_input(img: torch.Tensor, exposure: bool) -> torch.Tensor:
     """[1, H, W] in [0, 1] -> model input: exposure stack (3 channels) if asked, scaled to [-1, 1]."""
     x = exposure_stack(img) if exposure else img
     return x * 2.0 - 1.0
+
+
+def load_sources(cfg, data_root=None, seed: int = 0, dry_run: bool = False) -> tuple[dict, dict, dict]:
+    """Notebook 04's three sources at the profile's sizes: the MTD target, the planar set and the
+    SynthTile renders (a dry run loads a few images of each: it only checks that every run starts)."""
+    n_test = (4, 2) if dry_run else (cfg.target_test_defective, cfg.target_test_clean)
+    n_planar = (16, 4) if dry_run else (cfg.planar_train, cfg.planar_val)
+    n_parts, n_val_parts = (2, 1) if dry_run else (cfg.synth_parts, cfg.synth_val_parts)
+    target = load_target(data_root, seed, cfg.target_train_defective, cfg.target_train_clean, *n_test,
+                         scale=cfg.target_scale)
+    planar = load_planar(data_root, seed, *n_planar)
+    synth = make_synthetic(n_parts, n_val_parts, cfg.synth_size, cfg.synth_views, seed, "tile",
+                           progress=cfg.progress)
+    return target, planar, synth
+
+
+def describe_target(target: dict, cfg, seed: int) -> str:
+    """The note saying what the target is: real or stand-in, classes, split sizes, scale, seed."""
+    return (f"target MTD ({'real' if target['real'] else 'stand-in'}): classes {MTD_DEFECT_CLASSES} + Free, "
+            f"{len(target['train'])} train / {len(target['val'])} val / {len(target['test'])} test tiles, "
+            f"scale {cfg.target_scale}, split seed {seed}")
