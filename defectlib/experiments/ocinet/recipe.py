@@ -20,11 +20,10 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from ...engine import TrainConfig, fit, resolve_precision, supervised_loss, to_device
+from ...engine import TrainConfig, fit, predict, supervised_loss
 from ...losses import DeepSupervisionLoss
 from ...metrics import ocinet_evaluation
 from ...models.ocinet import build_ocinet
@@ -69,24 +68,25 @@ def score_maps(probs: list[np.ndarray], masks: list[np.ndarray], chunk: int = 32
     return out
 
 
-@torch.no_grad()
 def predict_maps(model, loader, device, max_batches: int | None = None, precision: str = "fp32"):
-    """Sigmoid of S^1, resized to each ground truth's size: lists of (image, prob [H,W], mask [H,W]).
-    ``precision``: the forward pass's numerics (:func:`defectlib.engine.resolve_precision`)."""
-    model.eval()
-    numerics = resolve_precision(precision, device)
+    """Sigmoid of S^1, resized to each ground truth's size: lists of (image, prob [H,W], mask [H,W]),
+    through :func:`defectlib.engine.predict`. ``precision``: the forward pass's numerics
+    (:func:`defectlib.engine.resolve_precision`)."""
+    maps = predict(model, loader, device, max_batches, output=_resized_maps, precision=precision)
+    return maps or ([], [], [])  # no batch at all (an empty test set, max_batches=0)
+
+
+def _resized_maps(out, batch) -> tuple[list, list, list]:
+    """One batch's (images, probabilities of S^1, masks), each resized on the CPU to its mask's size
+    (the authors' test script resizes the prediction, never the ground truth)."""
+    x, ys = batch
+    s1 = (out[0] if isinstance(out, (list, tuple)) else out).float().sigmoid().cpu()
     images, probs, masks = [], [], []
-    for i, (x, ys) in enumerate(loader):
-        if max_batches is not None and i >= max_batches:
-            break
-        with numerics.autocast():
-            out = model(to_device(x, device))
-        s1 = (out[0] if isinstance(out, (list, tuple)) else out).float().sigmoid().cpu()
-        for img, p, y in zip(x, s1, ys):
-            size = y.shape[-2:]
-            probs.append(F.interpolate(p[None], size=size, mode="bilinear", align_corners=False)[0, 0].numpy())
-            masks.append(y.reshape(size).numpy())
-            images.append(F.interpolate(img[None], size=size, mode="bilinear", align_corners=False)[0, 0].numpy())
+    for img, p, y in zip(x, s1, ys):
+        size = y.shape[-2:]
+        probs.append(F.interpolate(p[None], size=size, mode="bilinear", align_corners=False)[0, 0].numpy())
+        masks.append(y.reshape(size).numpy())
+        images.append(F.interpolate(img[None], size=size, mode="bilinear", align_corners=False)[0, 0].numpy())
     return images, probs, masks
 
 

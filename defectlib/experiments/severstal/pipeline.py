@@ -199,58 +199,43 @@ class Outputs:
         return self.targets.flatten(1).any(1)
 
 
-def _forward(model: nn.Module, x: torch.Tensor, numerics, channels_last: bool) -> torch.Tensor:
-    """``model(x)`` as the training ran it (16-bit autocast, channels_last), logits back in fp32
-    before the sigmoid."""
-    if channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
-    with numerics.autocast():
-        return model(x).float()
+def _probabilities(logits: torch.Tensor) -> torch.Tensor:
+    """Logits of a forward pass run as training ran it (16-bit autocast, channels_last) -> the
+    sigmoid in fp32."""
+    return torch.sigmoid(logits.float())
 
 
-@torch.no_grad()
 def collect(segmenter: nn.Module, loader, classifier: nn.Module | None = None, device="cpu",
             max_batches: int | None = None, progress: bool = True, precision: str = "fp32",
             channels_last: bool = False) -> Outputs:
-    """Run the segmenter (and classifier) on every image of ``loader`` ((image, mask) batches).
-    ``precision`` / ``channels_last`` as in :class:`defectlib.engine.TrainConfig` (``"auto"``:
-    bf16 autocast on CPUs with native bf16); the sigmoid runs in fp32."""
-    from ...engine.precision import resolve_precision
-    from ...engine.progress import tqdm
-    numerics = resolve_precision(precision, device)
-    segmenter.eval()
-    if classifier is not None:
-        classifier.eval()
-    probs, scores, targets = [], [], []
-    total = len(loader) if max_batches is None else min(len(loader), max_batches)
-    for b, (x, y) in enumerate(tqdm(loader, total=total, desc="predict", disable=not progress, leave=False)):
-        if max_batches is not None and b >= max_batches:
-            break
-        x = x.to(device)
-        probs.append(torch.sigmoid(_forward(segmenter, x, numerics, channels_last)).half().cpu())
-        if classifier is not None:
-            scores.append(torch.sigmoid(_forward(classifier, x, numerics, channels_last).reshape(len(x))).cpu())
-        targets.append(y.bool())
-    return Outputs(torch.cat(probs), torch.cat(scores) if scores else None, torch.cat(targets))
+    """Run the segmenter (and classifier) on every image of ``loader`` ((image, mask) batches),
+    one pass through :func:`defectlib.engine.predict`. ``precision`` / ``channels_last`` as in
+    :class:`defectlib.engine.TrainConfig` (``"auto"``: bf16 autocast on CPUs with native bf16);
+    the sigmoid runs in fp32, the probabilities are kept in float16."""
+    from ...engine import predict
+    models = nn.ModuleDict({"seg": segmenter} if classifier is None else {"seg": segmenter, "cls": classifier})
+
+    def forward(m, batch, dev):
+        x = batch[0].to(dev)
+        return {name: net(x) for name, net in m.items()}
+
+    def output(out, batch):
+        return (_probabilities(out["seg"]).half(),
+                _probabilities(out["cls"].reshape(len(batch[0]))) if "cls" in out else None,
+                batch[1].bool().contiguous())   # the masks in their own layout, not channels_last
+    probs, scores, targets = predict(models, loader, device, max_batches, forward, output, progress=progress,
+                                     precision=precision, channels_last=channels_last)
+    return Outputs(probs, scores, targets)
 
 
-@torch.no_grad()
 def collect_scores(classifier: nn.Module, loader, device="cpu", max_batches: int | None = None,
                    progress: bool = True, precision: str = "fp32", channels_last: bool = False) -> torch.Tensor:
     """p(defective) [N] for every image of ``loader`` ((image, ...) batches), in order
     (``precision`` / ``channels_last`` as in :func:`collect`)."""
-    from ...engine.precision import resolve_precision
-    from ...engine.progress import tqdm
-    numerics = resolve_precision(precision, device)
-    classifier.eval()
-    out = []
-    total = len(loader) if max_batches is None else min(len(loader), max_batches)
-    for b, batch in enumerate(tqdm(loader, total=total, desc="gate", disable=not progress, leave=False)):
-        if max_batches is not None and b >= max_batches:
-            break
-        x = batch[0].to(device)
-        out.append(torch.sigmoid(_forward(classifier, x, numerics, channels_last).reshape(len(x))).cpu())
-    return torch.cat(out)
+    from ...engine import predict
+    return predict(classifier, loader, device, max_batches, output=lambda out, batch: _probabilities(
+        out.reshape(len(batch[0]))), progress=progress, desc="gate", precision=precision,
+        channels_last=channels_last)
 
 
 def dice_report(out: Outputs, gate_threshold: float = 0.5, pixel_threshold=0.5, min_area=0) -> dict:

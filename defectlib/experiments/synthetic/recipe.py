@@ -33,7 +33,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from ...data.sampling import stitch, tile
-from ...engine import TrainConfig, fit, load_weights, loss_evaluator, supervised_loss
+from ...engine import TrainConfig, fit, load_weights, loss_evaluator, predict, supervised_loss
 from ...losses import BCEDiceLoss
 from ...metrics import best_f1_threshold, pixel_prf
 from ...models.seg_baselines import build_seg_baseline
@@ -134,21 +134,19 @@ def train(model, train_pairs, val_pairs, sc: StudyConfig, lr: float, wd: float, 
     return hist
 
 
-@torch.no_grad()
 def predict_images(model, pairs: list[Pair], exposure: bool, patch=(224, 320), batch: int = 4,
                    device="cpu") -> list[torch.Tensor]:
-    """Probability maps [H, W] of whole images, predicted patch-wise (zero padding, as the paper)."""
-    flags = {m: m.training for m in model.modules()}
-    model.eval().to(device)
-    out = []
-    for img, _ in pairs:
-        patches, info = tile(img, patch)
-        probs = torch.cat([torch.sigmoid(model(to_input(p, exposure).to(device)).float()).cpu()
-                           for p in patches.split(batch)])
-        out.append(stitch(probs, info)[0])
-    for m, flag in flags.items():
-        m.train(flag)
-    return out
+    """Probability maps [H, W] of whole images, predicted patch-wise (zero padding, as the paper).
+
+    Each image is cut into ``patch``-sized tiles, its tiles run in batches of ``batch`` (never mixing
+    images) through :func:`defectlib.engine.predict`, one pass over every image, and the tiles'
+    probabilities are stitched back. ``model`` is moved to ``device`` (and stays there)."""
+    model.to(device)
+    tiled = [tile(img, patch) for img, _ in pairs]
+    batches = [to_input(chunk, exposure) for patches, _ in tiled for chunk in patches.split(batch)]
+    probs = predict(model, batches, device, output=lambda out, _: torch.sigmoid(out.float()))
+    counts = [len(patches) for patches, _ in tiled]
+    return [stitch(p, info)[0] for p, (_, info) in zip(probs.split(counts), tiled)]
 
 
 def _limit(pairs, sc: StudyConfig):
