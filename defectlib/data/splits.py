@@ -4,14 +4,17 @@ NEU-DET has no official split (REFERENCE.md section 6). The "1440/360" conventio
 240/60 split: :func:`neu_det_split` makes it seeded and stratified by file-name class, and keeps
 byte-identical images (``patches_101`` / ``patches_105``) on the same side. The AMFF-YOLOX 1620/180
 lists are read from ``splits/`` when present. NEU-Seg ships its own split; its samples are keyed
-``<split>/<name>`` because 300 file names occur in both splits as different images.
+``<split>/<name>`` because 300 file names occur in both splits as different images. MTD has no
+split at all: every MTD split of the notebooks (train / val / test of notebook 02, the defective
+train / test of notebook 03, the few-shot target of notebook 04) is one :func:`grouped_split`, which
+keeps its near-duplicate pairs (:data:`MTD_NEAR_DUPLICATES`) on one side.
 """
 from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
 from pathlib import Path
-from typing import Hashable, Sequence
+from typing import Hashable, Mapping, Sequence
 
 import numpy as np
 
@@ -126,7 +129,7 @@ MTD_NEAR_DUPLICATES = [
 
 def groups_from_pairs(ids: Sequence[str], pairs) -> list[list[int]]:
     """Index groups (size > 1) of ``ids`` linked by ``pairs`` (a, b, ...), merged transitively --
-    pass them as ``groups`` to :func:`stratified_split` to keep near-duplicates on one side."""
+    pass them as ``groups`` to :func:`grouped_split` to keep near-duplicates on one side."""
     index = {k: i for i, k in enumerate(ids)}
     parent = list(range(len(ids)))
 
@@ -142,6 +145,92 @@ def groups_from_pairs(ids: Sequence[str], pairs) -> list[list[int]]:
     for i in range(len(ids)):
         groups[find(i)].append(i)
     return [g for g in groups.values() if len(g) > 1]
+
+
+def grouped_units(labels: Sequence[Hashable], groups: Sequence[Sequence[int]] = ()) -> dict[Hashable, list[list[int]]]:
+    """The units a grouped split moves, by label: each of ``groups`` (near-duplicates) is one unit
+    under the label of its first member, every other index a unit of its own; units in the order
+    of their first index, labels in order of first appearance."""
+    _check_groups(len(labels), groups)
+    grouped = {i for g in groups for i in g}
+    units = sorted([list(g) for g in groups] + [[i] for i in range(len(labels)) if i not in grouped],
+                   key=lambda u: u[0])
+    by_label: dict[Hashable, list[list[int]]] = {}
+    for u in units:
+        by_label.setdefault(labels[u[0]], []).append(u)
+    return by_label
+
+
+def _check_groups(n: int, groups: Sequence[Sequence[int]]) -> None:
+    seen: set[int] = set()
+    for g in groups:
+        if not g or list(g) != sorted(set(g)) or seen & set(g) or not 0 <= g[0] <= g[-1] < n:
+            raise SplitError(None, f"groups must be non-empty, sorted, disjoint lists of indices in "
+                                   f"0..{n - 1}; {list(g)} is not")
+        seen.update(g)
+
+
+def grouped_split(labels: Sequence[Hashable], fractions: Sequence[float] | None = None, *,
+                  counts: Sequence[Mapping[Hashable, int]] | None = None, seed: int = 0,
+                  groups: Sequence[Sequence[int]] = ()) -> list[list[int]]:
+    """Seeded split of indices ``0..len(labels)-1`` into ``[rest, part 1, ..., part k]``, each of
+    ``groups`` (near-duplicates, e.g. :func:`groups_from_pairs` of :data:`MTD_NEAR_DUPLICATES`)
+    whole in one part, so no image of a part has its twin in another. Parts are sized one of two
+    ways (give exactly one):
+
+    ``fractions=(f_1, ..., f_k)``: stratified by label, exact counts (``round(f * n)`` of each
+    label, :func:`stratified_split`). Part k is drawn first from every index (``seed``), part k-1
+    from what is left with ``f_{k-1} / (1 - f_k)`` (``seed + 1``), and so on; the rest is what no
+    part took (the training set). Index lists sorted. MTD's train / val / test of notebook 02 are
+    ``fractions=(val, test)``, its defective train / test of notebook 03 ``fractions=(test,)``.
+
+    ``counts=[{label: n, ...}, ...]``: a few images per label (paper 004's scarce target). The
+    units of each label are shuffled once (one generator, labels in the order of ``counts[0]``);
+    each part takes, label after label, whole units from the front until it holds at least ``n``
+    images of that label; the rest keeps the shuffled order. Index lists in that drawing order.
+    """
+    if (fractions is None) == (counts is None):
+        raise ValueError("grouped_split: give either fractions or counts (exactly one)")
+    if fractions is not None:
+        return _split_fractions(labels, list(fractions), seed, groups)
+    return _split_counts(labels, list(counts), seed, groups)
+
+
+def _split_fractions(labels, fractions: list[float], seed: int, groups) -> list[list[int]]:
+    if any(f < 0 for f in fractions) or sum(fractions) >= 1:
+        raise ValueError(f"fractions={fractions}: each must be >= 0 and together below 1 (the rest)")
+    _check_groups(len(labels), groups)
+    left, parts, remaining = list(range(len(labels))), [], 1.0
+    for step, f in enumerate(reversed(fractions)):
+        where = {i: k for k, i in enumerate(left)}
+        left_groups = [[where[i] for i in g] for g in groups if g[0] in where]
+        keep, take = stratified_split([labels[i] for i in left], f / remaining, seed + step, left_groups)
+        parts.insert(0, [left[k] for k in take])
+        left = [left[k] for k in keep]
+        remaining -= f
+    return [left] + parts
+
+
+def _split_counts(labels, counts: list[Mapping[Hashable, int]], seed: int, groups) -> list[list[int]]:
+    by_label = grouped_units(labels, groups)
+    order = list(counts[0]) if counts else list(by_label)
+    for part in counts:
+        if list(part) != order or any(n < 0 for n in part.values()):
+            raise ValueError(f"counts: every part needs a count >= 0 for each of {order}, got {dict(part)}")
+    missing = set(by_label) - set(order)
+    if missing:
+        raise ValueError(f"counts: no count given for label(s) {sorted(missing, key=str)}")
+    rng = np.random.default_rng(seed)
+    pools = {lab: [by_label.get(lab, [])[k] for k in rng.permutation(len(by_label.get(lab, [])))] for lab in order}
+    parts = []
+    for part in counts:
+        taken: list[int] = []
+        for lab in order:
+            n, pool = len(taken), pools[lab]
+            while pool and len(taken) - n < part[lab]:
+                taken += pool.pop(0)
+        parts.append(taken)
+    return [[i for lab in order for u in pools[lab] for i in u]] + parts
 
 
 def neu_seg_near_duplicates(root, include_check: bool = True) -> list[tuple[str, str, float]]:

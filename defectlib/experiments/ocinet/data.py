@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 
 from ...data import MTD, NEUSeg, NRSDMN, locate
-from ...data.splits import MTD_NEAR_DUPLICATES, groups_from_pairs, neu_seg_clean_test_ids, stratified_split
+from ...data.splits import MTD_NEAR_DUPLICATES, grouped_split, groups_from_pairs, neu_seg_clean_test_ids
 from ...paths import real_data_root
 from ...runtime import pin_memory
 
@@ -97,7 +97,7 @@ def mtd_defective_split(root, test_fraction: float = 0.25, seed: int = 0) -> tup
     keep = [i for i in range(len(ds)) if ds.load_arrays(i)[1].max() > ds.threshold]
     ids, labels = [ds.ids[i] for i in keep], [ds.labels[i] for i in keep]
     groups = groups_from_pairs(ids, MTD_NEAR_DUPLICATES)
-    train, test = stratified_split(labels, test_fraction, seed, groups)
+    train, test = grouped_split(labels, (test_fraction,), seed=seed, groups=groups)
     return sorted(ids[i] for i in train), sorted(ids[i] for i in test)
 
 

@@ -26,7 +26,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from ...data.sampling import ClassBalancedBatchSampler, RandomCropDataset, primary_labels
-from ...data.splits import MTD_NEAR_DUPLICATES, groups_from_pairs, stratified_split
+from ...data.splits import MTD_NEAR_DUPLICATES, grouped_split, groups_from_pairs, stratified_split
 from ...data.transforms import segmentation_train
 
 # --- tasks ---------------------------------------------------------------------------------------
@@ -120,18 +120,6 @@ class Task:
                 f"val {part(self.val)}, test {part(self.test)}; crops {self.crops}")
 
 
-def _split3(strata: Sequence, val_fraction: float, test_fraction: float, seed: int,
-            groups: Sequence[Sequence[int]] = ()):
-    """Seeded stratified train / val / test index lists; each of ``groups`` (indices of
-    near-duplicate images) lands whole in one of the three."""
-    rest, test = stratified_split(list(strata), test_fraction, seed, groups=groups)
-    where = {i: k for k, i in enumerate(rest)}
-    rest_groups = [[where[i] for i in g] for g in groups if g[0] in where]
-    tr, va = stratified_split([strata[i] for i in rest], val_fraction / (1 - test_fraction), seed + 1,
-                              groups=rest_groups)
-    return [rest[i] for i in tr], [rest[i] for i in va], sorted(test)
-
-
 def _limit(indices: list[int], limit: int | None, seed: int) -> list[int]:
     if limit is None or len(indices) <= limit:
         return indices
@@ -171,7 +159,7 @@ def severstal_task(root, real: bool, scale: float = 1.0, crops=((256, 384), (256
     size = None if scale == 1 else (round(256 * scale), round(1600 * scale))
     ds = Channels(base, _plain, [[c - 1 for c in lab] for lab in base.labels], size, base.ids)
     strata = ["".join(map(str, c)) or "clean" for c in ds.classes]
-    tr, va, te = _split3(strata, val_fraction, test_fraction, seed)
+    tr, va, te = grouped_split(strata, (val_fraction, test_fraction), seed=seed)
     return Task("Severstal" if real else "Severstal stand-in", real, ("1", "2", "3", "4"),
                 Subset(ds, tr), Subset(ds, va), Subset(ds, te), tuple(map(tuple, crops)),
                 stands_in_for=None if real else "Severstal")
@@ -219,7 +207,7 @@ def mtd_task(root, real: bool, size=(192, 192), crops=((160, 160), (160, 192)), 
                for i, lab in enumerate(base.labels)]
     ds = Channels(base, _MTDChannels(one_channel), classes, tuple(size), base.ids, cache=cache)
     near_duplicates = groups_from_pairs(base.ids, MTD_NEAR_DUPLICATES)  # never across splits
-    tr, va, te = _split3(base.labels, val_fraction, test_fraction, seed, near_duplicates)
+    tr, va, te = grouped_split(base.labels, (val_fraction, test_fraction), seed=seed, groups=near_duplicates)
     names = ("defect",) if one_channel else tuple(MTD.CLASSES[1:])
     return Task("MTD" if real else "MTD stand-in", real, names,
                 Subset(ds, tr), Subset(ds, va), Subset(ds, te), tuple(map(tuple, crops)))

@@ -13,7 +13,7 @@ from torch.utils.data import Dataset
 
 from ...data import MTD, NEUSeg, locate
 from ...data.sampling import defect_biased_crop, exposure_stack, intensity_biased_crop
-from ...data.splits import MTD_NEAR_DUPLICATES, groups_from_pairs
+from ...data.splits import MTD_NEAR_DUPLICATES, grouped_split, grouped_units, groups_from_pairs
 from ...engine.distributed import launched
 from ...synth.scene import SynthSurfaces, get_config
 
@@ -39,31 +39,15 @@ def load_target(data_root=None, seed: int = 0, n_train_defective: int = 24, n_tr
     defective:clean ratio kept) and test tiles from the rest (all, or the first ``n_test_*``)."""
     root, real = locate("mtd", data_root)
     ds = MTD(root, classes=("Free",) + tuple(classes))
-    rng = np.random.default_rng(seed)
     # MTD's near-duplicate pairs (defectlib.data.splits) move as one unit, never across splits
-    partner = {i: g for g in groups_from_pairs(ds.ids, MTD_NEAR_DUPLICATES) for i in g}
-
-    def shuffled_units(indices):
-        units, seen = [], set()
-        for i in indices:
-            if i not in seen:
-                units.append(list(partner.get(i, [i])))
-                seen.update(units[-1])
-        return [units[k] for k in rng.permutation(len(units))]
-
-    def take(units, n):  # whole units from the front until at least n images
-        out = []
-        while units and len(out) < n:
-            out += units.pop(0)
-        return out
-
-    defective = shuffled_units([i for i, d in enumerate(ds.defective) if d])
-    clean = shuffled_units([i for i, d in enumerate(ds.defective) if not d])
-    n_d, n_c = min(n_train_defective, len(defective) - 1), min(n_train_clean, len(clean) - 1)
+    groups = groups_from_pairs(ds.ids, MTD_NEAR_DUPLICATES)
+    units = grouped_units(ds.defective, groups)
+    n_d = min(n_train_defective, len(units.get(True, [])) - 1)
+    n_c = min(n_train_clean, len(units.get(False, [])) - 1)
     v_d, v_c = max(1, round(n_d / 5)), max(1, round(n_c / 5)) if n_c else 0
-    val = take(defective, v_d) + take(clean, v_c)
-    train = take(defective, n_d - v_d) + take(clean, n_c - v_c)
-    test_d, test_c = [i for u in defective for i in u], [i for u in clean for i in u]
+    counts = [{True: v_d, False: v_c}, {True: max(0, n_d - v_d), False: max(0, n_c - v_c)}]  # val, train
+    rest, val, train = grouped_split(ds.defective, counts=counts, seed=seed, groups=groups)
+    test_d, test_c = [i for i in rest if ds.defective[i]], [i for i in rest if not ds.defective[i]]
     split = {"train": train, "val": val, "test": test_d[:n_test_defective] + test_c[:n_test_clean]}
     out = {k: [_rescale(*ds[i], scale) for i in ids] for k, ids in split.items()}
     out["ids"] = {k: [ds.ids[i] if hasattr(ds, "ids") else i for i in ids] for k, ids in split.items()}
