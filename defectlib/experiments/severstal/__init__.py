@@ -2,22 +2,31 @@
 (ResNet-34 / ResNet-50 / EfficientNet-B3, one sigmoid per defect class) behind a defective / clean gate.
 
 - :mod:`.data`      tasks in the paper's form (Severstal, or NEU-Seg and MTD standing in), the batches
-- :mod:`.recipe`    the losses and one training stage (Adam, plateau-halved lr, fixed steps)
+- :mod:`.recipe`    the losses, one training stage (Adam, plateau-halved lr, fixed steps), the U-Net, the gate
 - :mod:`.pipeline`  gate + U-Net, threshold tuning on validation, both Dice definitions
+- :mod:`.evaluation` the U-Net alone, on clean images, the gate, the pipeline: thresholds on validation
 - :mod:`.results`   what the notebook records, its tables beside the paper's numbers
 - :mod:`.figures`   training stages, the gate's learning curve and confusion matrices, Dice bars
+- :mod:`.main`      the notebook's training and evaluation as a command (``python -m
+                    defectlib.experiments.severstal``, also under torchrun)
 
 The models are :mod:`defectlib.models.unet` and :mod:`defectlib.models.classifier`.
 """
 from .data import (Channels, CropScheduleSampler, GateDataset, Subset, Task, augmentations, build_tasks,
-                   eval_loader, gate_loader, mtd_task, neu_seg_task, seg_loader, severstal_task)
+                   demo_batches, eval_loader, gate_loader, mtd_task, neu_seg_task, seg_loader, severstal_task)
+from .evaluation import (CleanImages, GateEvaluation, UNetEvaluation, evaluate_gate, evaluate_unet, gate_paper_key,
+                         pipeline_predictions, unet_on_clean)
 from .figures import plot_confusions, plot_dice, plot_gate_stage, plot_stages
-from .recipe import StageResult, doctor_probes, gate_loss, seg_loss, train_stage, train_unet
-from .results import (gate_table, pipeline_table, record_gate, record_pipeline, record_segmentation,
+from .recipe import (StageResult, doctor_probes, gate_loss, parameter_counts, seg_loss, train_gate, train_stage,
+                     train_unet)
+from .results import (gate_table, pipeline_table, record_gate, record_pipeline, record_scores, record_segmentation,
                       segmentation_table)
 
 __all__ = ["Channels", "CropScheduleSampler", "GateDataset", "Subset", "Task", "augmentations", "build_tasks",
-           "eval_loader", "gate_loader", "mtd_task", "neu_seg_task", "seg_loader", "severstal_task",
-           "StageResult", "doctor_probes", "gate_loss", "seg_loss", "train_stage", "train_unet",
+           "demo_batches", "eval_loader", "gate_loader", "mtd_task", "neu_seg_task", "seg_loader", "severstal_task",
+           "StageResult", "doctor_probes", "gate_loss", "parameter_counts", "seg_loss", "train_gate", "train_stage",
+           "train_unet",
            "plot_confusions", "plot_dice", "plot_gate_stage", "plot_stages", "gate_table", "pipeline_table",
-           "record_gate", "record_pipeline", "record_segmentation", "segmentation_table"]
+           "record_gate", "record_pipeline", "record_scores", "record_segmentation", "segmentation_table",
+           "CleanImages", "GateEvaluation", "UNetEvaluation", "evaluate_gate", "evaluate_unet", "gate_paper_key",
+           "pipeline_predictions", "unet_on_clean"]

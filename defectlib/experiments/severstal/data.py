@@ -334,3 +334,11 @@ class _Plain(Dataset):
     def __getitem__(self, i):
         image, mask = self.ds[i]
         return image.as_subclass(torch.Tensor), mask.as_subclass(torch.Tensor)
+
+
+def demo_batches(task, cfg, seed: int = 0, epochs: int = 2) -> list:
+    """The first training batch of each of ``epochs`` epochs, as :func:`seg_loader` draws them
+    (class-balanced, the crop size of each epoch): what notebook 02 shows before training (each
+    pass takes a draw from the global generator, so its command draws them too)."""
+    demo = seg_loader(task, cfg.seg_batch_size, 1, cfg.dark_threshold, seed)
+    return [next(iter(demo)) for _ in range(epochs)]    # each pass over the loader is one epoch

@@ -7,6 +7,7 @@ A. Bionda, "Severstal defect segmentation", IACV 2019-2020. What this module tur
 - :func:`train_stage`: Adam 1e-3 halved on a 3-epoch plateau of the validation loss (one
   :func:`defectlib.engine.fit` call per loss: BCE + Dice, then Tversky), a fixed number of steps.
 - :func:`train_unet`: a U-Net through both stages (Tversky where the profile trains it).
+- :func:`train_gate`: the defective / clean classifier (Sec. 5.2), with its ROC AUC learning curve.
 
 Evaluation (both Dice definitions, the pipeline, "predict nothing") is in :mod:`.pipeline`.
 """
@@ -21,7 +22,7 @@ import torch.nn.functional as F
 from ...engine import TrainConfig, fit, loss_evaluator, supervised_loss, to_device
 from ...engine.progress import tqdm
 from ...losses import BCEDiceLoss, TverskyLoss
-from ...models.classifier import build_classifier
+from ...models.classifier import build_classifier, classifier_from_encoder
 from ...models.unet import build_unet
 from .data import build_tasks, eval_loader, gate_loader, seg_loader
 
@@ -74,6 +75,18 @@ def train_stage(model, train_loader, val_loader, loss_fn, *, epochs: int, lr: fl
     return StageResult(history, steps, time.perf_counter() - t0, history.stopped == "time_budget", last_lr)
 
 
+def parameter_counts() -> list[tuple[str, int]]:
+    """Parameters of every U-Net encoder (4 classes, grey input) and both gates, each built with
+    fresh random weights, in that order (notebook 02 draws these from the global generator before
+    it trains, so its command builds them too)."""
+    from ...models.unet import ENCODERS
+    rows = [(f"U-Net, {enc} encoder, 4 classes", sum(p.numel() for p in build_unet(enc, 4, in_channels=1).parameters()))
+            for enc in ENCODERS]
+    rows += [(f"gate, {bb} + GAP + 1 sigmoid", sum(p.numel() for p in build_classifier(bb, in_channels=1).parameters()))
+             for bb in ("resnet34", "resnet50")]
+    return rows
+
+
 def train_unet(task, encoder: str, cfg, *, seed: int, device, rec=None, predict: dict | None = None):
     """A U-Net with ``encoder`` on ``task``: BCE + Dice, then Tversky fine-tuning when the profile
     has ``tversky_epochs`` (at ``tversky_lr``, else the lr the first stage ended at). The learning
@@ -104,6 +117,45 @@ def train_unet(task, encoder: str, cfg, *, seed: int, device, rec=None, predict:
         rec.timing(f"{task.dataset}/unet-{encoder}/{key}", result.seconds)
         rec.note(f"{name} {key}: {result.steps} steps of batch {cfg.seg_batch_size} in {result.seconds:.0f} s")
     return model, stages
+
+
+def train_gate(task, cfg, *, seed: int, device, predict: dict | None = None, unet=None, encoder: str = "",
+               rec=None, say=print):
+    """The gate on ``task``: initialised from ``unet``'s encoder (``cfg.gate_init == "unet"``:
+    in-domain pre-training, the trunk the U-Net learned from the training masks) or a classifier
+    of its own (the paper's, ImageNet weights there, random here), trained with BCE on the
+    defective flag (:func:`train_stage`). The learning curve is the test ROC AUC after every
+    epoch (drawn, never used to choose). Returns the gate and its :class:`StageResult`."""
+    import torch
+
+    from ...metrics.classification import roc_auc
+    from .pipeline import collect_scores
+    if cfg.gate_init == "unet":
+        gate = classifier_from_encoder(unet.encoder)
+        say(f"gate: {encoder} trunk copied from the {task.dataset} U-Net's encoder, a fresh one-logit head")
+    else:
+        gate = build_classifier(cfg.classifier, in_channels=1)
+    train = gate_loader(task, cfg.cls_batch_size, cfg.cls_steps_per_epoch, seed, cfg.num_workers)
+    val = eval_loader(task.val, cfg.cls_batch_size, cfg.val_limit, gate=True)
+    test = eval_loader(task.test, cfg.cls_batch_size, gate=True)
+    truth = torch.cat([y for _, y in test]).bool()
+    predict = predict or {}
+
+    def auc_curve(model):
+        s = collect_scores(model, test, progress=False, **predict)
+        y = truth[: len(s)]
+        return {"test_AUC": roc_auc(y, s) if 0 < int(y.sum()) < len(y) else float("nan")}
+
+    stage = train_stage(gate, train, val, gate_loss, epochs=cfg.cls_epochs, lr=cfg.lr, device=device,
+                        plateau_factor=cfg.plateau_factor, plateau_patience=cfg.plateau_patience,
+                        max_steps=cfg.max_steps, max_eval_batches=cfg.max_eval_batches, precision=cfg.precision,
+                        channels_last=cfg.channels_last, schedule=cfg.schedule, seed=seed, curve=auc_curve,
+                        desc=f"{task.dataset} gate ({cfg.classifier})")
+    if rec is not None:
+        rec.timing(f"{task.dataset}/gate-{cfg.classifier}", stage.seconds)
+        rec.note(f"{task.dataset} gate {cfg.classifier} (initialised: {cfg.gate_init}): {stage.steps} steps of batch "
+                 f"{cfg.cls_batch_size} in {stage.seconds:.0f} s")
+    return gate, stage
 
 
 # --- defectlib doctor -----------------------------------------------------------------------------

@@ -15,31 +15,30 @@ GATE_RATES = ("recall", "precision", "accuracy", "specificity")
 UNET_PAPER = {"efficientnet_b3": "severstal/table1/efficientnet-b3"}
 
 
-def record_segmentation(rec, task, encoder: str, chosen: dict, report: dict, n_test: int, ious, iou_threshold,
-                        ious_fixed, fixed_threshold: float) -> None:
-    """The U-Net alone on ``task``'s test images: Kaggle and the author's Dice of it and of
-    predicting nothing at the pixel threshold / minimum area ``chosen`` on validation, Kaggle
-    Dice per class, the pooled IoU per class at ``iou_threshold`` (chosen on validation for IoU),
-    its mean, and the mean at the paper's ``fixed_threshold`` (``ious_fixed``)."""
-    name, real = task.dataset, task.real
+def record_segmentation(rec, task, encoder: str, ev, fixed_threshold: float) -> None:
+    """The U-Net alone on ``task``'s test images (``ev``: :class:`.evaluation.UNetEvaluation`):
+    Kaggle and the author's Dice of it and of predicting nothing at the pixel threshold / minimum
+    area chosen on validation, Kaggle Dice per class, the pooled IoU per class at the threshold
+    chosen on validation for IoU, its mean, and the mean at the paper's ``fixed_threshold``."""
+    name, real, n_test = task.dataset, task.real, len(ev.test.probs)
     seg = f"{name}/segmentation"
     for row, tag in (("predict nothing", "predict-nothing"), ("U-Net alone", f"unet-{encoder}")):
         paper = UNET_PAPER.get(encoder) if row == "U-Net alone" else None
-        rec.metrics({"kaggle_dice": report[row]["kaggle"]}, prefix=f"{seg}/{tag}", dataset=name, real=real,
-                    note=f"{n_test} test images; pixel threshold {chosen['pixel_threshold']} (val)")
-        rec.metrics({"author_dice": report[row]["author"]}, prefix=f"{seg}/{tag}", dataset=name, real=real,
+        rec.metrics({"kaggle_dice": ev.report[row]["kaggle"]}, prefix=f"{seg}/{tag}", dataset=name, real=real,
+                    note=f"{n_test} test images; pixel threshold {ev.chosen['pixel_threshold']} (val)")
+        rec.metrics({"author_dice": ev.report[row]["author"]}, prefix=f"{seg}/{tag}", dataset=name, real=real,
                     paper={"author_dice": f"{paper}/Dice" if paper else None},
                     note="channels pooled per image, smoothed (the author's code)")
     unet = f"{seg}/unet-{encoder}"
-    rec.metrics(dict(zip(task.class_names, report["U-Net alone"]["kaggle_per_class"])), prefix=f"{unet}/kaggle_dice",
-                dataset=name, real=real)
-    rec.metrics({c: 100 * v for c, v in zip(task.class_names, ious)}, prefix=f"{unet}/iou", dataset=name,
+    rec.metrics(dict(zip(task.class_names, ev.report["U-Net alone"]["kaggle_per_class"])),
+                prefix=f"{unet}/kaggle_dice", dataset=name, real=real)
+    rec.metrics({c: 100 * v for c, v in zip(task.class_names, ev.ious)}, prefix=f"{unet}/iou", dataset=name,
                 real=real, unit="%",
-                note=f"pixels pooled over {n_test} test images, pixel threshold {iou_threshold} (val)")
-    rec.metrics({"mean_iou": 100 * float(np.mean(ious))}, prefix=unet, dataset=name, real=real, unit="%",
-                note=f"mean over the defect classes of the pooled IoU, pixel threshold {iou_threshold} chosen "
+                note=f"pixels pooled over {n_test} test images, pixel threshold {ev.iou_threshold} (val)")
+    rec.metrics({"mean_iou": 100 * float(np.mean(ev.ious))}, prefix=unet, dataset=name, real=real, unit="%",
+                note=f"mean over the defect classes of the pooled IoU, pixel threshold {ev.iou_threshold} chosen "
                      "on val for IoU")
-    rec.metrics({f"mean_iou@{fixed_threshold}": 100 * float(np.mean(ious_fixed))}, prefix=unet, dataset=name,
+    rec.metrics({f"mean_iou@{fixed_threshold}": 100 * float(np.mean(ev.ious_fixed))}, prefix=unet, dataset=name,
                 real=real, unit="%",
                 note=f"the same at the paper's fixed pixel threshold {fixed_threshold}, no minimum area")
 
@@ -106,3 +105,23 @@ def pipeline_table(rec, task, predictions: dict):
              Row("two-stage (Severstal, Sec. 1)", paper="severstal/intro/two-stage"),
              Row("EfficientNet-B3 U-Net alone (Severstal, Table 1)", paper="severstal/table1/efficientnet-b3")]
     return results(rec, rows, DICE_COLS, title=f"{task.dataset} test images: Dice of each prediction")
+
+
+def record_scores(rec, seg_task, gate_task, cfg, encoder: str, g, clean) -> None:
+    """The threshold-free scores of the gate task (``g``: :class:`.evaluation.GateEvaluation`):
+    the ROC AUC of the U-Net's largest pixel probability and of the gate, the share of clean test
+    images the U-Net alone marks (``clean``: :class:`.evaluation.CleanImages`); the thresholds
+    chosen and the datasets, as notes."""
+    import torch
+    name, real, n = gate_task.dataset, gate_task.real, len(g.test.scores)
+    rec.metric(f"{name}/unet-{encoder}/max-probability-roc_auc", g.unet_auc, dataset=name, real=real,
+               note=f"{n} test images: the U-Net's largest pixel probability as a defective score")
+    rec.metric(f"{name}/gate-{cfg.classifier}/roc_auc", g.gate_auc, dataset=name, real=real,
+               note=f"{n} test images, clean vs defective, threshold-free")
+    rec.metric(f"{name}/pipeline/unet-alone/clean-images-with-false-positives", 100 * float(clean.fp.sum()) / clean.n_clean,
+               dataset=name, real=real, unit="%", note=f"pixel threshold {cfg.pixel_threshold}")
+    best, unet = g.best, clean.chosen
+    rec.note(f"thresholds chosen on validation: {name} gate {best['gate_threshold']}, pixel {best['pixel_threshold']}, "
+             f"min area {best['min_area']}; U-Net alone pixel {unet['pixel_threshold']}, min area {unet['min_area']}")
+    rec.note(f"datasets: segmentation {seg_task.describe()}; gate {gate_task.describe()}")
+    rec.note(f"torch CPU threads: {torch.get_num_threads()}")
