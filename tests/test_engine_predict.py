@@ -78,15 +78,16 @@ def test_max_batches_and_bad_input():
         predict(net().to("meta"), loader(), "cpu")
 
 
-def test_no_global_rng_draw_beyond_the_loaders_own():
-    """tqdm.auto's bar class opens an iterator of its own when it is built, and a DataLoader draws a
-    seed from the global RNG for every iterator: without a bar, no bar object is built, so an
-    evaluation leaves the RNG (and any training after it) as a plain loop over the loader does."""
+@pytest.mark.parametrize("progress", [False, True])
+def test_no_global_rng_draw_beyond_the_loaders_own(progress):
+    """A DataLoader draws a seed from the global RNG for every iterator it opens: with or without a
+    bar, an evaluation opens one (a tqdm.auto bar would open a second when built), so it leaves the
+    RNG (and any training after it) as a plain loop over the loader does."""
     model, batches = net(), loader()
     torch.manual_seed(3)
     for _ in batches:
         pass
     expected = torch.rand(1)
     torch.manual_seed(3)
-    predict(model, batches, "cpu")
+    predict(model, batches, "cpu", progress=progress)
     assert torch.equal(torch.rand(1), expected)

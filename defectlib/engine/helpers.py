@@ -88,8 +88,7 @@ def predict(model: torch.nn.Module, loader: Iterable, device: str | torch.device
         total = len(loader) if hasattr(loader, "__len__") else None  # type: ignore[arg-type]
         if max_batches is not None and total is not None:
             total = min(total, max_batches)
-        # no bar object at all without a bar: tqdm.auto's class opens an iterator of its own at
-        # construction (a DataLoader draws a seed for it from the global RNG, and starts workers)
+        # the bar wraps the loader lazily (engine.progress): with or without it, one iterator
         batches = tqdm(loader, total=total, desc=desc, leave=False) if progress else loader
         for i, batch in enumerate(batches):
             if max_batches is not None and i >= max_batches:

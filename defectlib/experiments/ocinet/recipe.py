@@ -162,10 +162,6 @@ def train_and_evaluate(variant: str, data: OCINetData, cfg, device, seed: int = 
     steps (``history.curve``, a learning curve: drawn, never used to choose; it does not change
     the training). Returns ``{"model", "history", "train_s", "results": {test name: evaluate(...)}}``.
     """
-
-
-
-
     seed_everything(seed)
     model = build_ocinet(variant, weights=weights).to(device)
     loader = train_loader(data, cfg, seed)
