@@ -68,6 +68,35 @@ def test_phase_builds_trains_a_step_and_evaluates(phase, neu_batches):
     assert 0.0 <= res.ap50 <= 1.0 or res.ap50 == -1.0
 
 
+@pytest.mark.parametrize("phase", sorted(PHASES))
+def test_phase_trains_and_predicts_under_cpu_bf16_autocast(phase, neu_batches):
+    """precision="auto" is bf16 autocast on a CPU with native bf16: every phase takes a step and
+    predicts in it (phase 1's roi_pool has no bf16 CPU kernel: it failed before pooling in fp32)."""
+    torch.manual_seed(phase)
+    model = build_danet(phase, num_classes=6, **TINY)
+    model.train()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        losses = detection_loss(model, neu_batches[0], torch.device("cpu"))
+    assert all(torch.isfinite(v) for v in losses.values())
+    losses["loss"].backward()
+    model.eval()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(list(neu_batches[1][0]))
+    assert len(out) == len(neu_batches[1][0])
+
+
+def test_single_scale_roi_pool_reduced_precision_is_fp32_pooling():
+    """In bf16, SingleScaleRoIPool returns fp32 max-pooling of the same (bf16) features, in bf16:
+    max-pooling picks values, so the two agree exactly."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 4, 12, 12).to(torch.bfloat16)
+    boxes = [torch.tensor([[0.0, 0.0, 40.0, 40.0]]), torch.tensor([[8.0, 4.0, 90.0, 60.0]])]
+    pool = SingleScaleRoIPool("0", 3)
+    got = pool({"0": x}, boxes, [(96, 96), (96, 96)])
+    want = pool({"0": x.float()}, boxes, [(96, 96), (96, 96)])
+    assert got.dtype is torch.bfloat16 and torch.equal(got.float(), want)
+
+
 def test_phase_structure():
     """What each phase adds, and only that (Table 2)."""
     models = {p: build_danet(p, 6, **TINY) for p in PHASES}

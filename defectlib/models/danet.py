@@ -207,7 +207,9 @@ class SingleScaleRoIPool(nn.Module):
     """torchvision's ``roi_pool`` behind ``MultiScaleRoIAlign``'s call signature (phase 1).
 
     The feature-map scale is inferred like ``MultiScaleRoIAlign`` does: the power of two nearest
-    to feature size / image size."""
+    to feature size / image size. Features in bf16 / fp16 (autocast) are pooled in fp32 and handed
+    back in their own dtype, as torchvision's CUDA autocast wrapper of ``roi_pool`` does: its CPU
+    kernel has no reduced-precision version (``roi_align`` has an autocast wrapper on CPU too)."""
 
     def __init__(self, featmap_name: str = "0", output_size: int = 7):
         super().__init__()
@@ -218,7 +220,10 @@ class SingleScaleRoIPool(nn.Module):
         x = features[self.featmap_name]
         size = max(max(s) for s in image_shapes)
         scale = 2.0 ** round(math.log2(max(x.shape[-2:]) / size))
-        return roi_pool(x, proposals, self.output_size, scale)
+        if x.dtype in (torch.float32, torch.float64):
+            return roi_pool(x, proposals, self.output_size, scale)
+        pooled = roi_pool(x.float(), [p.float() for p in proposals], self.output_size, scale)
+        return pooled.to(x.dtype)
 
 
 # --- focal loss in the box classifier (phase 5) ----------------------------------------------------
