@@ -11,28 +11,23 @@ papermill, and train to other numbers. Both bars chosen here wrap the iterable l
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 
 
-def in_kernel() -> bool:
+def _in_kernel() -> bool:
     """True inside a Jupyter kernel (JupyterLab, VS Code notebooks), False in a terminal or IPython."""
     ipython = sys.modules.get("IPython")
     shell = ipython.get_ipython() if ipython is not None else None
     return getattr(shell, "kernel", None) is not None
 
 
-def _widgets() -> bool:
-    try:
-        import ipywidgets  # noqa: F401
-    except ImportError:  # tqdm.notebook would warn "IProgress not found" and fall back; do it silently
-        return False
-    return True
-
-
-if os.environ.get("DEFECTLIB_BATCH") != "1" and in_kernel() and _widgets():
+# without ipywidgets, tqdm.notebook would warn "IProgress not found" and fall back: do it silently
+if (os.environ.get("DEFECTLIB_BATCH") != "1" and _in_kernel()
+        and importlib.util.find_spec("ipywidgets") is not None):
     from tqdm.notebook import tqdm
 else:
     from tqdm.std import tqdm
 
-__all__ = ["tqdm", "in_kernel"]
+__all__ = ["tqdm"]
