@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .paths import PACKAGE_DIR
+from .runtime import machine
 
 LIBRARIES = ("torch", "torchvision", "timm", "numpy", "scipy", "papermill", "defectlib")
 
@@ -87,6 +88,7 @@ class Recorder:
             "data_root": str(data_root) if data_root else None,
             "git_commit": git_commit(),
             "versions": library_versions(),
+            "machine": machine(),      # refreshed by save(): the thread count the work ran with
             "command": " ".join(sys.argv[:1]),
             "metrics": [],
             "timings": {},
@@ -144,6 +146,7 @@ class Recorder:
     def save(self) -> Path | None:
         """Write ``results.json`` (total wall time included) and return its path."""
         self.data["timings"]["notebook_total_s"] = time.time() - self.started
+        self.data["machine"] = machine()
         if self.output_dir is None:
             return None
         self.output_dir.mkdir(parents=True, exist_ok=True)

@@ -75,10 +75,11 @@ def test_run_against_a_single_seed_run_uses_only_the_tolerance():
     b = _results("B", [_metric("m1", 50.0), _metric("m2", 60.4), _metric("m3", 71.0),
                        _metric("old", 1.0), _metric("m1", 49.0, dataset="MTD")])
     rows, counts = reproduce.compare(reproduce.from_run(a), reproduce.from_run(b), tol=0.5)
-    assert counts == {"identical": 1, "within": 1, "outside": 2, "missing": 1, "new": 1, "speed": 0}
+    assert counts == {"identical": 1, "within": 1, "outside": 0, "far outside": 2, "missing": 1,
+                      "new": 1, "speed": 0, "allowed": 0}  # no seed spread: the tolerance decides
     by = {(r["name"], r["dataset"]): r for r in rows}
     assert (by[("m2", "NEU-DET (real)")]["status"], by[("m2", "NEU-DET (real)")]["rule"]) == ("within", "tol")
-    assert by[("m1", "MTD (real)")]["status"] == "outside"  # matched per dataset
+    assert by[("m1", "MTD (real)")]["status"] == "far outside"  # matched per dataset
     assert by[("old", "NEU-DET (real)")]["status"] == "missing" and by[("new", "NEU-DET (real)")]["status"] == "new"
 
 
@@ -153,8 +154,10 @@ def test_fmt_time_keeps_short_times_readable():
 # --- the reproducibility check against the committed results/ layout (defectlib.reproduce) --------
 REPO_RESULTS = Path(__file__).resolve().parents[1] / "results"
 NB = "01_danet_neu_det"
-# the reference's seeds of phase5/mAP: 40, 41, 48 -> sample sd sqrt(19) = 4.359, so the allowed
-# range [min - sd, max + sd] is [35.64, 52.36] (mean +- 2 sd would be [34.28, 51.72] instead)
+# the reference's seeds of phase5/mAP: 40, 41, 48 -> mean 43, sample sd sqrt(19) = 4.359; the 95 %
+# prediction interval for one new seed is 43 +- t(0.975, 2) * 4.359 * sqrt(1 + 1/3), t = 4.3027:
+# [21.34, 64.66]. "Far" for m metrics checked is the same at level 1 - 0.025 / m: for m = 2,
+# t(1 - 0.00625, 2) = 8.8602 -> [-1.60, 87.60]; for m = 1, t(0.9875, 2) = 6.2053 -> [11.77, 74.23].
 SEEDS = {0: 40.0, 1: 41.0, 2: 48.0}
 
 
@@ -189,20 +192,38 @@ def _statuses(rows):
     return {(r["name"], r["seed"]): r["status"] for r in rows}
 
 
-def test_check_classifies_identical_within_and_outside_the_seed_spread(tmp_path):
+def test_check_classifies_identical_within_and_outside_the_prediction_interval(tmp_path):
     from defectlib import reproduce
     ref = reproduce.load(_committed(tmp_path))
     assert ref.layout == "committed" and ref.spread((NB, "phase5/mAP", "NEU-DET (real)"))["sd"] == pytest.approx(19 ** 0.5)
+    assert reproduce.prediction_interval(ref.spread((NB, "phase5/mAP", "NEU-DET (real)"))) == \
+        pytest.approx((21.3438, 64.6562), abs=1e-4)
+    # m = 2 (phase5/mAP and params_M have seed spreads): one of two may land outside by chance
     cases = {40.0: "identical", 40.0 + 1e-12: "identical", 40.0 + 1e-6: "within",
              41.0: "within",  # 41 is seed 1's value, not seed 0's
-             52.2: "within", 35.8: "within", 52.5: "outside", 35.0: "outside"}
+             64.6: "within", 21.4: "within", 64.7: "outside", 21.3: "outside", 87.5: "outside",
+             87.7: "far outside", -1.7: "far outside"}
     for value, want in cases.items():
         run = reproduce.load(_run(tmp_path, {"phase5/mAP": value, "params_M": 2.91,
                                              "phase5/AR100": 30.0}, name=f"run{value}"))
         rows, counts = reproduce.compare(run, ref)
         assert _statuses(rows)[("phase5/mAP", 0)] == want, value
-        assert counts["identical"] == (3 if want == "identical" else 2)
-        assert reproduce.failed(counts) == (want == "outside"), value
+        assert counts["identical"] == (3 if want == "identical" else 2) and counts["allowed"] == 1
+        assert reproduce.failed(counts) == (want == "far outside"), value
+
+
+def test_allowed_outside_is_the_binomial_tail():
+    import math
+    from defectlib import reproduce
+
+    def more_than(k, m, p=0.05):  # P(Binomial(m, p) > k), summed by hand
+        return 1 - sum(math.comb(m, i) * p ** i * (1 - p) ** (m - i) for i in range(k + 1))
+    # of 36 metrics at 95 %: P(more than 4 outside) = 0.032 > 0.025, P(more than 5) = 0.0088
+    assert more_than(4, 36) == pytest.approx(0.0324, abs=1e-4) and more_than(5, 36) < 0.025
+    assert reproduce.allowed_outside(36) == 5
+    for m in (0, 1, 2, 10, 140):
+        k = reproduce.allowed_outside(m)
+        assert more_than(k, m) <= 0.025 + 1e-12 and (k == 0 or more_than(k - 1, m) > 0.025), m
 
 
 def test_check_compares_each_seed_of_the_run_with_the_same_seed(tmp_path):
@@ -229,11 +250,14 @@ def test_check_without_a_spread_falls_back_to_the_tolerance(tmp_path):
     rows, counts = reproduce.compare(run, ref, tol=0.5)
     row = next(r for r in rows if r["name"] == "phase5/AR100")
     assert (row["status"], row["rule"], row["low"], row["high"]) == ("within", "tol", 29.5, 30.5)
-    assert _statuses(reproduce.compare(run, ref, tol=0.3)[0])[("phase5/AR100", 0)] == "outside"
-    # params_M has a spread of zero width: only float noise passes
+    # a tolerance leaves nothing to chance: outside it fails at once
+    rows, counts = reproduce.compare(run, ref, tol=0.3)
+    assert _statuses(rows)[("phase5/AR100", 0)] == "far outside" and reproduce.failed(counts)
+    # params_M has a spread of zero width: only float noise passes, anything else fails
     run = reproduce.load(_run(tmp_path, {"phase5/mAP": 40.0, "params_M": 2.92, "phase5/AR100": 30.0},
                               name="run2"))
-    assert _statuses(reproduce.compare(run, ref)[0])[("params_M", 0)] == "outside"
+    rows, counts = reproduce.compare(run, ref)
+    assert _statuses(rows)[("params_M", 0)] == "far outside" and reproduce.failed(counts)
 
 
 def test_check_lists_missing_and_new_metrics_and_ignores_notebooks_not_run(tmp_path):
@@ -242,7 +266,8 @@ def test_check_lists_missing_and_new_metrics_and_ignores_notebooks_not_run(tmp_p
     _committed(tmp_path, nb="03_ocinet_nrsd")  # in the reference, not in the run: not missing
     run = reproduce.load(_run(tmp_path, {"phase5/mAP": 40.0, "params_M": 2.91, "extra": 1.0}))
     rows, counts = reproduce.compare(run, reproduce.load(ref_dir))
-    assert counts == {"identical": 2, "within": 0, "outside": 0, "missing": 1, "new": 1, "speed": 0}
+    assert counts == {"identical": 2, "within": 0, "outside": 0, "far outside": 0, "missing": 1,
+                      "new": 1, "speed": 0, "allowed": 1}
     assert _statuses(rows)[("phase5/AR100", 0)] == "missing" and _statuses(rows)[("extra", 0)] == "new"
     assert {r["notebook"] for r in rows} == {NB}
     # a notebook that failed misses every metric the reference has for it
@@ -264,7 +289,8 @@ def test_reference_may_be_a_run_with_several_seeds_or_one_notebook_folder(tmp_pa
     ref_dir = _save(tmp_path, "ref", dict(_results("ref"), notebooks=nbs, seed=list(SEEDS)))
     assert reproduce.layout(ref_dir) == "run"
     for ref in (reproduce.load(ref_dir), reproduce.load(_committed(tmp_path) / NB)):
-        for value, want in ((48.0, "within"), (40.0, "identical"), (53.0, "outside")):
+        for value, want in ((48.0, "within"), (40.0, "identical"), (70.0, "outside"),
+                            (75.0, "far outside")):  # m = 1: far beyond [11.77, 74.23]
             run = reproduce.load(_run(tmp_path, {"phase5/mAP": value}, name=f"r{ref.layout}{value}"))
             assert _statuses(reproduce.compare(run, ref)[0])[("phase5/mAP", 0)] == want
 
@@ -278,11 +304,15 @@ def test_report_against_results_folder_exit_codes_and_section(tmp_path, capsys):
     assert report.main([str(within), "--against", str(ref)]) == 0
     text = (within / "report.md").read_text()
     assert "## Against results" in text and "2 identical, 1 within the seed spread, 0 outside" in text
-    assert "| 01_danet_neu_det | phase5/mAP | NEU-DET (real) | 0 | 52.20 % | 40.00 % | 40.00 % to 48.00 % (4.36) | 35.64 to 52.36 | within (seed spread) |" in text
-    outside = _run(tmp_path, dict(base, **{"phase5/mAP": 52.5}), name="outside")
+    assert "| 01_danet_neu_det | phase5/mAP | NEU-DET (real) | 0 | 52.20 % | 40.00 % | 40.00 % to 48.00 % (4.36) | 21.34 to 64.66 | within (prediction interval) |" in text
+    by_chance = _run(tmp_path, dict(base, **{"phase5/mAP": 70.0}), name="by_chance")
+    assert report.main([str(by_chance), "--against", str(ref)]) == 0  # one of two outside: chance
+    out = capsys.readouterr().out
+    assert "REPRODUCED" in out and "1 outside (up to 1 by chance)" in out and "| outside |" in out
+    outside = _run(tmp_path, dict(base, **{"phase5/mAP": 90.0}), name="outside")
     assert report.main([str(outside), "--against", str(ref)]) == 1
     out = capsys.readouterr().out
-    assert "NOT REPRODUCED" in out and "| **outside** |" in out
+    assert "NOT REPRODUCED" in out and "| **far outside** |" in out
     missing = _run(tmp_path, {"phase5/mAP": 40.0, "params_M": 2.91}, name="missing")
     assert report.main([str(missing), "--against", str(ref)]) == 1
     assert report.main([str(missing), "--against", str(ref / NB)]) == 1  # one notebook's folder
@@ -328,7 +358,7 @@ def test_committed_results_reproduce_themselves(tmp_path, capsys):
     assert ref.layout == "committed" and ref.all_seeds() == [0, 1, 2]
     rows, counts = reproduce.compare(ref, ref)
     n_values = sum(len(by_seed) for by_seed in ref.values.values())
-    assert counts == {"identical": n_values, "within": 0, "outside": 0, "missing": 0, "new": 0, "speed": 0}
+    assert {k: counts[k] for k in reproduce.STATUSES} == dict.fromkeys(reproduce.STATUSES, 0) | {"identical": n_values}
     n_metrics = sum(len(json.loads(p.read_text())["metrics"]) for p in REPO_RESULTS.glob("*/results.json"))
     assert n_values >= n_metrics > 100 and not reproduce.failed(counts)  # every seed-0 metric, plus the other seeds
     # the committed seed-0 results as a run, checked the way a user would

@@ -267,7 +267,8 @@ def test_timeout_stops_the_notebook_and_its_kernel(tmp_path, make_notebook):
     t0 = dt.datetime.now()
     rc = runner.main(["--notebooks", str(nb.parent), "--out", str(tmp_path / "runs"), "--timeout", "6",
                       "--quiet"])
-    assert rc == 1 and (dt.datetime.now() - t0).total_seconds() < 40
+    # the cell sleeps 120 s: a run that ends sooner was cut (a bound set by the notebook, not the machine's speed)
+    assert rc == 1 and (dt.datetime.now() - t0).total_seconds() < 120
     (run,) = (tmp_path / "runs").iterdir()
     nb = json.loads((run / "results.json").read_text())["notebooks"][0]
     assert nb["status"] == "timeout" and nb["error"]["ename"] == "Timeout"
@@ -399,9 +400,12 @@ def _fake_run(tmp_path, value: float, status: str = "ok", name: str = "fake"):
 
 def test_check_exit_status_follows_the_seed_spread(tmp_path, monkeypatch, make_notebook, capsys):
     make_notebook(tmp_path / "nbs" / "01_pass.ipynb", ["pass"])
-    ref = _reference(tmp_path / "results", seeds={0: 41.2, 1: 43.0, 2: 45.0})  # sd 1.9: [39.3, 46.9]
+    # mean 43.07, sd 1.90: 95 % prediction interval [33.6, 52.5]; one metric may land outside it
+    # by chance, not beyond the 97.5 % one, [29.4, 56.7]
+    ref = _reference(tmp_path / "results", seeds={0: 41.2, 1: 43.0, 2: 45.0})
     args = ["--notebooks", str(tmp_path / "nbs"), "--check", str(ref), "--quiet"]
-    for value, status, rc in ((41.2, "ok", 0), (46.5, "ok", 0), (47.5, "ok", 1), (41.2, "failed", 1)):
+    for value, status, rc in ((41.2, "ok", 0), (46.5, "ok", 0), (53.0, "ok", 0), (57.0, "ok", 1),
+                              (41.2, "failed", 1)):
         monkeypatch.setattr(runner, "run", _fake_run(tmp_path, value, status))
         assert runner.main(args) == rc, (value, status)
         out = capsys.readouterr().out
@@ -432,7 +436,7 @@ def test_check_after_a_real_run(tmp_path, make_notebook):
     (run,) = (tmp_path / "runs").iterdir()
     text = (run / "report.md").read_text()
     assert rc == 0 and "## Against results" in text
-    assert "1 identical, 0 within the seed spread, 0 outside, 0 missing" in text
+    assert "1 identical, 0 within the seed spread, 0 outside (up to 0 by chance), 0 far outside, 0 missing" in text
 
 
 def test_heartbeat_names_the_running_cell_and_its_section(tmp_path):
