@@ -116,7 +116,7 @@ def test_two_process_step_equals_single_process_global_batch(tmp_path):
     assert selftest([*ARGS, "--batch-size", "8", "--save-params", str(single_file)]) == 0
     assert selftest([*ARGS, "--batch-size", "4", "--save-params", str(half_file)]) == 0
     ddp, single, half = (torch.load(f, weights_only=True) for f in (ddp_file, single_file, half_file))
-    for k in single:
+    for k in single:  # 2 x 4 rows on 1 thread, gradients all-reduced, vs 8 rows here: other GEMM shapes and sums
         torch.testing.assert_close(ddp[k], single[k], rtol=1e-5, atol=1e-6)
     # the check can fail: a step on only the first 4 samples lands somewhere else
     assert max(float((half[k] - single[k]).abs().max()) for k in single) > 1e-3

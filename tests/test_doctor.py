@@ -2,7 +2,6 @@
 smoke size (the CPU side of the check a GPU user runs first)."""
 import json
 import math
-import time
 
 import pytest
 import torch
@@ -28,17 +27,38 @@ def _probe(dataset, build=_mlp, batch_size=16, workers=0, steps=40):
 CFG = profiles.Profile(profile="smoke")
 
 
-def test_check_measures_step_time_flops_memory_and_the_full_run():
+class _Clock:
+    """The doctor's clock made virtual: time passes only when a test says so (``sleep``), so what
+    is measured, and whether the loader keeps up, never depends on the machine's speed or load."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    c = _Clock()
+    monkeypatch.setattr(doctor.measure, "time", c)
+    return c
+
+
+def test_check_measures_step_time_flops_memory_and_the_full_run(clock):
     probe = _probe(toy_data(256))
     loss = probe.loss_fn
 
-    def slow_step(model, batch, device):      # a step of >= 20 ms: the in-memory loader keeps up
-        time.sleep(0.02)
+    def slow_step(model, batch, device):      # a step of 20 ms: the in-memory loader (0 s) keeps up
+        clock.sleep(0.02)
         return loss(model, batch, device)
     probe.loss_fn = slow_step
     c = doctor.check(probe, CFG, torch.device("cpu"), steps=3, warmup=1)
     assert not c.error, c.error
-    assert c.batch_size == 16 and c.step_s > 0 and math.isclose(c.images_per_s, 16 / c.step_s)
+    assert c.batch_size == 16 and c.step_s == pytest.approx(0.02) and math.isclose(c.images_per_s, 16 / c.step_s)
     # one step of batch B: 3 x the forward pass, 2 FLOPs per multiply-add: 3 x 2B(2*32 + 32*4)
     assert c.gflop_per_step * 1e9 == pytest.approx(3 * 16 * 384)
     assert 0 <= c.peak_memory_gb < 1 and c.memory_kind == "RSS growth"   # a 200-parameter model
@@ -61,18 +81,24 @@ def test_a_depthwise_convolution_step_costs_three_forward_passes():
 
 
 class _Slow(Dataset):
+    def __init__(self, clock):
+        self.clock = clock
+
     def __len__(self):
         return 64
 
     def __getitem__(self, i):
-        time.sleep(0.02)
+        self.clock.sleep(0.02)
         return torch.zeros(2), 0
 
 
-def test_a_loader_slower_than_the_step_is_flagged():
-    c = doctor.check(_probe(_Slow(), batch_size=8), CFG, torch.device("cpu"), steps=2, warmup=1, flops=False)
+def test_a_loader_slower_than_the_step_is_flagged(clock):
+    probe = _probe(_Slow(clock), batch_size=8)
+    loss = probe.loss_fn
+    probe.loss_fn = lambda model, batch, device: clock.sleep(0.01) or loss(model, batch, device)  # 10 ms steps
+    c = doctor.check(probe, CFG, torch.device("cpu"), steps=2, warmup=1, flops=False)
     assert not c.error, c.error
-    assert c.loader_s >= 8 * 0.02 * 0.9 and c.keeps_up is False
+    assert c.loader_s == pytest.approx(8 * 0.02) and c.step_s == pytest.approx(0.01) and c.keeps_up is False
     assert "loading adds" in c.notes[0]
     assert "**no**" in doctor.table([c])
 

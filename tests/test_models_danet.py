@@ -146,7 +146,7 @@ def test_phase3_at_init_equals_phase2():
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         f2, f3 = m2.backbone(x), m3.backbone(x)
-    for k in f2:
+    for k in f2:  # deform_conv2d and conv2d are different kernels: equal up to rounding
         assert (f2[k] - f3[k]).abs().max() <= 1e-5 * f2[k].abs().max(), k
     offsets = collect_offsets(m3, [torch.rand(1, 64, 64)])
     assert len(offsets) == 13 and all(torch.count_nonzero(o) == 0 for o in offsets.values())

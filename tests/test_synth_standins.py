@@ -1,8 +1,6 @@
 """Stand-in generators: deterministic, masks exact by construction, real formats, fast."""
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
@@ -42,12 +40,9 @@ def test_severstal_standin_about_half_clean_all_classes(tmp_path):
     assert {c for lab in ds.labels for c in lab} == {1, 2, 3, 4}
 
 
-def test_all_three_standins_default_size_under_30_seconds(tmp_path):
-    t = time.perf_counter()
+def test_all_three_standins_default_size(tmp_path):
     roots = [write_neu_det(tmp_path / "neu-det"), write_severstal(tmp_path / "severstal"),
              write_nrsd_mn(tmp_path / "nrsd-mn")]
-    elapsed = time.perf_counter() - t
-    assert elapsed < 30, f"stand-ins took {elapsed:.1f} s"
     assert len(NEUDET(roots[0])) == 120 and len(Severstal(roots[1])) == 40
     assert len(NRSDMN(roots[2], "test-natural")) == 8
 
