@@ -41,7 +41,8 @@ import torch
 from torch.utils.data import DataLoader, RandomSampler, TensorDataset
 from tqdm import tqdm
 
-from defectlib.data import NEUSeg, locate
+from defectlib.data import NEUSeg
+from defectlib.synth import locate
 from defectlib.data.splits import neu_seg_clean_test_ids
 from defectlib.engine import TrainConfig, cpu_has_native_bf16, fit, predict, resolve_precision, supervised_loss
 from defectlib.losses import BCEDiceLoss

@@ -1,6 +1,6 @@
-"""``python -m defectlib ...`` is the ``defectlib`` command (see :mod:`defectlib.cli`)."""
+"""``python -m defectlib ...`` is the ``defectlib`` command (see :mod:`defectlib.course.cli`)."""
 import sys
 
-from .cli import main
+from .course.cli import main
 
 sys.exit(main())

@@ -12,7 +12,7 @@ Each number lives here once, under a flat key ``<paper>/<table>/<row>/<column>``
 >>> papers.ref("synth/table1/SynthClutch (FT)/U-Net")      # value, unit, source, note
 Ref(value=40.5, unit='%', source='paper 004, Table 1 (F1)', note='')
 
-A notebook passes the key to ``Recorder.metric(..., paper=key)``; :mod:`defectlib.report` looks it
+A notebook passes the key to ``Recorder.metric(..., paper=key)``; :mod:`defectlib.course.report` looks it
 up. Sources: the papers in the course (000 DANet, 001 Severstal two-stage, 003 OCINet, 004
 synthetic data) as checked in the project's REFERENCE notes (sections 1, 2, 3, 5). Where those
 notes correct a paper, the ``note`` says so. Keys are case-sensitive; :data:`ALIASES` maps a few

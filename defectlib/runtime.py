@@ -137,7 +137,7 @@ def machine(cpuinfo: str = "/proc/cpuinfo") -> dict:
     (:func:`cpu_kind`), the numeric instruction sets it has, the kernels torch dispatches to
     (``torch.backends.cpu.get_cpu_capability()``, narrowed by ``ATEN_CPU_CAPABILITY``), torch,
     oneDNN and MKL versions, the thread count, and any environment variable narrowing the kernels.
-    Recorded in every ``results.json``; :mod:`defectlib.reproduce` says when two runs differ in it."""
+    Recorded in every ``results.json``; :mod:`defectlib.course.reproduce` says when two runs differ in it."""
     info = _cpuinfo(cpuinfo)
     flags = set(info.get("flags", "").split())
     model = info.get("model name") or platform.processor() or platform.machine() or "unknown"

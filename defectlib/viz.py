@@ -137,7 +137,7 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence], numeric: Seq
 
 def seed_spread(rows: Sequence[dict], labels: Sequence[str] | None = None, ax=None, title: str | None = None):
     """A seed spread seen rather than read: each metric's per-seed values (rows of a committed
-    ``results/NN/seeds.json``, see ``defectlib.seeds``) as one dot per seed, their mean as a black
+    ``results/NN/seeds.json``, see ``defectlib.course.seeds``) as one dot per seed, their mean as a black
     bar, and the paper's number, where it printed one in the same unit, as a red cross. Returns
     the axes."""
     import matplotlib.pyplot as plt

@@ -20,7 +20,8 @@ import pytest
 from PIL import Image
 
 from defectlib import metrics
-from defectlib.data import ImageMaskFolder, locate, rle_encode
+from defectlib.data import ImageMaskFolder, rle_encode
+from defectlib.synth import locate
 from defectlib.data import errors as E
 from defectlib.data.check import check_dataset
 
@@ -122,12 +123,12 @@ def runner_args(tmp: Path, *extra) -> list[str]:
 
 
 def run_main(argv):
-    from defectlib.run import main
+    from defectlib.course.run import main
     return main(argv)
 
 
 def data_main(argv):
-    from defectlib.data.cli import main
+    from defectlib.course.data_cli import main
     return main(argv)
 
 

@@ -7,7 +7,7 @@ import types
 
 import pytest
 
-from defectlib import cli
+from defectlib.course import cli
 
 
 def test_help_lists_the_subcommands(capsys):
@@ -26,19 +26,11 @@ def test_papers_lists_numbers_by_prefix(capsys):
 
 def test_data_delegates_to_the_data_cli(monkeypatch):
     seen = {}
-    fake = types.ModuleType("defectlib.data.cli")
+    fake = types.ModuleType("defectlib.course.data_cli")
     fake.main = lambda argv: seen.setdefault("argv", argv) and 0
-    monkeypatch.setitem(sys.modules, "defectlib.data.cli", fake)
+    monkeypatch.setitem(sys.modules, "defectlib.course.data_cli", fake)
     assert cli.main(["data", "locate", "neu-det"]) == 0
     assert seen["argv"] == ["locate", "neu-det"]
-
-
-def test_data_without_the_data_cli_says_so(monkeypatch, capsys):
-    def missing(name, *a, **k):
-        raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-    monkeypatch.setattr(cli.importlib, "import_module", missing)
-    assert cli.main(["data"]) == 2
-    assert "not installed" in capsys.readouterr().err
 
 
 def test_run_and_report_route_to_their_modules(tmp_path, capsys):
@@ -51,6 +43,6 @@ def test_run_and_report_route_to_their_modules(tmp_path, capsys):
 
 
 def test_python_dash_m_entry_points():
-    for args in (["-m", "defectlib.run", "--help"], ["-m", "defectlib", "--help"]):
+    for args in (["-m", "defectlib.course.run", "--help"], ["-m", "defectlib", "--help"]):
         res = subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=60)
         assert res.returncode == 0 and "run" in res.stdout

@@ -8,7 +8,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from defectlib import doctor, profiles
+from defectlib.course import doctor
+from defectlib import profiles
 from defectlib.engine import supervised_loss
 from defectlib.engine.selftest import toy_data
 

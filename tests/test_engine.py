@@ -566,8 +566,8 @@ def test_determinism_is_a_setting_of_the_run(monkeypatch):
 
 
 def test_the_runner_passes_determinism_to_every_notebook(monkeypatch):
-    from defectlib.execute import child_env
-    from defectlib.run import add_arguments
+    from defectlib.course.execute import child_env
+    from defectlib.course.run import add_arguments
     monkeypatch.delenv("DEFECTLIB_DETERMINISTIC", raising=False)
     assert "DEFECTLIB_DETERMINISTIC" not in child_env(1)
     assert child_env(2, deterministic=True)["DEFECTLIB_DETERMINISTIC"] == "1"

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from defectlib.data import gallery, locate
+from defectlib.data import gallery
+from defectlib.synth import locate
 
 
 @pytest.mark.parametrize("name", ["neu-det", "mtd"])

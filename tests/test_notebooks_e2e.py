@@ -13,8 +13,8 @@ import json
 import pytest
 
 from defectlib import papers
-from defectlib import run as runner
-from defectlib.execute import child_env as runner_env
+from defectlib.course import run as runner
+from defectlib.course.execute import child_env as runner_env
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = runner.discover(REPO / "notebooks") if (REPO / "notebooks").is_dir() else []

@@ -9,7 +9,7 @@ import json
 import nbformat
 import pytest
 
-from defectlib.run import NOTEBOOK_RE
+from defectlib.course.run import NOTEBOOK_RE
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
@@ -83,7 +83,7 @@ def test_throughput_is_measured_on_the_device_it_is_reported_for():
                 assert "device=device" in call, f"{path.name}: measure_throughput without the run's device"
 
 
-#: each paper notebook's results table beside the paper: the experiment's call into defectlib.tables
+#: each paper notebook's results table beside the paper: the experiment's call into defectlib.record.tables
 RESULTS_TABLES = {"01": ["E.table3(rec)"], "02": ["ts.pipeline_table(", "ts.gate_table(", "ts.segmentation_table("],
                   "03": ["X.table1(", "X.table3("], "04": ["S.table1("]}
 
@@ -91,7 +91,7 @@ RESULTS_TABLES = {"01": ["E.table3(rec)"], "02": ["ts.pipeline_table(", "ts.gate
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_tables_and_recording_come_from_the_library(path):
     """No code cell hand-writes a Markdown table or records a metric per line in a loop: results
-    tables are the experiment's calls of ``defectlib.tables.results`` (other tables
+    tables are the experiment's calls of ``defectlib.record.tables.results`` (other tables
     ``viz.markdown_table``), so every notebook's look the same and each cell stays short."""
     code = [c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
     assert not [s for s in code if "|---" in s], f"{path.name}: a hand-written Markdown table"

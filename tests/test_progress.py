@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from defectlib.engine import progress
+from defectlib import progress
 
 
 class CountingList(list):
@@ -75,7 +75,7 @@ CELL = """
 import torch
 from torch.utils.data import DataLoader
 from defectlib.engine import TrainConfig, fit
-from defectlib.engine import progress
+from defectlib import progress
 torch.manual_seed(0)
 data = [(torch.randn(4), torch.randn(1)) for _ in range(16)]
 loader = DataLoader(data, batch_size=4, shuffle=True)  # no generator: shuffles from the global RNG

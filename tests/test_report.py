@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from defectlib import report
-from defectlib.execute import Job
+from defectlib.course import report
+from defectlib.course.execute import Job
 
 
 def _metric(name, value, paper=None, dataset="NEU-DET", real=True, unit="%", note=""):
@@ -69,7 +69,7 @@ def test_failure_section_names_cell_and_error():
 
 
 def test_run_against_a_single_seed_run_uses_only_the_tolerance():
-    from defectlib import reproduce
+    from defectlib.course import reproduce
     a = _results("A", [_metric("m1", 50.0), _metric("m2", 60.0), _metric("m3", 70.0),
                        _metric("new", 1.0), _metric("m1", 50.0, dataset="MTD")])
     b = _results("B", [_metric("m1", 50.0), _metric("m2", 60.4), _metric("m3", 71.0),
@@ -146,12 +146,12 @@ def test_seed_spread_is_mean_and_sample_sd_over_the_seeds():
 
 
 def test_fmt_time_keeps_short_times_readable():
-    from defectlib.execute import fmt_time
+    from defectlib.course.execute import fmt_time
     assert [fmt_time(t) for t in (None, 0.0223, 0.5, 3.44, 75.2, 3725)] == [
         "-", "22.3 ms", "500 ms", "3.4 s", "1:15", "1:02:05"]
 
 
-# --- the reproducibility check against the committed results/ layout (defectlib.reproduce) --------
+# --- the reproducibility check against the committed results/ layout (defectlib.course.reproduce) --------
 REPO_RESULTS = Path(__file__).resolve().parents[1] / "results"
 NB = "01_danet_neu_det"
 # the reference's seeds of phase5/mAP: 40, 41, 48 -> mean 43, sample sd sqrt(19) = 4.359; the 95 %
@@ -193,7 +193,7 @@ def _statuses(rows):
 
 
 def test_check_classifies_identical_within_and_outside_the_prediction_interval(tmp_path):
-    from defectlib import reproduce
+    from defectlib.course import reproduce
     ref = reproduce.load(_committed(tmp_path))
     assert ref.layout == "committed" and ref.spread((NB, "phase5/mAP", "NEU-DET (real)"))["sd"] == pytest.approx(19 ** 0.5)
     assert reproduce.prediction_interval(ref.spread((NB, "phase5/mAP", "NEU-DET (real)"))) == \
@@ -214,7 +214,7 @@ def test_check_classifies_identical_within_and_outside_the_prediction_interval(t
 
 def test_allowed_outside_is_the_binomial_tail():
     import math
-    from defectlib import reproduce
+    from defectlib.course import reproduce
 
     def more_than(k, m, p=0.05):  # P(Binomial(m, p) > k), summed by hand
         return 1 - sum(math.comb(m, i) * p ** i * (1 - p) ** (m - i) for i in range(k + 1))
@@ -227,7 +227,7 @@ def test_allowed_outside_is_the_binomial_tail():
 
 
 def test_check_compares_each_seed_of_the_run_with_the_same_seed(tmp_path):
-    from defectlib import reproduce
+    from defectlib.course import reproduce
     ref = reproduce.load(_committed(tmp_path))
     nbs = []
     for seed, value in ((1, 41.0), (2, 41.0)):  # seed 1 reproduces exactly, seed 2 does not
@@ -244,7 +244,7 @@ def test_check_compares_each_seed_of_the_run_with_the_same_seed(tmp_path):
 
 
 def test_check_without_a_spread_falls_back_to_the_tolerance(tmp_path):
-    from defectlib import reproduce
+    from defectlib.course import reproduce
     ref = reproduce.load(_committed(tmp_path))  # phase5/AR100 has seed 0 only: 30.0
     run = reproduce.load(_run(tmp_path, {"phase5/mAP": 40.0, "params_M": 2.91, "phase5/AR100": 30.4}))
     rows, counts = reproduce.compare(run, ref, tol=0.5)
@@ -261,7 +261,7 @@ def test_check_without_a_spread_falls_back_to_the_tolerance(tmp_path):
 
 
 def test_check_lists_missing_and_new_metrics_and_ignores_notebooks_not_run(tmp_path):
-    from defectlib import reproduce
+    from defectlib.course import reproduce
     ref_dir = _committed(tmp_path)
     _committed(tmp_path, nb="03_ocinet_nrsd")  # in the reference, not in the run: not missing
     run = reproduce.load(_run(tmp_path, {"phase5/mAP": 40.0, "params_M": 2.91, "extra": 1.0}))
@@ -280,7 +280,7 @@ def test_check_lists_missing_and_new_metrics_and_ignores_notebooks_not_run(tmp_p
 
 
 def test_reference_may_be_a_run_with_several_seeds_or_one_notebook_folder(tmp_path):
-    from defectlib import reproduce
+    from defectlib.course import reproduce
     nbs = []
     for seed, value in SEEDS.items():
         nb = _results(metrics=[_metric("phase5/mAP", value)])["notebooks"][0]
@@ -353,7 +353,7 @@ def _committed_as_run(tmp_path) -> Path:
 
 
 def test_committed_results_reproduce_themselves(tmp_path, capsys):
-    from defectlib import reproduce
+    from defectlib.course import reproduce
     ref = reproduce.load(REPO_RESULTS)
     assert ref.layout == "committed" and ref.all_seeds() == [0, 1, 2]
     rows, counts = reproduce.compare(ref, ref)
@@ -368,7 +368,7 @@ def test_committed_results_reproduce_themselves(tmp_path, capsys):
 
 
 def test_speed_measurements_are_listed_never_failed(tmp_path):
-    from defectlib import reproduce
+    from defectlib.course import reproduce
     spread = {"phase5/mAP": SEEDS, "complexity/OCINet/images_per_s@224": {0: 3.0, 1: 3.1, 2: 2.9}}
     ref = reproduce.load(_committed(tmp_path, spread=spread))
     run = reproduce.load(_run(tmp_path, {"phase5/mAP": 40.0, "complexity/OCINet/images_per_s@224": 108.0,

@@ -1,7 +1,7 @@
 """The reproducibility check on another machine: it does not cry wolf when a run is a fresh draw of
 the reference's distribution, it fails a shifted model, and it says which CPU made each number.
 
-``defectlib.reproduce`` gives each metric a 95 % prediction interval for one new seed given the
+``defectlib.course.reproduce`` gives each metric a 95 % prediction interval for one new seed given the
 reference's seeds, fails a run with more metrics outside than a binomial count explains, or with one
 metric beyond the Bonferroni-level interval. The simulations below draw runs the way a rerun on
 another CPU kind (or with a new seed) behaves: each metric a new draw of its own distribution.
@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 import torch
 
-from defectlib import report, reproduce, runtime
+from defectlib.course import report, reproduce
+from defectlib import runtime
 from defectlib.record import Recorder
 
 REPO_RESULTS = Path(__file__).resolve().parents[1] / "results"

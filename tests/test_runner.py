@@ -1,4 +1,4 @@
-"""The papermill runner (defectlib.run, defectlib.execute) on tiny throwaway notebooks: one
+"""The papermill runner (defectlib.course.run, defectlib.course.execute) on tiny throwaway notebooks: one
 passes, one fails."""
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from defectlib import execute
-from defectlib import run as runner
+from defectlib.course import execute
+from defectlib.course import run as runner
 
 PASS_CELLS = [
     "import json\nfrom defectlib.record import Recorder\n"
@@ -193,7 +193,7 @@ def test_progress_line_names_missing_datasets(tmp_path, make_notebook, capsys):
 def test_real_data_in_place_of_an_absent_dataset_is_not_called_a_stand_in(tmp_path, make_notebook, capsys):
     """Notebook 02 without Severstal trains on real NEU-Seg and MTD: the progress line used to say
     "generated stand-in used: severstal", and --require-real refused the run."""
-    from defectlib.preflight import missing_datasets, substituted
+    from defectlib.course.preflight import missing_datasets, substituted
     data = tmp_path / "data"
     for name in ("neu-seg", "mtd"):
         (data / name).mkdir(parents=True)
@@ -282,7 +282,7 @@ def test_sigterm_stops_the_runner_its_notebooks_and_writes_the_run(tmp_path, mak
     import sys
     import time
     nb = _sleeping_notebook(make_notebook, tmp_path)
-    proc = subprocess.Popen([sys.executable, "-m", "defectlib.run", "--notebooks", str(nb.parent),
+    proc = subprocess.Popen([sys.executable, "-m", "defectlib.course.run", "--notebooks", str(nb.parent),
                              "--out", str(tmp_path / "runs"), "--quiet"])
     pid_file = tmp_path / "pid"
     for _ in range(120):
@@ -420,7 +420,7 @@ def test_check_reference_is_resolved_before_the_run(tmp_path, monkeypatch, make_
     with pytest.raises(SystemExit) as exc:
         runner.main(common + ["--check", str(tmp_path / "nope")])
     assert exc.value.code == 2 and "nope: not a results folder" in capsys.readouterr().err
-    assert runner.default_results_dir() == Path(runner.__file__).resolve().parents[1] / "results"
+    assert runner.default_results_dir() == Path(runner.__file__).resolve().parents[2] / "results"
     monkeypatch.setattr(runner, "default_results_dir", lambda: tmp_path / "no-results-here")
     with pytest.raises(SystemExit):
         runner.main(common + ["--check"])  # no REF: the repository's results/
@@ -442,7 +442,7 @@ def test_check_after_a_real_run(tmp_path, make_notebook):
 def test_heartbeat_names_the_running_cell_and_its_section(tmp_path):
     """The runner's progress line reads the notebook papermill saves as it goes (papermill's own bar
     in the log stays at ``0/N`` while a long first cell runs)."""
-    from defectlib.execute import Job, progress, running_cell
+    from defectlib.course.execute import Job, progress, running_cell
 
     def cell(kind, src, status=None):
         c = {"cell_type": kind, "source": [src], "metadata": {}}
@@ -464,7 +464,7 @@ def test_heartbeat_names_the_running_cell_and_its_section(tmp_path):
 
 def test_device_plan_for_gpus_cpu_and_one_named_gpu():
     """--device / --jobs with a faked GPU list (no GPU here): the plans a GPU node gets."""
-    from defectlib.execute import plan_devices
+    from defectlib.course.execute import plan_devices
     two = ["0", "1"]
     p = plan_devices("auto", 4, two)
     assert (p.jobs, p.gpus) == (2, two) and "capped to 2" in p.notes[0]        # one notebook per GPU

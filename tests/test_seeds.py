@@ -1,4 +1,4 @@
-"""defectlib.seeds: separately run seeds gathered into the committed results/ layout."""
+"""defectlib.course.seeds: separately run seeds gathered into the committed results/ layout."""
 from __future__ import annotations
 
 import json
@@ -6,7 +6,7 @@ import statistics
 
 import pytest
 
-from defectlib import seeds
+from defectlib.course import seeds
 
 NB = "03_ocinet_nrsd"
 

@@ -1,11 +1,11 @@
-"""defectlib.tables: the results table every notebook renders (ours beside the paper's)."""
+"""defectlib.record.tables: the results table every notebook renders (ours beside the paper's)."""
 from __future__ import annotations
 
 import pytest
 
 from defectlib import papers
 from defectlib.record import Recorder
-from defectlib.tables import Col, Row, Table, results
+from defectlib.record.tables import Col, Row, Table, results
 
 
 def _rec():

@@ -6,7 +6,7 @@ import math
 import pytest
 from scipy import stats
 
-from defectlib.verdict import judge
+from defectlib.record.verdict import judge
 
 
 def test_p_value_equals_scipy_paired_t_test():
@@ -53,18 +53,21 @@ def test_pairs_by_seed_and_refuses_what_cannot_be_paired():
 
 
 def test_judge_runs_reads_each_claim_from_results():
-    from defectlib.verdict import CLAIMS, judge_runs
+    from defectlib.experiments.registry import experiments
+    from defectlib.record.verdict import judge_runs
+    claims = {e.stem: e.claims for e in experiments().values()}
 
     def res(seed, synth, real_only, real=True):
         return {"seed": seed, "metrics": [{"name": "unet/synth_ft/F1", "value": synth, "real": real},
                                           {"name": "unet/real/F1", "value": real_only, "real": real}]}
-    (v,) = judge_runs("04_synthetic_data", [res(0, 14.8, 18.5), res(1, 7.0, 20.3), res(2, 17.9, 7.5)])
+    (v,) = judge_runs(claims["04_synthetic_data"], [res(0, 14.8, 18.5), res(1, 7.0, 20.3), res(2, 17.9, 7.5)])
     assert v.status == "undecided" and v.n == 3 and v.mean_a == pytest.approx((14.8 + 7.0 + 17.9) / 3)
-    (v,) = judge_runs("04_synthetic_data", [res(0, 30.0, 10.0)])
+    (v,) = judge_runs(claims["04_synthetic_data"], [res(0, 30.0, 10.0)])
     assert v.status == "cannot decide"
-    assert judge_runs("04_synthetic_data", [{"seed": 0, "metrics": []}]) == []      # another profile's metrics
-    assert judge_runs("00_getting_started", [res(0, 1.0, 2.0)]) == []                 # no claim there
-    assert set(CLAIMS) == {"01_danet_neu_det", "02_severstal_two_stage", "03_ocinet_nrsd", "04_synthetic_data"}
+    assert judge_runs(claims["04_synthetic_data"], [{"seed": 0, "metrics": []}]) == []      # another profile's metrics
+    assert judge_runs(claims["00_getting_started"], [res(0, 1.0, 2.0)]) == []                 # no claim there
+    assert {nb for nb, c in claims.items() if c} == {"01_danet_neu_det", "02_severstal_two_stage", "03_ocinet_nrsd",
+                                                      "04_synthetic_data"}
 
 
 def test_every_claim_names_metrics_the_committed_results_have():
@@ -73,9 +76,9 @@ def test_every_claim_names_metrics_the_committed_results_have():
     import json
     from pathlib import Path
 
-    from defectlib.verdict import CLAIMS
+    from defectlib.experiments.registry import experiments
     root = Path(__file__).resolve().parents[1] / "results"
-    for nb, claims in CLAIMS.items():
+    for nb, claims in ((e.stem, e.claims) for e in experiments().values() if e.claims):
         names = {m["name"] for m in json.loads((root / nb / "results.json").read_text())["metrics"]}
         for c in claims:
             assert {c.a, c.b} <= names, (nb, c.statement)
@@ -84,14 +87,16 @@ def test_every_claim_names_metrics_the_committed_results_have():
 def test_report_shows_this_run_then_the_committed_seeds(tmp_path):
     import json
 
-    from defectlib.verdict import report
+    from defectlib.experiments import ocinet
+    from defectlib.record.verdict import report
     run = {"profile": "smoke", "seed": 0, "metrics": [{"name": "full/NEU-Seg test/IoU", "value": 5.0, "real": False},
                                                       {"name": "base/NEU-Seg test/IoU", "value": 4.0, "real": False}]}
-    text = report("03_ocinet_nrsd", run, results_dir=tmp_path)
+    text = report("03_ocinet_nrsd", run, ocinet.CLAIMS, results_dir=tmp_path)
     assert "profile `smoke`, seed 0" in text and "NOT TESTED" in text and "Committed" not in text
     (tmp_path / "03_ocinet_nrsd").mkdir()
     (tmp_path / "03_ocinet_nrsd" / "seeds.json").write_text(json.dumps(
         {"profile": "cpu", "seeds": [0, 1, 2], "verdicts": [{"statement": "s", "status": "undecided", "text": "T"}]}))
-    text = report("03_ocinet_nrsd", run, results_dir=tmp_path)
+    text = report("03_ocinet_nrsd", run, ocinet.CLAIMS, results_dir=tmp_path)
     assert text.endswith("profile `cpu`, seeds 0, 1, 2):\n\n- T")
-    assert "no claim's metrics" in report("03_ocinet_nrsd", {"profile": "x", "seed": 1, "metrics": []}, tmp_path)
+    empty = {"profile": "x", "seed": 1, "metrics": []}
+    assert "no claim's metrics" in report("03_ocinet_nrsd", empty, ocinet.CLAIMS, tmp_path)

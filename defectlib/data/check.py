@@ -318,7 +318,7 @@ def check_dataset(path, kind: str | None = None, max_hamming: int = 22, mad_thre
         hashes.append(phash(img))
         thumbs.append(thumbnail(img))
         exact.append(hashlib.sha1(img.tobytes() + str(img.shape).encode()).hexdigest())
-    from ..engine.progress import tqdm
+    from ..progress import tqdm
     it = tqdm(samples, desc=f"check {root.name}") if progress else samples
     masks_seen: list[bool] = []
     for s in it:

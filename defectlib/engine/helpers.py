@@ -8,7 +8,7 @@ import torch
 
 from ..runtime import resolve_device
 from .precision import map_tensors, resolve_precision, to_channels_last, to_float32
-from .progress import tqdm
+from ..progress import tqdm
 
 LossFn = Callable[[torch.nn.Module, Any, torch.device], Mapping[str, torch.Tensor]]
 

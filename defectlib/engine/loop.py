@@ -39,7 +39,7 @@ from .config import TrainConfig
 from .helpers import LossFn
 from .history import History
 from .precision import resolve_precision, to_channels_last
-from .progress import tqdm
+from ..progress import tqdm
 from .schedules import EarlyStopping, LRSchedule, build_optimizer
 
 # settings that may change between a run and its resumption without a warning

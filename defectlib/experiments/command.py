@@ -14,7 +14,8 @@ import types
 import typing
 from typing import Any
 
-from .. import profiles
+from .registry import PROFILE_NAMES
+from .registry import profile as profile_of
 from ..engine import distributed as D
 
 _NONE = ("none", "null")
@@ -25,7 +26,7 @@ def parser(prog: str, description: str) -> argparse.ArgumentParser:
     """The options every entry takes: ``--profile --seed --data-root --device --out --dry-run --set --quiet``."""
     ap = argparse.ArgumentParser(prog=prog, description=description,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--profile", choices=profiles.PROFILE_NAMES, default="smoke",
+    ap.add_argument("--profile", choices=PROFILE_NAMES, default="smoke",
                     help="smoke (seconds, stand-ins), cpu (about 30 min on 2 cores), paper (GPUs)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--data-root", default=None,
@@ -44,9 +45,10 @@ def parser(prog: str, description: str) -> argparse.ArgumentParser:
 
 def parse_changes(notebook: str, profile: str, items: list[str]) -> dict[str, Any]:
     """``["epochs=2", "phases=2,5"]`` -> ``{"epochs": 2, "phases": (2, 5)}``, each value converted to
-    the type its setting is declared with in :mod:`defectlib.profiles`. An unknown key raises the
-    profile's KeyError (it lists the settings there are); a value that does not fit, ValueError."""
-    cfg = profiles.get(notebook, profile)
+    the type its setting is declared with in its profile (:mod:`defectlib.experiments.registry`).
+    An unknown key raises the profile's KeyError (it lists the settings there are); a value that
+    does not fit, ValueError."""
+    cfg = profile_of(notebook, profile)
     hints = typing.get_type_hints(type(cfg))
     changes: dict[str, Any] = {}
     for item in items:
@@ -141,7 +143,7 @@ def join(notebook: str, profile: str, device: str, dry_run: bool, changes: dict)
     on CUDA; a single process when not launched by torchrun), and the profile as each process
     trains it: ``batch_size`` split over the processes (:func:`per_rank_batch`)."""
     from ..runtime import resolve_device
-    cfg = profiles.get(notebook, profile, dry_run=dry_run, **changes)
+    cfg = profile_of(notebook, profile, dry_run=dry_run, **changes)
     dev = resolve_device(device)
     di = D.init_from_env(backend="nccl" if dev.type == "cuda" else "gloo")
     dev = D.device_for(di, dev)

@@ -41,7 +41,8 @@ def _same_shape(p, g, pname="pred", gname="target"):
         raise ValueError(f"{pname} shape {list(p.shape)} != {gname} shape {list(g.shape)}")
 
 
-def _div(num, den, empty):
+def safe_div(num, den, empty):
+    """``num / den`` elementwise in float64, ``empty`` where ``den`` is 0 (an empty image's score)."""
     num, den = np.asarray(num, np.float64), np.asarray(den, np.float64)
     return np.where(den > 0, num / np.where(den > 0, den, 1.0), empty)
 
@@ -82,11 +83,11 @@ def segmentation_scores(pred, target, reduction="image", empty=1.0) -> dict:
     elif reduction not in ("image", "none"):
         raise ValueError(f"reduction must be 'image', 'pooled' or 'none', got {reduction!r}")
     out = {
-        "pixel_accuracy": _div(tp + tn, tp + tn + fp + fn, empty),
-        "foreground_recall": _div(tp, tp + fn, empty),
-        "precision": _div(tp, tp + fp, empty),
-        "iou": _div(tp, tp + fp + fn, empty),
-        "dice": _div(2 * tp, 2 * tp + fp + fn, empty),
+        "pixel_accuracy": safe_div(tp + tn, tp + tn + fp + fn, empty),
+        "foreground_recall": safe_div(tp, tp + fn, empty),
+        "precision": safe_div(tp, tp + fp, empty),
+        "iou": safe_div(tp, tp + fp + fn, empty),
+        "dice": safe_div(2 * tp, 2 * tp + fp + fn, empty),
     }
     if reduction == "none":
         return out
@@ -131,7 +132,7 @@ def kaggle_dice(pred, target, per_class=False):
         raise ValueError(f"pred: expected shape [N, C, H, W], got {list(p.shape)}")
     inter = np.count_nonzero(p & g, axis=(2, 3)).astype(np.float64)
     tot = np.count_nonzero(p, axis=(2, 3)) + np.count_nonzero(g, axis=(2, 3))
-    d = _div(2 * inter, tot, 1.0)  # [N, C]
+    d = safe_div(2 * inter, tot, 1.0)  # [N, C]
     return (float(d.mean()), d.mean(0)) if per_class else float(d.mean())
 
 
@@ -257,7 +258,7 @@ def best_f1_threshold(target, scores):
                          "for every threshold")
     p, r, t = precision_recall_curve(target, scores)
     p, r = p[:-1], r[:-1]
-    f1 = _div(2 * p * r, p + r, 0.0)
+    f1 = safe_div(2 * p * r, p + r, 0.0)
     i = int(np.argmax(f1))
     return float(t[i]), float(f1[i]), float(p[i]), float(r[i])
 
@@ -272,8 +273,8 @@ def pixel_prf(target, scores, threshold=0.5) -> dict:
     pred = s >= threshold
     tp = float(np.count_nonzero(pred & y))
     fp, fn = float(np.count_nonzero(pred)) - tp, float(np.count_nonzero(y)) - tp
-    p, r = float(_div(tp, tp + fp, 0.0)), float(_div(tp, tp + fn, 0.0))
-    return {"precision": p, "recall": r, "f1": float(_div(2 * p * r, p + r, 0.0))}
+    p, r = float(safe_div(tp, tp + fp, 0.0)), float(safe_div(tp, tp + fn, 0.0))
+    return {"precision": p, "recall": r, "f1": float(safe_div(2 * p * r, p + r, 0.0))}
 
 
 def multiclass_confusion(pred, target, num_classes):
@@ -289,4 +290,4 @@ def per_class_iou(cm):
     """Pooled IoU of each class from a confusion matrix: ``C_kk / (row_k + col_k - C_kk)``; NaN if absent."""
     cm = np.asarray(cm, np.float64)
     tp = np.diag(cm)
-    return _div(tp, cm.sum(0) + cm.sum(1) - tp, np.nan)
+    return safe_div(tp, cm.sum(0) + cm.sum(1) - tp, np.nan)

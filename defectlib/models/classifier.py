@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .unet import _adapt_first_conv, load_torchvision_backbone
+from .unet import adapt_first_conv, load_torchvision_backbone
 
 BACKBONES = ("resnet34", "resnet50")
 
@@ -50,7 +50,7 @@ def build_classifier(backbone: str = "resnet50", in_channels: int = 3,
     if backbone not in BACKBONES:
         raise ValueError(f"unknown classifier backbone {backbone!r}; choose one of {BACKBONES}")
     net = load_torchvision_backbone(backbone, weights)
-    net.conv1 = _adapt_first_conv(net.conv1, in_channels)
+    net.conv1 = adapt_first_conv(net.conv1, in_channels)
     trunk = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool,
                           net.layer1, net.layer2, net.layer3, net.layer4)
     return DefectClassifier(trunk, net.fc.in_features)

@@ -64,7 +64,7 @@ def load_torchvision_backbone(name: str, weights: Any = None) -> nn.Module:
     return model
 
 
-def _adapt_first_conv(conv: nn.Conv2d, in_channels: int) -> nn.Conv2d:
+def adapt_first_conv(conv: nn.Conv2d, in_channels: int) -> nn.Conv2d:
     """A copy of ``conv`` taking ``in_channels`` inputs. RGB weights are summed for 1 channel (a grey
     image seen as R=G=B gives the same response), or cycled and rescaled for other counts."""
     if in_channels == conv.in_channels:
@@ -110,14 +110,14 @@ def build_encoder(name: str, in_channels: int = 3, weights: Any = None) -> Encod
         raise ValueError(f"unknown encoder {name!r}; choose one of {ENCODERS}")
     net = load_torchvision_backbone(name, weights)
     if name.startswith("resnet"):
-        net.conv1 = _adapt_first_conv(net.conv1, in_channels)
+        net.conv1 = adapt_first_conv(net.conv1, in_channels)
         stages = [nn.Sequential(net.conv1, net.bn1, net.relu),          # /2
                   nn.Sequential(net.maxpool, net.layer1),               # /4
                   net.layer2, net.layer3, net.layer4]                   # /8 /16 /32
         widths = [64] + [_block_out(getattr(net, f"layer{i}")) for i in range(1, 5)]
     else:  # efficientnet_b3: stem 40 (/2), then MBConv stages; the 1536-wide 1x1 head is dropped
         f = net.features
-        f[0][0] = _adapt_first_conv(f[0][0], in_channels)
+        f[0][0] = adapt_first_conv(f[0][0], in_channels)
         stages = [f[0], nn.Sequential(f[1], f[2]), f[3], nn.Sequential(f[4], f[5]),
                   nn.Sequential(f[6], f[7])]
         widths = [40, 32, 48, 136, 384]

@@ -10,7 +10,8 @@ import pytest
 import torch
 from torchvision import tv_tensors
 
-from defectlib.data import MTD, NEUDET, NRSDMN, ImageMaskFolder, NEUSeg, locate
+from defectlib.data import MTD, NEUDET, NRSDMN, ImageMaskFolder, NEUSeg
+from defectlib.synth import locate
 from defectlib.data.neu_det import filename_class
 from defectlib.data.transforms import detection_train, segmentation_train
 
@@ -180,5 +181,5 @@ def test_locate_uses_real_data_first_then_standin(tmp_path, monkeypatch, standin
     other, _ = locate("nrsd-mn", real, n_train=3, n_test_man_made=1, n_test_natural=1, size=(64, 64))
     assert other != path and len(NRSDMN(other, "train")) == 3 and len(NRSDMN(path, "train")) == 2
     assert not [p for p in path.parent.iterdir() if ".tmp-" in p.name]
-    monkeypatch.setattr("defectlib.data.resolve.standin_dir", lambda name: standins[name])
+    monkeypatch.setattr("defectlib.synth.standins.standin_dir", lambda name: standins[name])
     assert locate("mtd", real, standin=True) == (standins["mtd"], False)

@@ -10,7 +10,7 @@ from scipy.io import savemat
 
 from defectlib.data import ImageMaskFolder
 from defectlib.data.check import check_dataset
-from defectlib.data.cli import main as data_main
+from defectlib.course.data_cli import main as data_main
 from defectlib.data.masks import MaskRule, decode_mask, load_mask
 
 DEFECT = np.zeros((8, 8), bool)

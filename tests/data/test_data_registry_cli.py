@@ -6,7 +6,7 @@ import zipfile
 
 import pytest
 
-from defectlib.data import cli
+from defectlib.course import data_cli as cli
 from defectlib.data.registry import REGISTRY, ChecksumError, RemoteFile, fetch
 
 
@@ -73,7 +73,7 @@ def test_cli_list_check_locate_make_standins(tmp_path, capsys, monkeypatch, stan
     assert (tmp_path / "s" / "nrsd-mn" / "2086" / "img").is_dir()
     monkeypatch.setenv("DEFECTLIB_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("DEFECTLIB_DATA", raising=False)
-    monkeypatch.setattr("defectlib.data.resolve.standin_dir", lambda name: standins[name])
+    monkeypatch.setattr("defectlib.synth.standins.standin_dir", lambda name: standins[name])
     capsys.readouterr()
     assert cli.main(["locate", "mtd", "--data-root", str(tmp_path)]) == 0
     assert "stand-in" in capsys.readouterr().out

@@ -8,7 +8,8 @@ import torch
 from torch.utils.data import DataLoader, RandomSampler
 from torchvision.transforms import v2
 
-from ...data import NEUDET, collate_detection, locate
+from ...data import NEUDET, collate_detection
+from ...synth import locate
 from ...data.splits import neu_det_split
 from ...runtime import pin_memory
 

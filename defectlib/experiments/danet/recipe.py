@@ -52,7 +52,7 @@ def train_settings(cfg) -> dict:
 
 def doctor_probes(cfg, data_root=None, seed: int = 0):
     """The largest model of the profile (the last phase it trains) for ``defectlib doctor``."""
-    from ...doctor import Probe
+    from ..registry import Probe
     train_ds, _, real = datasets(cfg, data_root, seed)
     phase = max(cfg["phases"])
     per_phase = cfg["epochs"] * len(train_loader(train_ds, cfg, seed))

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import math
 
-from ... import verdict
 from ...data import NEUDET
 from ...models import danet
 from ...papers import lookup
-from ...tables import Col, Row, results
+from ...record import verdict
+from ...record.tables import Col, Row, results
+from ...record.verdict import Claim
 from .figures import learning_curve
 
 CLASSES = NEUDET.CLASSES
@@ -67,7 +68,7 @@ def training_plan(cfg, steps_per_epoch: int) -> str:
 def record_summary(rec, results: dict, dataset: str, real: bool, profile: str, dry_run: bool) -> tuple[str, str]:
     """The last word of notebook 01, as notes: each phase's mAP@0.5 beside the paper's, the change
     from phase to phase beside the paper's, and the verdict on the paper's claims
-    (:func:`defectlib.verdict.report`: one run alone decides nothing). Returns both texts (the
+    (:func:`defectlib.record.verdict.report`: one run alone decides nothing). Returns both texts (the
     verdict is Markdown)."""
     ours = {ph: 100 * r.ap50 for ph, r in results.items()}
     paper = {ph: lookup(f"danet/table3/phase{ph}/mAP") for ph in ours}
@@ -78,6 +79,13 @@ def record_summary(rec, results: dict, dataset: str, real: bool, profile: str, d
     for a, b in zip(phs, phs[1:]):
         lines.append(f"phase {a} -> {b}: {ours[b] - ours[a]:+.1f} points (paper {paper[b] - paper[a]:+.2f})")
     rec.note("; ".join(lines))
-    claims = verdict.report("01_danet_neu_det", rec.data)
+    claims = verdict.report("01_danet_neu_det", rec.data, CLAIMS)
     rec.note(claims)
     return "\n".join(lines), claims
+
+
+#: the paper's claims, judged by :func:`defectlib.record.verdict.judge_runs` over the seeds
+CLAIMS = (
+    Claim("DANet (phase 5) beats ResNet-50-FPN + RoIAlign (phase 2) in AP50 (paper 000, Table 3)",
+          "phase5/mAP50", "phase2/mAP50", ("phase 5", "phase 2")),
+)

@@ -23,7 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 
-from ...data import MTD, NEUSeg, NRSDMN, locate
+from ...data import MTD, NEUSeg, NRSDMN
+from ...synth import locate
 from ...data.splits import MTD_NEAR_DUPLICATES, grouped_split, groups_from_pairs, neu_seg_clean_test_ids
 from ...paths import real_data_root
 from ...runtime import pin_memory

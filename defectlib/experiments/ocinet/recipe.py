@@ -181,7 +181,7 @@ def train_and_evaluate(variant: str, data: OCINetData, cfg, device, seed: int = 
 # --- defectlib doctor -----------------------------------------------------------------------------
 def doctor_probes(cfg, data_root=None, seed: int = 0):
     """The full OCINet (every variant costs about the same), for ``defectlib doctor``."""
-    from ...doctor import Probe
+    from ..registry import Probe
     data = build_data(data_root, size=cfg["input_size"], seed=seed, augment=cfg["augment"],
                       test_limit=cfg["test_limit"])
     per_variant = cfg["epochs"] * len(train_loader(data, cfg, seed))

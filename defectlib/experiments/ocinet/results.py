@@ -4,9 +4,10 @@ beside the paper's Table I (PA, wFm, IoU, Dice of OCINet and two rival models, p
 5-8) and Table III (IoU / Dice of the ablation rows)."""
 from __future__ import annotations
 
-from ... import verdict
 from ...models.ocinet import VARIANTS
-from ...tables import Col, Row, results
+from ...record import verdict
+from ...record.tables import Col, Row, results
+from ...record.verdict import Claim
 from .recipe import METRIC_NOTES
 
 #: Table I's rival models (paper 003), shown beside ours
@@ -125,12 +126,19 @@ def complexity_table(rec, flops_size: int, throughput_size: int, device):
 
 def record_summary(rec, cfg, profile: str, weights=None) -> str:
     """The run's last notes: what the profile trained (input size, steps, lr, variants, where the
-    backbone started) and the verdict on the paper's claims (:func:`defectlib.verdict.report`; one
+    backbone started) and the verdict on the paper's claims (:func:`defectlib.record.verdict.report`; one
     run alone decides nothing), which it returns (Markdown)."""
     start = (f"backbone from the ImageNet PVT-v2-b2 weights at {weights}" if weights is not None
              else "backbone randomly initialised (no download)")
     rec.note(f"profile {profile}: input {cfg.input_size}, {cfg.max_steps or 'all'} steps of {cfg.batch_size} per "
              f"variant, lr {cfg.lr}, variants {cfg.variants}; {start}")
-    claims = verdict.report("03_ocinet_nrsd", rec.data)
+    claims = verdict.report("03_ocinet_nrsd", rec.data, CLAIMS)
     rec.note(claims)
     return claims
+
+
+#: the paper's claims, judged by :func:`defectlib.record.verdict.judge_runs` over the seeds
+CLAIMS = (
+    Claim("OCINet beats its Base in IoU on the NEU-Seg test images (paper 003, Table III)",
+          "full/NEU-Seg test/IoU", "base/NEU-Seg test/IoU", ("OCINet", "Base")),
+)

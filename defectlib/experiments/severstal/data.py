@@ -223,7 +223,7 @@ def build_tasks(cfg, data_root=None, seed: int = 0) -> tuple[Task, Task]:
       gate + U-Net (both real, standing in for Severstal);
     - else the generated Severstal stand-in for both (the embedded default).
     """
-    from ...data import locate
+    from ...synth import locate
     from ...paths import real_data_root
 
     def severstal(real_root=None):

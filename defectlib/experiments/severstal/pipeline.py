@@ -173,14 +173,14 @@ def _tune_from_counts(probs, targets, score_fn, scores, gates, pixel_grid, min_a
 
 
 def _kaggle_from_counts(inter, pred_count, true_count) -> float:
-    from ...metrics.segmentation import _div
-    return float(_div(2 * inter.astype(np.float64), pred_count + true_count, 1.0).mean())
+    from ...metrics.segmentation import safe_div
+    return float(safe_div(2 * inter.astype(np.float64), pred_count + true_count, 1.0).mean())
 
 
 def _mean_iou_from_counts(inter, pred_count, true_count) -> float:
-    from ...metrics.segmentation import _div
+    from ...metrics.segmentation import safe_div
     tp, fp, fn = (a.astype(np.float64).sum(0) for a in (inter, pred_count - inter, true_count - inter))
-    ious = [float(_div(np.array([tp[k]]), np.array([tp[k] + fp[k] + fn[k]]), 1.0).mean()) for k in range(len(tp))]
+    ious = [float(safe_div(np.array([tp[k]]), np.array([tp[k] + fp[k] + fn[k]]), 1.0).mean()) for k in range(len(tp))]
     return sum(ious) / len(ious)
 
 

@@ -20,7 +20,7 @@ from typing import Callable
 import torch.nn.functional as F
 
 from ...engine import TrainConfig, fit, loss_evaluator, supervised_loss, to_device
-from ...engine.progress import tqdm
+from ...progress import tqdm
 from ...losses import BCEDiceLoss, TverskyLoss
 from ...models.classifier import build_classifier, classifier_from_encoder
 from ...models.unet import build_unet
@@ -166,7 +166,7 @@ def _planned(cfg, epochs: int, per_epoch: int) -> int:
 
 def doctor_probes(cfg, data_root=None, seed: int = 0):
     """Every U-Net encoder of the profile and its gate, for ``defectlib doctor``."""
-    from ...doctor import Probe
+    from ..registry import Probe
     seg_task, gate_task = build_tasks(cfg, data_root, seed)
     workers = cfg.get("num_workers", 0)
 

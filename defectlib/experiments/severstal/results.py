@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...tables import Col, Row, results
+from ...record.tables import Col, Row, results
+from ...record.verdict import Claim
 
 DICE_COLS = [Col("Kaggle Dice (image x class)", "kaggle_dice", None, "{:.3f}"),
              Col("author's Dice (pooled per image)", "author_dice", "Dice", "{:.3f}")]
@@ -125,3 +126,14 @@ def record_scores(rec, seg_task, gate_task, cfg, encoder: str, g, clean) -> None
              f"min area {best['min_area']}; U-Net alone pixel {unet['pixel_threshold']}, min area {unet['min_area']}")
     rec.note(f"datasets: segmentation {seg_task.describe()}; gate {gate_task.describe()}")
     rec.note(f"torch CPU threads: {torch.get_num_threads()}")
+
+
+#: the paper's claims, judged by :func:`defectlib.record.verdict.judge_runs` over the seeds
+CLAIMS = (
+    Claim("the gate + U-Net beats the U-Net alone on MTD, author's Dice at 0.5 / 0.5 (paper 001, Sec. 1)",
+          "MTD/pipeline/two-stage/paper-thresholds/author_dice",
+          "MTD/pipeline/unet-resnet34/paper-threshold/author_dice", ("two-stage", "U-Net alone")),
+    Claim("the gate + U-Net beats the U-Net alone on MTD, thresholds tuned on validation",
+          "MTD/pipeline/two-stage/tuned/author_dice", "MTD/pipeline/unet-resnet34/tuned/author_dice",
+          ("two-stage", "U-Net alone")),
+)

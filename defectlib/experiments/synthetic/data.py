@@ -11,7 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from ...data import MTD, NEUSeg, locate
+from ...data import MTD, NEUSeg
+from ...synth import locate
 from ...data.sampling import defect_biased_crop, exposure_stack, intensity_biased_crop
 from ...data.splits import MTD_NEAR_DUPLICATES, grouped_split, grouped_units, groups_from_pairs
 from ...engine.distributed import launched
@@ -78,7 +79,7 @@ def make_synthetic(n_parts: int, n_val_parts: int, size: int = 192, views_per_pa
         ds = SynthSurfaces(n, cfg, seed=s)
         it = range(len(ds))
         if progress:
-            from ...engine.progress import tqdm
+            from ...progress import tqdm
             it = tqdm(it, desc=f"render {name}", leave=False)
         out[name] = [ds[i] for i in it]
     out["real"] = False

@@ -20,14 +20,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ... import verdict
+from ...record import verdict
 from ...engine import distributed as D
 from ...record import Recorder
 from ...runtime import seed_everything
 from .. import command
 from .data import describe_target, load_sources
 from .recipe import run_arch, study_config
-from .results import record_rows
+from .results import CLAIMS, record_rows
 
 NOTEBOOK = "04_synthetic_data"
 
@@ -55,7 +55,7 @@ def run(profile: str = "smoke", out: str | Path | None = None, seed: int = 0, da
         rows += run_arch(arch, target, sources, sc, cfg.arms, seed=seed, device=dev, log=say)[0]
     rec.timing("study_s", time.perf_counter() - t0)
     record_rows(rec, rows, target, sc)
-    rec.note(verdict.report(NOTEBOOK, rec.data))
+    rec.note(verdict.report(NOTEBOOK, rec.data, CLAIMS))
     if di.is_main:
         say(rec.data["notes"][-1])
         path = rec.save()

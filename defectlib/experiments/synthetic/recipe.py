@@ -241,7 +241,8 @@ def _source_sizes(cfg, data_root, n_target: int) -> dict:
     if cfg["planar_train"]:
         sizes["planar"] = cfg["planar_train"]
     else:  # load_planar: all of NEU-Seg's training split but a fifth for validation
-        from ...data import NEUSeg, locate
+        from ...data import NEUSeg
+        from ...synth import locate
         n = len(NEUSeg(locate("neu-seg", data_root)[0], split="training", binary=True))
         sizes["planar"] = n - max(1, n // 5)
     return sizes
@@ -265,7 +266,7 @@ def planned_steps(cfg, sc: StudyConfig, n_images: dict) -> int:
 
 def doctor_probes(cfg, data_root=None, seed: int = 0):
     """Every architecture of the profile on MTD crops, for ``defectlib doctor``."""
-    from ...doctor import Probe
+    from ..registry import Probe
     sc = study_config(cfg)
     target = load_target(data_root, seed, cfg["target_train_defective"], cfg["target_train_clean"],
                            cfg["target_test_defective"], cfg["target_test_clean"], cfg["target_scale"])

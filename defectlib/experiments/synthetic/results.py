@@ -4,7 +4,8 @@ stands for (paper 004: RealClutch target there, MTD here; SynthClutch there, Syn
 from __future__ import annotations
 
 from ...models.seg_baselines import LABELS
-from ...tables import Col, Row, results
+from ...record.tables import Col, Row, results
+from ...record.verdict import Claim
 from .recipe import OUR_ROW, PAPER_ROW
 
 
@@ -27,3 +28,12 @@ def table1(rec, archs, arms):
                 paper=f"synth/table1/{PAPER_ROW[arm]}/{LABELS[arch]}") for arch in archs for arm in arms]
     return results(rec, rows, [Col(k, k, k) for k in ("P", "R", "F1")],
                    title="Table 1 analogue: pixel P / R / F1 (%), ours on MTD, the paper on RealClutch")
+
+
+#: the paper's claims, judged by :func:`defectlib.record.verdict.judge_runs` over the seeds
+CLAIMS = (
+    Claim("synthetic pre-training + fine-tuning beats real-only training, U-Net F1 (paper 004, Table 1)",
+          "unet/synth_ft/F1", "unet/real/F1", ("SynthTile (FT)", "real-only")),
+    Claim("synthetic pre-training + fine-tuning beats planar pre-training + fine-tuning, U-Net F1",
+          "unet/synth_ft/F1", "unet/planar_ft/F1", ("SynthTile (FT)", "NEU-Seg (FT)")),
+)

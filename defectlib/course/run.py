@@ -1,6 +1,6 @@
 """The course runner: every ``notebooks/NN_*.ipynb`` through papermill, one new run folder per call.
 
-    python -m defectlib.run --profile smoke                 # what `make run` does
+    python -m defectlib.course.run --profile smoke                 # what `make run` does
     defectlib run --only 01,03 --profile cpu --jobs 2       # two notebooks side by side
     defectlib run --profile paper --dry-run --kernel gpu    # 2 steps of the paper config on a GPU kernel
     defectlib run --only 03 --profile cpu --seed 0,1,2      # three seeds: report.md gives mean +- sd
@@ -9,7 +9,7 @@
 Each call writes ``runs/<UTC stamp>-<profile>/`` (never reusing one) holding, per notebook, the
 executed ``<stem>.ipynb`` and a ``<stem>/`` folder (the notebook's ``output_dir``: its
 ``results.json``, figures and ``papermill.log``), then the combined ``results.json`` and
-``report.md`` (see :mod:`defectlib.report`). Papermill injects ``profile``, ``data_root``,
+``report.md`` (see :mod:`defectlib.course.report`). Papermill injects ``profile``, ``data_root``,
 ``device``, ``seed``, ``output_dir`` and ``dry_run`` into the cell tagged ``parameters``. With
 several seeds each notebook runs once per seed (``<stem>-seed<N>``) and the report adds each
 metric's mean, sample standard deviation and range over the seeds: one seed of a reduced-scale
@@ -20,12 +20,12 @@ environment), so ``--jobs N`` runs N at once and each gets its share of the CPU 
 visible and ``--device auto`` or ``cuda``, each running notebook gets one GPU through
 ``CUDA_VISIBLE_DEVICES`` and N is capped at the number of GPUs; ``--device cpu`` leaves the GPUs
 alone and ``--device cuda:K`` runs every notebook on GPU K, one at a time
-(:func:`defectlib.execute.plan_devices`). A notebook whose kernel ran no cell (it did not start:
+(:func:`defectlib.course.execute.plan_devices`). A notebook whose kernel ran no cell (it did not start:
 most often two kernels launched at once raced for a port) is relaunched, up to
 ``KERNEL_START_ATTEMPTS`` launches in all. A failing notebook is
 reported with its failing cell and error; the others still run; the exit code is 1 if any failed.
 ``--check [REF]`` then compares the run with ``REF`` (default: the committed ``results/``) through
-:mod:`defectlib.reproduce` and exits 1 also when a metric is outside REF's seed spread or missing.
+:mod:`defectlib.course.reproduce` and exits 1 also when a metric is outside REF's seed spread or missing.
 """
 from __future__ import annotations
 
@@ -40,10 +40,11 @@ import sys
 import time
 from pathlib import Path
 
-from . import paths
-from .profiles import PROFILE_NAMES
+from .. import paths
+from ..profiles import PROFILE_NAMES
 from .preflight import (check_out_dir, missing_datasets, notebook_datasets, notebook_substitutes, require_real,
                         substituted)
+from .runs import default_out_dir, default_results_dir
 from .execute import (Job, check_kernel, child_env, detect_gpus, fmt_time, progress,
                       failure_from_notebook, kill, log_failure, no_cell_ran, papermill_command,
                       plan_devices)
@@ -56,17 +57,6 @@ PROFILES = PROFILE_NAMES  # one list, in profiles.py
 def default_notebooks_dir() -> Path:
     root = paths.repo_root()
     return root / "notebooks" if root else Path.cwd() / "notebooks"
-
-
-def default_results_dir() -> Path:
-    """The committed ``results/`` folder: what ``--check`` compares a run with by default."""
-    root = paths.repo_root()
-    return root / "results" if root else Path.cwd() / "results"
-
-
-def default_out_dir() -> Path:
-    root = paths.repo_root()
-    return root / "runs" if root else Path.cwd() / "runs"
 
 
 def parse_only(only: str | None) -> list[str] | None:
@@ -189,9 +179,9 @@ def run(notebooks: list[Path], *, profile: str = "smoke", data_root: str | None 
     ``seed`` may be a list: each notebook then runs once per seed. The run's status is in
     ``<run>/results.json`` (``"failed"`` lists failing notebooks). With ``data_root``, datasets a
     notebook reads that are not in it are named in its progress line and in ``report.md``
-    (:mod:`defectlib.preflight`); ``real_only=True`` makes them a ValueError before anything runs,
+    (:mod:`defectlib.course.preflight`); ``real_only=True`` makes them a ValueError before anything runs,
     as is an ``out`` folder that cannot be written."""
-    from . import report  # late: keeps `python -m defectlib.run --help` instant
+    from . import report  # late: keeps `python -m defectlib.course.run --help` instant
 
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
     if profile not in PROFILES:

@@ -1,21 +1,22 @@
-"""The ``defectlib`` command: ``run`` the notebooks, ``report`` on a run, ``data`` tools, ``papers``.
+"""The ``defectlib`` command: ``run`` the notebooks, ``report`` on a run, ``seeds`` to commit them,
+``doctor``, ``data`` tools, ``papers``.
 
     defectlib run --profile smoke              # every notebook, smoke profile (what `make run` does)
     defectlib run --only 01 --profile cpu      # one notebook, the reduced real experiment
     defectlib doctor                           # first thing on a new GPU kernel: will the paper runs fit and feed it?
     defectlib report latest --against runs/OLD # what changed between two runs
-    defectlib data --help                      # dataset tools (defectlib.data.cli)
+    defectlib seeds runs/A runs/B runs/C       # commit one notebook's seeds as results/NN_<name>/
+    defectlib data --help                      # dataset tools (defectlib.course.data_cli)
     defectlib papers danet/table3/phase5       # the papers' own numbers, as recorded in defectlib
 """
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 
 
 def _papers(argv: list[str]) -> int:
-    from . import papers
+    from .. import papers
     p = argparse.ArgumentParser(prog="defectlib papers",
                                 description="List the papers' numbers whose key starts with PREFIX.")
     p.add_argument("prefix", nargs="?", default="")
@@ -31,15 +32,8 @@ def _papers(argv: list[str]) -> int:
 
 
 def _data(argv: list[str]) -> int:
-    try:
-        module = importlib.import_module("defectlib.data.cli")
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("defectlib.data.cli", "defectlib.data"):
-            raise
-        print("defectlib data: the dataset tools (defectlib/data/cli.py) are not installed in this "
-              "checkout yet.", file=sys.stderr)
-        return 2
-    return module.main(argv) or 0
+    from .data_cli import main as data_main
+    return data_main(argv) or 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = {"run": "run the notebooks through papermill into a new runs/ folder",
                 "doctor": "a few training steps of every notebook's models: speed, memory, loader",
                 "report": "rebuild a run's report.md, optionally --against another run",
+                "seeds": "gather the runs of several seeds into results/NN_<name>/ (results.json, seeds.json)",
                 "data": "dataset tools (locate, check, stand-ins)",
                 "papers": "list the papers' own numbers by key prefix"}
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands:
@@ -63,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     if cmd == "report":
         from .report import main as report_main
         return report_main(rest)
+    if cmd == "seeds":
+        from .seeds import main as seeds_main
+        return seeds_main(rest)
     if cmd == "data":
         return _data(rest)
     return _papers(rest)

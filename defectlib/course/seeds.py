@@ -3,15 +3,15 @@
 A cpu-profile seed of a notebook takes up to half an hour, so the seeds of one notebook are often
 run one at a time (``defectlib run --only 03 --seed 1``, then ``--seed 2``) and each run folder
 holds one seed. This gathers them into the committed layout that the README and the
-reproducibility check (:mod:`defectlib.reproduce`) read:
+reproducibility check (:mod:`defectlib.course.reproduce`) read:
 
 - ``results/<notebook>/results.json``: the notebook's own results of seed 0 (the seed the notebooks
   default to), copied unchanged;
 - ``results/<notebook>/seeds.json``: every numeric metric of every seed with its mean, sample sd
-  and range (:func:`defectlib.report.seed_spread`), which run and commit produced each seed, and
-  the verdict on each of the paper's claims over the seeds (:func:`defectlib.verdict.judge_runs`).
+  and range (:func:`defectlib.course.report.seed_spread`), which run and commit produced each seed, and
+  the verdict on each of the paper's claims over the seeds (:func:`defectlib.record.verdict.judge_runs`).
 
-    python -m defectlib.seeds runs/20261130T144937Z-cpu runs/20261130T152258Z-cpu runs/... --into results
+    defectlib seeds runs/20261130T144937Z-cpu runs/20261130T152258Z-cpu runs/... --into results
 
 Runs of different profiles, or two runs of the same notebook and seed, are refused: a seed table
 mixes nothing.
@@ -24,7 +24,17 @@ import sys
 from pathlib import Path
 
 from . import report
-from .verdict import judge_runs
+from .runs import load_run
+from ..experiments.registry import experiment
+from ..record.verdict import judge_runs
+
+
+def _claims(notebook: str) -> tuple:
+    """The paper's claims of ``notebook`` (its experiment's record), none for an unknown one."""
+    try:
+        return experiment(notebook).claims
+    except KeyError:
+        return ()
 
 
 def gather(run_dirs: list[str | Path]) -> dict[str, dict]:
@@ -32,7 +42,7 @@ def gather(run_dirs: list[str | Path]) -> dict[str, dict]:
     out: dict[str, dict] = {}
     for run_dir in run_dirs:
         run_dir = Path(run_dir)
-        results = report.load(run_dir)
+        results = load_run(run_dir)
         for entry in results.get("notebooks", []):
             if entry.get("status") != "ok" or not entry.get("results"):
                 raise ValueError(f"{run_dir}: {entry['notebook']} did not finish (status {entry.get('status')!r})")
@@ -67,7 +77,7 @@ def commit(run_dirs: list[str | Path], into: str | Path) -> list[Path]:
         rows = report.seed_spread({"notebooks": [g["entries"][s] for s in seeds]})
         runs = {f"{nb}-seed{s}": {"run": g["runs"][s], "git_commit": g["entries"][s]["results"].get("git_commit"),
                                   "timings": g["entries"][s]["results"].get("timings", {})} for s in seeds}
-        verdicts = judge_runs(nb, [g["entries"][s]["results"] for s in seeds])
+        verdicts = judge_runs(_claims(nb), [g["entries"][s]["results"] for s in seeds])
         path = folder / "seeds.json"
         path.write_text(json.dumps({"runs": runs, "profile": g["profile"], "seeds": seeds, "rows": rows,
                                     "verdicts": [{"statement": v.statement, "status": v.status, "text": v.text}
@@ -79,7 +89,7 @@ def commit(run_dirs: list[str | Path], into: str | Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m defectlib.seeds", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="defectlib seeds", description=__doc__.splitlines()[0])
     p.add_argument("runs", nargs="+", help="run folders, one or more seeds each")
     p.add_argument("--into", default="results", help="the results folder (default: results)")
     args = p.parse_args(argv)

@@ -12,9 +12,10 @@ import shutil
 import uuid
 from pathlib import Path
 
-from defectlib.paths import default_data_dir, real_data_root
+from ..paths import default_data_dir, real_data_root
 
-from .errors import DatasetNotFoundError
+from ..data.errors import DatasetNotFoundError
+from .writers import STANDIN_VERSION, STANDINS, write_standin
 
 NAMES = ("neu-det", "neu-seg", "mtd", "severstal", "nrsd-mn")
 
@@ -33,8 +34,6 @@ def locate(name: str, data_root: str | os.PathLike | None = None, standin: bool 
     skips the real look-up (to show a stand-in beside the real data). An explicit ``data_root``
     that is not a folder is a DatasetNotFoundError: a typo must not quietly mean "stand-ins".
     """
-    from defectlib.synth.writers import STANDIN_VERSION, STANDINS, write_standin
-
     root = None if standin else real_data_root(data_root)
     if data_root is not None and not standin and not root.is_dir():
         raise DatasetNotFoundError(root, f"data_root for {name!r} is not a folder (give the folder that "

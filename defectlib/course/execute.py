@@ -5,7 +5,7 @@ kernel inherits an environment of its own (``CUDA_VISIBLE_DEVICES`` for one GPU,
 the whole process group can be stopped on a timeout or Ctrl-C. When a notebook fails, the failing
 cell is read back from the executed notebook (papermill marks it); when it fails before any cell
 runs (kernel missing, timeout), the error comes from the end of its log. Used by
-:mod:`defectlib.run`.
+:mod:`defectlib.course.run`.
 """
 from __future__ import annotations
 
@@ -281,6 +281,6 @@ def child_env(jobs: int, cpu_parallel: bool = True, deterministic: bool | None =
     env.setdefault("PYTHONUNBUFFERED", "1")
     # A text progress bar in an executed notebook keeps every redraw as output: redraw rarely.
     env.setdefault("TQDM_MININTERVAL", "15")
-    # text bars, not widgets, in batch runs (defectlib.engine.progress)
+    # text bars, not widgets, in batch runs (defectlib.progress)
     env.setdefault("DEFECTLIB_BATCH", "1")
     return env

@@ -21,8 +21,8 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from . import papers
-from .viz import markdown_table
+from .. import papers
+from ..viz import markdown_table
 
 
 @dataclass(frozen=True)

@@ -123,34 +123,12 @@ class Claim:
     higher_is_better: bool = True
 
 
-CLAIMS: dict[str, tuple[Claim, ...]] = {
-    "01_danet_neu_det": (
-        Claim("DANet (phase 5) beats ResNet-50-FPN + RoIAlign (phase 2) in AP50 (paper 000, Table 3)",
-              "phase5/mAP50", "phase2/mAP50", ("phase 5", "phase 2")),),
-    "02_severstal_two_stage": (
-        Claim("the gate + U-Net beats the U-Net alone on MTD, author's Dice at 0.5 / 0.5 (paper 001, Sec. 1)",
-              "MTD/pipeline/two-stage/paper-thresholds/author_dice",
-              "MTD/pipeline/unet-resnet34/paper-threshold/author_dice", ("two-stage", "U-Net alone")),
-        Claim("the gate + U-Net beats the U-Net alone on MTD, thresholds tuned on validation",
-              "MTD/pipeline/two-stage/tuned/author_dice", "MTD/pipeline/unet-resnet34/tuned/author_dice",
-              ("two-stage", "U-Net alone"))),
-    "03_ocinet_nrsd": (
-        Claim("OCINet beats its Base in IoU on the NEU-Seg test images (paper 003, Table III)",
-              "full/NEU-Seg test/IoU", "base/NEU-Seg test/IoU", ("OCINet", "Base")),),
-    "04_synthetic_data": (
-        Claim("synthetic pre-training + fine-tuning beats real-only training, U-Net F1 (paper 004, Table 1)",
-              "unet/synth_ft/F1", "unet/real/F1", ("SynthTile (FT)", "real-only")),
-        Claim("synthetic pre-training + fine-tuning beats planar pre-training + fine-tuning, U-Net F1",
-              "unet/synth_ft/F1", "unet/planar_ft/F1", ("SynthTile (FT)", "NEU-Seg (FT)"))),
-}
-
-
-def judge_runs(notebook: str, results: Sequence[Mapping]) -> list[Verdict]:
-    """The verdict on each of ``notebook``'s claims from its ``results.json`` dicts, one per seed
-    (``{"seed": .., "metrics": [{"name", "value", "real"}, ..]}``). A claim whose metrics a run
-    does not have (another profile) is left out."""
+def judge_runs(claims: Sequence[Claim], results: Sequence[Mapping]) -> list[Verdict]:
+    """The verdict on each of ``claims`` (a notebook's, from its experiment's record) from its
+    ``results.json`` dicts, one per seed (``{"seed": .., "metrics": [{"name", "value", "real"}, ..]}``).
+    A claim whose metrics a run does not have (another profile) is left out."""
     out = []
-    for c in CLAIMS.get(notebook, ()):
+    for c in claims:
         a, b, real = {}, {}, True
         for r in results:
             m = {x["name"]: x for x in r.get("metrics", [])}
@@ -162,14 +140,14 @@ def judge_runs(notebook: str, results: Sequence[Mapping]) -> list[Verdict]:
     return out
 
 
-def report(notebook: str, run: Mapping, results_dir: str | Path | None = None) -> str:
-    """Markdown for a notebook's last cell: the verdict on each of its claims from this run
+def report(notebook: str, run: Mapping, claims: Sequence[Claim], results_dir: str | Path | None = None) -> str:
+    """Markdown for a notebook's last cell: the verdict on each of its ``claims`` from this run
     (``run``: the :class:`~defectlib.record.Recorder`'s ``data``, one seed, so at best "cannot
     decide"), then the verdicts committed in ``results/<notebook>/seeds.json`` over several seeds."""
     lines = [f"**This run** (profile `{run.get('profile')}`, seed {run.get('seed')}):", ""]
-    lines += [f"- {v.text}" for v in judge_runs(notebook, [run])] or ["- no claim's metrics in this run"]
+    lines += [f"- {v.text}" for v in judge_runs(claims, [run])] or ["- no claim's metrics in this run"]
     if results_dir is None:
-        from .paths import repo_root
+        from ..paths import repo_root
         root = repo_root()
         results_dir = root / "results" if root is not None else None
     path = Path(results_dir) / notebook / "seeds.json" if results_dir is not None else None

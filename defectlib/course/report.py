@@ -1,6 +1,6 @@
 """A run's ``results.json`` and ``report.md``: every metric beside the paper's own number.
 
-The runner (:mod:`defectlib.run`) calls :func:`write_results` as notebooks finish and
+The runner (:mod:`defectlib.course.run`) calls :func:`write_results` as notebooks finish and
 :func:`write_report` at the end. Rebuild or compare later from the command line:
 
     defectlib report runs/20261122T010203Z-cpu                  # rewrite its report.md
@@ -9,7 +9,7 @@ The runner (:mod:`defectlib.run`) calls :func:`write_results` as notebooks finis
 
 ``--against`` adds a section sorting every metric into identical, within the reference's seed
 spread, or outside it (with the changes of library versions and settings) and exits 1 when a
-metric is outside or missing: the reproducibility check of :mod:`defectlib.reproduce`, to run
+metric is outside or missing: the reproducibility check of :mod:`defectlib.course.reproduce`, to run
 after upgrading torch, editing the library or moving to another machine.
 """
 from __future__ import annotations
@@ -17,17 +17,19 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import math
 import os
 import platform
 import statistics
 import sys
 from pathlib import Path
 
-from . import papers
+from .. import papers
+from . import reproduce
 from .execute import fmt_time
-from .record import git_commit, library_versions
-from .runtime import machine, machine_line
+from .formats import bare, dataset_label, fmt, is_number, signed
+from .runs import load_run, resolve_run
+from ..record import git_commit, library_versions
+from ..runtime import machine, machine_line
 
 PROFILE_NOTES = {
     "smoke": "**smoke**: seconds of plumbing (tiny sizes, a few steps). The numbers show the code "
@@ -91,32 +93,6 @@ def run_machine(results: dict) -> dict | None:
     return (results.get("host") or {}).get("machine")
 
 
-# --- reading runs ---------------------------------------------------------------------------------
-def resolve_run(run: str | Path, runs_dir: Path | None = None) -> Path:
-    """A run folder from a path, a folder name under ``runs/``, or ``latest``."""
-    from .run import default_out_dir
-    runs_dir = Path(runs_dir) if runs_dir else default_out_dir()
-    candidates = [Path(run), runs_dir / str(run)]
-    if str(run) == "latest":
-        done = [p for p in runs_dir.glob("*/results.json")] if runs_dir.is_dir() else []
-        if not done:
-            raise FileNotFoundError(f"no runs with a results.json under {runs_dir}")
-        return max(done, key=lambda p: (p.stat().st_mtime, p.parent.name)).parent
-    for c in candidates:
-        if (c / "results.json").is_file():
-            return c
-    raise FileNotFoundError(f"{run}: not a run folder (no results.json in {candidates[0]} "
-                            f"or {candidates[1]})")
-
-
-def load(run_dir: Path) -> dict:
-    path = Path(run_dir) / "results.json"
-    try:
-        return json.loads(path.read_text())
-    except ValueError as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc})") from exc
-
-
 def metric_rows(results: dict) -> list[dict]:
     """Flat rows (notebook, name, value, unit, dataset, real, paper key/value/source, delta)."""
     rows = []
@@ -132,9 +108,9 @@ def metric_rows(results: dict) -> list[dict]:
                 else:
                     row.update(paper_value=r.value, paper_unit=r.unit,
                                paper_source=r.source + (f"; {r.note}" if r.note else ""))
-                    if _num(m.get("value")) and _num(r.value) and (m.get("unit") or "") == r.unit:
+                    if is_number(m.get("value")) and is_number(r.value) and (m.get("unit") or "") == r.unit:
                         row["delta"] = m["value"] - r.value
-                    elif _num(m.get("value")) and _num(r.value):
+                    elif is_number(m.get("value")) and is_number(r.value):
                         row["paper_source"] += f" (units differ: ours {m.get('unit')!r}, " \
                                                f"paper {r.unit!r})"
             rows.append(row)
@@ -146,7 +122,7 @@ def seed_spread(results: dict) -> list[dict]:
     deviation (n - 1) and range, keyed by the source notebook, metric name and dataset."""
     groups: dict[tuple, dict] = {}
     for m in metric_rows(results):
-        if not _num(m.get("value")) or m.get("seed") is None:
+        if not is_number(m.get("value")) or m.get("seed") is None:
             continue
         key = (m["source"], m["name"], dataset_label(m))
         g = groups.setdefault(key, {"notebook": key[0], "name": key[1], "dataset": key[2],
@@ -177,54 +153,15 @@ def spread_section(results: dict) -> list[str]:
     for r in rows:
         u = r["unit"]
         lines.append(f"| {r['notebook']} | {r['name']} | {r['dataset']} | "
-                     f"{fmt(r['mean'], u)} +- {_bare(r['sd'], u)} | {fmt(r['min'], u)} to {fmt(r['max'], u)} | {r['n']} | "
+                     f"{fmt(r['mean'], u)} +- {bare(r['sd'], u)} | {fmt(r['min'], u)} to {fmt(r['max'], u)} | {r['n']} | "
                      f"{fmt(r['paper_value'], r['paper_unit']) if r['paper_value'] is not None else '-'} |")
     return lines + [""]
-
-
-def _num(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def fmt(value, unit: str = "") -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return json.dumps(value) if not isinstance(value, str) else value
-    if isinstance(value, int):
-        text = str(value)
-    elif unit == "%":
-        text = f"{value:.2f}"
-    else:
-        text = f"{value:.4g}"
-    return f"{text} {unit}" if unit else text
-
-
-def _bare(v, unit="") -> str:
-    """A number without its unit, with the precision of ``unit``: ``1.25`` (two decimals for %,
-    else 4 significant)."""
-    return fmt(v, "%" if unit == "%" else "").removesuffix(" %")
-
-
-def _signed(v, unit="") -> str:
-    """A difference without its unit: ``+1.25``."""
-    if v is None:
-        return "-"
-    return ("+" if v >= 0 else "") + _bare(v, unit)
-
-
-def dataset_label(m: dict) -> str:
-    """``NEU-DET (real)`` / ``NRSD-MN (stand-in)``; ``-`` for numbers no dataset produced
-    (parameter counts, say), recorded with ``dataset="-"``."""
-    if m.get("dataset") in (None, "", "-"):
-        return "-"
-    return f"{m['dataset']} ({'real' if m.get('real') else 'stand-in'})"
 
 
 # --- report.md ------------------------------------------------------------------------------------
 def build_report(results: dict, against=None, tol: float = 0.0) -> str:
     """The markdown of ``report.md``; ``against`` (a run's results dict or a loaded
-    :class:`defectlib.reproduce.Results`) adds the reproducibility section."""
+    :class:`defectlib.course.reproduce.Results`) adds the reproducibility section."""
     r = results
     nbs = r.get("notebooks", [])
     lines = [f"# Run {r.get('run', '?')}", ""]
@@ -293,7 +230,7 @@ def build_report(results: dict, against=None, tol: float = 0.0) -> str:
                 src = m["paper_source"] + (f" `{m['paper']}`" if m.get("paper") else "")
                 note = f" ({m['note']})" if m.get("note") else ""
                 lines.append(f"| {m['name']}{note} | {fmt(m.get('value'), m.get('unit', ''))} | "
-                             f"{paper} | {_signed(m['delta'], m.get('unit', ''))} | "
+                             f"{paper} | {signed(m['delta'], m.get('unit', ''))} | "
                              f"{dataset_label(m)} | {src} |")
             lines.append("")
         for text in res.get("notes", []):
@@ -312,7 +249,6 @@ def build_report(results: dict, against=None, tol: float = 0.0) -> str:
                                          "machine": res.get("machine")}, indent=1),
                   "```", "</details>", ""]
     if against is not None:
-        from . import reproduce
         ref = against if isinstance(against, reproduce.Results) else reproduce.from_run(against)
         lines += reproduce.section(reproduce.from_run(r), ref, tol)[0]
     return "\n".join(lines).rstrip() + "\n"
@@ -320,11 +256,10 @@ def build_report(results: dict, against=None, tol: float = 0.0) -> str:
 
 def write_report(run_dir: Path, against=None, tol: float = 0.0) -> Path:
     """``<run>/report.md``; with several seeds also ``<run>/seed_spread.json`` (per notebook).
-    ``against``: a reference folder in any layout :mod:`defectlib.reproduce` reads, or one loaded."""
-    from . import reproduce
+    ``against``: a reference folder in any layout :mod:`defectlib.course.reproduce` reads, or one loaded."""
     run_dir = Path(run_dir)
     other = reproduce.load(against) if isinstance(against, (str, Path)) else against
-    results = load(run_dir)
+    results = load_run(run_dir)
     path = run_dir / "report.md"
     path.write_text(build_report(results, other, tol))
     rows = seed_spread(results)
@@ -354,12 +289,11 @@ def check(run_dir: Path, against, tol: float = 0.0, runs_dir: Path | None = None
           quiet: bool = False) -> int:
     """Rewrite ``<run>/report.md`` with the section against ``against`` (a folder, a run name or a
     loaded reference), print it and return the exit status: 1 if a metric is outside the
-    reference's seed spread or missing (see :mod:`defectlib.reproduce`)."""
-    from . import reproduce
+    reference's seed spread or missing (see :mod:`defectlib.course.reproduce`)."""
     ref = against if isinstance(against, reproduce.Results) else reproduce.load(
         reproduce.resolve(against, runs_dir))
     path = write_report(run_dir, ref, tol)
-    results = load(run_dir)
+    results = load_run(run_dir)
     run = reproduce.from_run(results, Path(run_dir).name)
     lines, counts = reproduce.section(run, ref, tol)
     if not quiet:
@@ -382,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.against:
             return check(run_dir, args.against, args.tol, args.runs_dir)
         path = write_report(run_dir)
-        results = load(run_dir)
+        results = load_run(run_dir)
     except (FileNotFoundError, ValueError) as exc:
         parser.error(str(exc))
     print(f"report: {path}  ({results.get('summary')})")

@@ -33,7 +33,6 @@ smoke size, which proves the code paths, not the speed.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import multiprocessing
 import sys
@@ -41,28 +40,30 @@ from dataclasses import asdict
 
 import torch
 
-from .. import profiles
-from ..runtime import resolve_device
-from .measure import Check, Probe, check, step_flops
+from ...experiments.registry import PROFILE_NAMES, Probe, experiment, experiments
+from ...experiments.registry import profile as profile_of
+from ...runtime import resolve_device
+from .measure import Check, check, step_flops
 from .table import assume_tflops, table
 
-__all__ = ["EXPERIMENTS", "Probe", "Check", "check", "step_flops", "probes", "run", "table", "assume_tflops", "main"]
+__all__ = ["measured", "Probe", "Check", "check", "step_flops", "probes", "run", "table", "assume_tflops", "main"]
 
-#: notebook -> the experiment module whose ``doctor_probes(cfg, data_root, seed)`` lists its models
-EXPERIMENTS = {"01": "defectlib.experiments.danet", "02": "defectlib.experiments.severstal",
-               "03": "defectlib.experiments.ocinet", "04": "defectlib.experiments.synthetic"}
+def measured() -> dict[str, object]:
+    """The experiments the doctor measures, by notebook number: those whose record names its
+    ``doctor_probes(cfg, data_root, seed)`` (:mod:`defectlib.experiments.registry`)."""
+    return {n: e for n, e in experiments().items() if e.doctor_probes is not None}
 
 
 def probes(notebook: str, cfg, data_root=None, seed: int = 0) -> list[Probe]:
-    """The models of ``notebook`` under profile ``cfg`` (see :data:`EXPERIMENTS`)."""
-    return importlib.import_module(EXPERIMENTS[notebook]).doctor_probes(cfg, data_root, seed)
+    """The models of ``notebook`` under profile ``cfg`` (its experiment's ``doctor_probes``)."""
+    return experiment(notebook).doctor_probes(cfg, data_root, seed)
 
 
 def _check_one(notebook: str, profile: str, data_root, seed: int, index: int, device: str, steps: int,
                warmup: int, flops: bool, changes: dict | None = None) -> tuple[int, dict]:
     """(number of probes of ``notebook``, the check of probe ``index`` as a dict): what a fresh process
     runs, so that the memory one model leaves to the allocator does not hide the next one's."""
-    cfg = profiles.get(notebook, profile, **(changes or {}))
+    cfg = profile_of(notebook, profile, **(changes or {}))
     try:
         found = probes(notebook, cfg, data_root, seed)
     except Exception as exc:  # noqa: BLE001 - e.g. a dataset that is not where data_root says
@@ -134,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="defectlib doctor", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", default="01,02,03,04", help="notebooks, e.g. 01,03")
-    ap.add_argument("--profile", choices=profiles.PROFILE_NAMES, default=None,
+    ap.add_argument("--profile", choices=PROFILE_NAMES, default=None,
                     help="default: paper on a GPU, smoke elsewhere")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--data-root", default=None, help="folder holding the real datasets (else stand-ins)")
@@ -148,9 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", default=None, help="also write the checks to this file")
     args = ap.parse_args(argv)
     wanted = [s.strip()[:2] for s in args.only.split(",") if s.strip()]
-    unknown = [w for w in wanted if w not in EXPERIMENTS]
+    unknown = [w for w in wanted if w not in measured()]
     if unknown or args.steps < 1 or args.warmup < 0:
-        ap.error(f"--only takes notebooks among {sorted(EXPERIMENTS)}; --steps >= 1, --warmup >= 0")
+        ap.error(f"--only takes notebooks among {sorted(measured())}; --steps >= 1, --warmup >= 0")
     checks = run(wanted, args.profile, args.device, args.data_root, args.steps, args.warmup, args.seed,
                  flops=not args.no_flops)
     if args.assume_tflops:

@@ -1,4 +1,4 @@
-"""What ``defectlib doctor`` measures for one model (see :mod:`defectlib.doctor`): a :class:`Probe` in,
+"""What ``defectlib doctor`` measures for one model (see :mod:`defectlib.course.doctor`): a :class:`Probe` in,
 a :class:`Check` out."""
 from __future__ import annotations
 
@@ -9,33 +9,17 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.flop_counter import FlopCounterMode
 
-from ..engine import TrainConfig, fit
-from ..engine.helpers import LossFn
-from ..engine.precision import resolve_precision, to_channels_last
-from ..runtime import seed_everything
-
-
-@dataclass
-class Probe:
-    """One model of one notebook, as its profile trains it."""
-    notebook: str
-    name: str
-    build: Callable[[], torch.nn.Module]      # the model, freshly initialised
-    loader: Callable[[], DataLoader]          # the training loader the notebook builds
-    loss_fn: LossFn
-    train: dict                               # TrainConfig fields of the notebook's recipe (optimizer, lr...)
-    planned_steps: int                        # optimizer steps of this model in the profile's full run
-    dataset: str = ""
-    upper_bound: bool = False                 # planned_steps is a ceiling (early stopping)
-    precision: str | None = None              # None: the profile's "precision" / "channels_last"
-    channels_last: bool | None = None
-    notes: list[str] = field(default_factory=list)   # e.g. whether the run's pretrained weights are here
+from ...engine import TrainConfig, fit
+from ...engine.helpers import LossFn
+from ...engine.precision import resolve_precision, to_channels_last
+from ...experiments.registry import Probe
+from ...runtime import seed_everything
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""``defectlib data ...``: check, fetch, make-standins, list (``defectlib.cli`` delegates here).
+"""``defectlib data ...``: check, fetch, make-standins, list (``defectlib.course.cli`` delegates here).
 
     defectlib data list
     defectlib data locate NAME [--data-root DIR]
@@ -72,7 +72,7 @@ def parse_colors(text: str) -> dict:
 
 def check_options(args) -> tuple[object, dict]:
     """(MaskRule or None, ImageMaskFolder layout options) from the ``data check`` arguments."""
-    from .masks import MaskRule
+    from ..data.masks import MaskRule
     layout = {}
     for name in ("images", "masks"):
         value = getattr(args, name)
@@ -95,14 +95,14 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.cmd == "list":
-        from .registry import REGISTRY
+        from ..data.registry import REGISTRY
         for d in REGISTRY.values():
             print(f"{d.name:10s} {d.title}\n{'':10s} source:  {d.url}\n{'':10s} cite:    {d.citation}\n"
                   f"{'':10s} licence: {d.license}\n{'':10s} layout:  {d.layout}\n")
         return 0
     if args.cmd == "locate":
-        from .errors import DatasetError
-        from .resolve import locate
+        from ..data.errors import DatasetError
+        from ..synth.standins import locate
         try:
             path, real = locate(args.name, args.data_root)
         except DatasetError as exc:
@@ -111,7 +111,7 @@ def main(argv=None) -> int:
         print(f"{path}  ({'real data' if real else 'generated stand-in'})")
         return 0
     if args.cmd == "check":
-        from .check import check_dataset
+        from ..data.check import check_dataset
         try:
             rule, layout = check_options(args)
             if (rule is not None or layout) and args.kind not in (None, "folder"):
@@ -131,7 +131,7 @@ def main(argv=None) -> int:
         return 1 if bad else 0
     if args.cmd == "fetch":
         from defectlib.paths import real_data_root
-        from .registry import fetch
+        from ..data.registry import fetch
         root = real_data_root(args.data_root)
         if root is None:
             print("give --data-root DIR or set DEFECTLIB_DATA", file=sys.stderr)
@@ -144,7 +144,7 @@ def main(argv=None) -> int:
         return 0
     if args.cmd == "make-standins":
         from defectlib.synth.writers import STANDINS, write_standin
-        from .resolve import standin_dir
+        from ..synth.standins import standin_dir
         names = args.names or list(STANDINS)
         for name in names:
             t = time.time()

@@ -2,8 +2,8 @@
 
 - ``--out`` must be a folder this process can create files in; otherwise the run stops with one
   line naming the folder and the reason (not a traceback after the first notebook).
-- With ``--data-root``, each notebook's datasets (:data:`NOTEBOOK_DATASETS`, or the notebook's own
-  ``metadata.defectlib.datasets``) are looked up there as :func:`defectlib.data.locate` would. A
+- With ``--data-root``, each notebook's datasets (its experiment's record, or the notebook's own
+  ``metadata.defectlib.datasets``) are looked up there as :func:`defectlib.synth.locate` would. A
   dataset that is not there is replaced by its generated stand-in, so a wrong ``--data-root`` used
   to pass unnoticed: the runner now names the missing datasets in the notebook's progress line and
   in ``report.md``, and ``--require-real`` makes them an error before anything runs.
@@ -15,28 +15,21 @@ import os
 import tempfile
 from pathlib import Path
 
-#: datasets each course notebook reads through ``locate`` (README, "The course")
-NOTEBOOK_DATASETS = {
-    "00": ("neu-det", "neu-seg", "mtd", "severstal", "nrsd-mn"),
-    "01": ("neu-det",),
-    "02": ("severstal", "neu-seg", "mtd"),
-    "03": ("nrsd-mn", "neu-seg", "mtd"),
-    "04": ("mtd", "neu-seg"),
-}
-
-
-#: datasets a notebook replaces by other *real* data when they are absent (notebook 02 trains on
-#: NEU-Seg and MTD in place of Severstal, notebook 03 tests on them in place of NRSD-MN): with
-#: those present no generated stand-in is used
-NOTEBOOK_SUBSTITUTES = {
-    "02": {"severstal": ("neu-seg", "mtd")},
-    "03": {"nrsd-mn": ("neu-seg", "mtd")},
-}
+def _record(path: str | os.PathLike):
+    """The registered experiment of notebook ``path`` (by its number), or None."""
+    from ..experiments.registry import experiment
+    try:
+        return experiment(Path(path).name[:2])
+    except KeyError:
+        return None
 
 
 def notebook_substitutes(path: str | os.PathLike) -> dict[str, tuple[str, ...]]:
-    """:data:`NOTEBOOK_SUBSTITUTES` of notebook ``path`` (by its number)."""
-    return NOTEBOOK_SUBSTITUTES.get(Path(path).name[:2], {})
+    """Datasets notebook ``path`` replaces by other *real* data when they are absent (its
+    experiment's ``substitutes``: notebook 02 trains on NEU-Seg and MTD in place of Severstal,
+    notebook 03 tests on them in place of NRSD-MN): with those present no stand-in is used."""
+    record = _record(path)
+    return dict(record.substitutes) if record is not None else {}
 
 
 def check_out_dir(out: str | os.PathLike) -> Path:
@@ -57,7 +50,7 @@ def check_out_dir(out: str | os.PathLike) -> Path:
 
 def notebook_datasets(path: str | os.PathLike) -> tuple[str, ...]:
     """The datasets notebook ``path`` reads: ``metadata.defectlib.datasets`` if the notebook says,
-    else :data:`NOTEBOOK_DATASETS` by its number, else none known."""
+    else its experiment's ``datasets`` (:mod:`defectlib.experiments.registry`), else none known."""
     path = Path(path)
     try:
         meta = json.loads(path.read_text()).get("metadata", {})
@@ -66,7 +59,8 @@ def notebook_datasets(path: str | os.PathLike) -> tuple[str, ...]:
     own = (meta.get("defectlib") or {}).get("datasets")
     if own is not None:
         return tuple(own)
-    return NOTEBOOK_DATASETS.get(path.name[:2], ())
+    record = _record(path)
+    return tuple(record.datasets) if record is not None else ()
 
 
 def _present(root: Path, name: str) -> bool:
@@ -77,7 +71,7 @@ def _present(root: Path, name: str) -> bool:
 def missing_datasets(names, data_root: str | os.PathLike | None,
                      substitutes: dict[str, tuple[str, ...]] | None = None) -> list[str]:
     """Which of ``names`` have no non-empty ``<data_root>/<name>`` folder (what ``locate`` calls
-    real data) and no real ``substitutes`` all present (see :data:`NOTEBOOK_SUBSTITUTES`): the
+    real data) and no real ``substitutes`` all present (see :func:`notebook_substitutes`): the
     ones that will run on a generated stand-in. ``[]`` without a data root, where stand-ins are
     the documented default."""
     if not data_root:

@@ -3,9 +3,9 @@
 A notebook creates one :class:`Recorder` from its parameters, calls :meth:`Recorder.metric` for every
 number it reports and :meth:`Recorder.figure` for every plot worth keeping, and :meth:`Recorder.save`
 at the end. The runner collects each notebook's ``results.json`` into the run's combined
-``results.json`` and ``report.md`` (see :mod:`defectlib.report`), where every metric that names a
+``results.json`` and ``report.md`` (see :mod:`defectlib.course.report`), where every metric that names a
 ``paper`` key is put beside the paper's own number from :mod:`defectlib.papers`; in the notebook,
-:func:`defectlib.tables.results` lays them out beside the paper's table.
+:func:`defectlib.record.tables.results` lays them out beside the paper's table.
 """
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .paths import PACKAGE_DIR
-from .runtime import machine
+from ..paths import PACKAGE_DIR
+from ..runtime import machine
 
 LIBRARIES = ("torch", "torchvision", "timm", "numpy", "scipy", "papermill", "defectlib")
 
@@ -103,7 +103,7 @@ class Recorder:
         generated stand-in. Returns ``value`` so it can be used inline. An unknown ``paper`` key
         raises KeyError at once, naming the nearest keys."""
         if paper is not None:
-            from . import papers
+            from .. import papers
             paper = papers.canonical(paper)
             papers.ref(paper)
         self.data["metrics"].append({"name": name, "value": _jsonable(value), "paper": paper,
