@@ -10,9 +10,11 @@ experiment (``defectlib/experiments/<name>/profile.py``) and found through the c
 (:mod:`defectlib.experiments.registry`); its defaults are the ``paper`` profile, and ``cpu`` and
 ``smoke`` are derived from it with :meth:`Settings.replace`,
 which (like the constructor) refuses a setting the notebook does not have and lists the ones it
-does: a misspelt key is an error, not a silent default. A profile reads as attributes and as a
-mapping (``cfg.epochs == cfg["epochs"]``, ``cfg.get``, ``dict(cfg)``), and never changes: change a
-setting with ``cfg = cfg.replace(epochs=3)``.
+does: a misspelt key is an error, not a silent default. Settings are read as attributes
+(``cfg.epochs``; a profile is also a mapping, so ``dict(cfg)`` and the tables list it), and never
+change: change a setting with ``cfg = cfg.replace(epochs=3)``. What a trained model gets from its
+profile is one call, :func:`defectlib.experiments.registry.train_config` (the profile's
+``training(model)``, then what the run decides).
 
 Every profile fixes the number of optimizer steps, the data seen and the evaluation set from the
 profile and the seed alone, never from wall time: the same seed gives the same numbers on the same

@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from defectlib.course import doctor
 from defectlib import profiles
-from defectlib.engine import supervised_loss
+from defectlib.engine import TrainConfig, supervised_loss
 from defectlib.engine.selftest import toy_data
 
 
@@ -22,7 +22,7 @@ def _mlp():
 def _probe(dataset, build=_mlp, batch_size=16, workers=0, steps=40):
     return doctor.Probe("99", "toy", build,
                         lambda: DataLoader(dataset, batch_size=batch_size, num_workers=workers),
-                        supervised_loss(nn.functional.cross_entropy), {"optimizer": "sgd", "lr": 0.1}, steps)
+                        supervised_loss(nn.functional.cross_entropy), TrainConfig(optimizer="sgd", lr=0.1), steps)
 
 
 CFG = profiles.Profile(profile="smoke")
@@ -116,12 +116,11 @@ def test_out_of_memory_is_a_finding_and_the_next_check_still_runs():
 
 
 def test_the_recipe_precision_is_the_one_trained_with():
-    """Notebook 04 keeps its numerics in its study settings, not beside the other profile keys:
-    the doctor times what the study trains with."""
-    cfg = profiles.get("04", "smoke")
-    cfg = cfg.replace(study=cfg.study.replace(precision="bf16"))
+    """The doctor times a model with the TrainConfig its run trains with (one road from the profile:
+    notebook 04's precision is its profile's, which its study runs take)."""
+    cfg = profiles.get("04", "smoke").replace(precision="bf16")
     (p,) = doctor.probes("04", cfg)
-    assert cfg["precision"] == "fp32" and p.precision == "bf16"
+    assert p.train.precision == "bf16" and p.train.optimizer == "adamw"
     c = doctor.check(p, cfg, torch.device("cpu"), steps=1, warmup=0, flops=False)
     assert not c.error and c.precision == "bf16"
 
@@ -170,7 +169,7 @@ def test_cpu_memory_is_what_training_adds():
     data = TensorDataset(torch.randn(32, 4096), torch.randint(0, 4096, (32,)))
     big = doctor.Probe("99", "big", lambda: nn.Linear(4096, 4096),
                        lambda: DataLoader(data, batch_size=8), supervised_loss(nn.functional.cross_entropy),
-                       {"optimizer": "sgd", "lr": 0.1, "momentum": 0.9}, 4)
+                       TrainConfig(optimizer="sgd", lr=0.1, momentum=0.9), 4)
     c = doctor.check(big, CFG, torch.device("cpu"), steps=1, warmup=1, flops=False)
     assert not c.error and c.peak_memory_gb >= 3 * 64 / 1024 * 0.9
 

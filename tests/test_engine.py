@@ -299,8 +299,12 @@ def test_config_checks_and_profile_dicts():
         TrainConfig(optimizer="rmsprop")
     with pytest.raises(ValueError, match="milestones"):
         TrainConfig(schedule="multistep")
-    cfg = TrainConfig.from_dict({"epochs": 3, "lr": 0.02, "batch_size": 4, "max_steps": 2}, progress=False)
+    cfg = TrainConfig.from_dict({"epochs": 3, "lr": 0.02, "max_steps": 2}, progress=False)
     assert (cfg.epochs, cfg.lr, cfg.max_steps, cfg.progress) == (3, 0.02, 2, False)
+    with pytest.raises(KeyError, match="no field 'batch_size'.*it has"):    # not silently dropped
+        TrainConfig.from_dict({"epochs": 3, "batch_size": 4})
+    with pytest.raises(KeyError, match="no field 'warmup_iter'"):
+        TrainConfig.from_dict({}, warmup_iter=10)
 
 
 def test_history_plot():

@@ -183,6 +183,7 @@ def test_mtd_near_duplicates_never_straddle_train_val_test(real_dataset):
 def test_train_stage_reports_a_time_budget_cut():
     import time
 
+    from defectlib.engine import TrainConfig
     from defectlib.experiments.severstal import train_stage
     data = torch.utils.data.TensorDataset(torch.rand(64, 2), torch.rand(64, 1))
     loader = torch.utils.data.DataLoader(data, batch_size=4)
@@ -190,9 +191,11 @@ def test_train_stage_reports_a_time_budget_cut():
     def slow_mse(model, batch, device):
         time.sleep(0.02)
         return {"loss": torch.nn.functional.mse_loss(model(batch[0]), batch[1])}
-    cut = train_stage(torch.nn.Linear(2, 1), loader, loader, slow_mse, epochs=5, lr=1e-3, device="cpu", budget_s=0.1)
+    cut = train_stage(torch.nn.Linear(2, 1), loader, loader, slow_mse,
+                      TrainConfig(epochs=5, optimizer="adam", lr=1e-3, time_budget_s=0.1), device="cpu")
     assert cut.cut_by_budget and 1 <= cut.steps <= 6 and cut.history.stopped == "time_budget"
-    full = train_stage(torch.nn.Linear(2, 1), loader, loader, slow_mse, epochs=1, lr=1e-3, device="cpu")
+    full = train_stage(torch.nn.Linear(2, 1), loader, loader, slow_mse, TrainConfig(epochs=1, optimizer="adam", lr=1e-3),
+                       device="cpu")
     assert not full.cut_by_budget and full.steps == 16
 
 

@@ -4,8 +4,14 @@ import pytest
 import torch
 
 from defectlib import profiles
-from defectlib.experiments.synthetic import (ARMS, OUR_ROW, PAPER_ROW, CropSet, StudyConfig, choose_threshold, evaluate,
+from defectlib.experiments.synthetic import (ARMS, OUR_ROW, PAPER_ROW, CropSet, StudyProfile, choose_threshold, evaluate,
                                    run_arch, study_config, to_input)
+
+
+def small_study(**changes) -> StudyProfile:
+    """A study small enough for a test: one grid point, short epochs (changes on top)."""
+    return StudyProfile(crop=128, batch_size=8, steps_per_epoch=20, max_epochs=10, val_crops=32, lr_grid=(1e-3,),
+                        wd_grid=(1e-4,), finetune_epochs=10).replace(**changes)
 
 
 def _pairs(n, size=48, seed=0):
@@ -56,7 +62,7 @@ class _Oracle(torch.nn.Module):
 
 def test_threshold_and_evaluation_on_an_oracle():
     pairs = _pairs(2)                 # background 0, part in [0.3, 0.7], defects at 0.05
-    sc = StudyConfig(eval_patch=(32, 32))
+    sc = small_study(eval_patch=(32, 32))
     thr = choose_threshold(_Oracle(), pairs, False, sc)
     res = evaluate(_Oracle(), pairs, thr, False, sc)
     assert res["F1"] == pytest.approx(100.0)
@@ -68,7 +74,7 @@ def test_threshold_and_evaluation_on_an_oracle():
 def test_every_arm_runs_a_step():
     tgt = {"train": _pairs(3, seed=1), "val": _pairs(2, seed=2), "test": _pairs(2, seed=3)}
     src = {"train": _pairs(3, seed=4), "val": _pairs(2, seed=5)}
-    sc = StudyConfig(crop=32, batch_size=2, steps_per_epoch=1, max_epochs=1, finetune_epochs=1,
+    sc = small_study(crop=32, batch_size=2, steps_per_epoch=1, max_epochs=1, finetune_epochs=1,
                      val_crops=2, eval_patch=(48, 48))
     logs = []
     rows, models = run_arch("unet", tgt, {"planar": src, "synth": src, "synth_ex": src}, sc, ARMS,
@@ -98,9 +104,9 @@ def test_profiles_and_dry_run():
     assert dry.max_steps == 2 and dry.max_eval_batches == 1 and dry.max_eval_images == 2
     assert dry.lr_grid == (1e-3,) and dry.wd_grid == (1e-4,)
     paper = profiles.get("04", "paper")
-    assert paper.study["lr_grid"] == (1e-3, 1e-4) and paper.study["wd_grid"] == (1e-4, 1e-5)
-    assert paper.study["crop"] == 256 and paper.study["batch_size"] == 16
-    assert np.isclose(paper.study["finetune_lr"], 1e-4)
+    assert paper.study.lr_grid == (1e-3, 1e-4) and paper.study.wd_grid == (1e-4, 1e-5)
+    assert paper.study.crop == 256 and paper.study.batch_size == 16
+    assert np.isclose(paper.study.finetune_lr, 1e-4)
 
 
 @pytest.mark.realdata
@@ -123,7 +129,7 @@ def test_cpu_recipe_options_record_a_learning_curve_and_keep_the_last_weights():
     per epoch of every run that trains on the target, and none for the pre-training runs."""
     tgt = {"train": _pairs(3, seed=1), "val": _pairs(2, seed=2), "test": _pairs(2, seed=3)}
     src = {"train": _pairs(3, seed=4), "val": _pairs(2, seed=5)}
-    sc = StudyConfig(crop=32, batch_size=2, steps_per_epoch=2, max_epochs=2, finetune_epochs=1, val_crops=2,
+    sc = small_study(crop=32, batch_size=2, steps_per_epoch=2, max_epochs=2, finetune_epochs=1, val_crops=2,
                      eval_patch=(48, 48), loss="bce_dice", defect_p=0.7, schedule="onecycle", early_stopping=False,
                      restore_best=False, curve=True, precision="bf16", channels_last=True)
     rows, _ = run_arch("unet", tgt, {"synth": src}, sc, ("real", "synth", "synth_ft"), log=lambda *_: None)
@@ -140,6 +146,6 @@ def test_training_writes_no_last_checkpoint(monkeypatch):
     real_fit = S.fit
     monkeypatch.setattr(S, "fit", lambda model, loader, cfg, **kw: seen.append(cfg) or real_fit(model, loader, cfg, **kw))
     tgt = {"train": _pairs(3, seed=1), "val": _pairs(2, seed=2), "test": _pairs(2, seed=3)}
-    sc = StudyConfig(crop=32, batch_size=2, steps_per_epoch=1, max_epochs=1, val_crops=2, eval_patch=(48, 48))
+    sc = small_study(crop=32, batch_size=2, steps_per_epoch=1, max_epochs=1, val_crops=2, eval_patch=(48, 48))
     run_arch("unet", tgt, {}, sc, ("real",), log=lambda *_: None)
     assert seen and all(not cfg.save_last for cfg in seen)

@@ -98,10 +98,64 @@ def test_no_profile_pins_threads_or_spends_wall_time(nb):
 
 
 def test_cpu_and_paper_profiles_use_the_fast_numerics():
-    for nb in ("03", "04"):
+    for nb in ("02", "03", "04"):
         cpu = profiles.get(nb, "cpu")
-        numerics = cpu.study if nb == "04" else cpu
-        assert numerics["precision"] == "auto" and numerics["channels_last"]
+        assert cpu.precision == "auto" and cpu.channels_last
     for nb in ("01", "02", "03", "04"):
         paper = profiles.get(nb, "paper")
         assert paper.precision == "auto" and paper.num_workers > 0 and paper.pin_memory
+
+
+# --- one road from a profile to the engine ---------------------------------------------------------
+TRAINED = {"01": (None,), "02": ("unet", "tversky", "gate"), "03": (None,)}
+
+
+@pytest.mark.parametrize("name", profiles.PROFILE_NAMES)
+def test_every_trained_model_gets_its_train_config_from_the_profile(name):
+    """registry.train_config is the one road: what the profile says is what the engine gets, and
+    the profile's precision (the table's row) is what every model trains in, notebook 04 included."""
+    from defectlib.experiments.registry import train_config
+    from defectlib.experiments.synthetic import study_config
+    for nb, models in TRAINED.items():
+        cfg = profiles.get(nb, name)
+        for model in models:
+            if model == "tversky" and not cfg.tversky_epochs:
+                continue
+            t = train_config(cfg, model, seed=7)
+            assert (t.precision, t.channels_last, t.max_steps, t.seed) == (cfg.precision, cfg.channels_last,
+                                                                          cfg.max_steps, 7), (nb, model)
+    cfg = profiles.get("04", name)
+    t = train_config(study_config(cfg), lr=1e-3, weight_decay=1e-4)
+    assert (t.precision, t.channels_last, t.optimizer) == (cfg.precision, cfg.channels_last, "adamw")
+    assert f"| precision | " in profiles.table("04")
+    assert profiles.get("01", name).epochs == train_config(profiles.get("01", name)).epochs
+    assert train_config(profiles.get("02", name), "gate").epochs == profiles.get("02", name).cls_epochs
+
+
+def test_a_misspelt_key_raises_on_every_road():
+    from defectlib.experiments.command import parse_changes
+    from defectlib.experiments.registry import train_config
+    cfg = profiles.get("03", "cpu")
+    with pytest.raises(KeyError, match="TrainConfig has no field 'lr_'"):
+        train_config(cfg, lr_=1e-3)                              # a run-time setting
+    with pytest.raises(KeyError, match="has no setting 'lrr'"):
+        parse_changes("03", "cpu", ["lrr=1e-3"])                 # --set on a command
+    with pytest.raises(KeyError, match="has no setting 'lrr'"):
+        profiles.get("03", "cpu", lrr=1e-3)                      # a notebook's profile
+    with pytest.raises(KeyError, match="trains 'unet', 'tversky' and 'gate', not 'unett'"):
+        train_config(profiles.get("02", "cpu"), "unett")
+    with pytest.raises(NotImplementedError, match="trains nothing"):
+        train_config(profiles.get("00", "cpu"))
+
+
+def test_settings_are_read_as_attributes_everywhere():
+    """One way to read a setting: ``cfg.lr``, never ``cfg["lr"]`` or ``cfg.get("lr", default)``
+    (a default there hides a missing setting)."""
+    import re
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    pattern = re.compile(r"""\b(cfg|sc|study|profile)(\[["']|\.get\()""")
+    found = [f"{p.relative_to(root)}:{i}" for folder in ("defectlib", "notebooks", "solutions")
+             for p in (root / folder).rglob("*") if p.suffix in (".py", ".ipynb")
+             for i, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)]
+    assert not found, found

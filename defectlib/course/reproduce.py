@@ -21,7 +21,7 @@ notebook folder, or another run folder (``runs/<stamp>-<profile>/`` with a combi
 
 The two rules split a 5 % budget of false alarms: a run of the same method on another machine (or
 with a new seed) fails at most 5 % of the time when its metrics are independent draws from the
-reference's distribution (``tests/test_report.py`` checks it by simulation, and that a shifted
+reference's distribution (``tests/test_reproduce_noise.py`` checks it by simulation, and that a shifted
 model fails). Correlated metrics (IoU and Dice of one model) tend to leave the interval together,
 so read a count just over the budget with that in mind.
 

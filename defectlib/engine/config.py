@@ -146,9 +146,14 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any], **overrides: Any) -> "TrainConfig":
-        """Build from a profile (``defectlib.profiles.get(...)``): known keys are used, others ignored."""
+        """Build from a mapping of field values (and ``overrides``); a key that is not a field raises
+        KeyError listing the fields (a misspelt setting must not silently mean the default). A
+        profile reaches the engine through :func:`defectlib.experiments.registry.train_config`."""
         names = {f.name for f in dataclasses.fields(cls)}
-        kwargs = {k: v for k, v in {**dict(values), **overrides}.items() if k in names}
+        kwargs = {**dict(values), **overrides}
+        unknown = sorted(set(kwargs) - names)
+        if unknown:
+            raise KeyError(f"TrainConfig has no field {', '.join(map(repr, unknown))}; it has {sorted(names)}")
         return cls(**kwargs)
 
     def to_dict(self) -> dict[str, Any]:

@@ -67,6 +67,12 @@ class Settings(Mapping):
         """Plain values (nested settings as dicts), e.g. for JSON."""
         return {k: v.to_dict() if isinstance(v, Settings) else v for k, v in self.items()}
 
+    def training(self, model: str | None = None) -> dict[str, Any]:
+        """The engine's :class:`~defectlib.engine.TrainConfig` fields these settings give the trained
+        ``model`` (a notebook that trains several names them), under the engine's names. Read
+        through :func:`train_config`, the one road from a profile to the engine."""
+        raise NotImplementedError(f"{type(self).__name__} trains nothing")
+
 
 @dataclass(frozen=True)
 class Profile(Settings):
@@ -79,6 +85,11 @@ class Profile(Settings):
     pin_memory: bool = False
     precision: str = "fp32"                  # engine numerics: fp32 | bf16 | fp16 | auto
     channels_last: bool = False
+
+    def numerics(self) -> dict[str, Any]:
+        """The TrainConfig fields every profile sets the same way: numerics and a dry run's cut."""
+        return {"precision": self.precision, "channels_last": self.channels_last, "max_steps": self.max_steps,
+                "max_eval_batches": self.max_eval_batches}
 
 
 # what the paper profiles add for a GPU: mixed precision, and loader workers so JPEG decoding keeps up
@@ -103,6 +114,15 @@ def three(paper: Profile, cpu: dict, smoke: dict) -> dict[str, Profile]:
             "smoke": paper.replace(profile="smoke", **smoke)}
 
 
+def train_config(settings: Settings, model: str | None = None, **run: Any):
+    """The engine's :class:`~defectlib.engine.TrainConfig` for one trained ``model`` of a profile:
+    what the profile sets (``settings.training(model)``), then what the run decides (``run``: the
+    seed, progress bars, a checkpoint folder, the grid point being trained...). Every notebook,
+    command and the doctor build their TrainConfig here; a key the engine does not have raises."""
+    from ..engine import TrainConfig
+    return TrainConfig.from_dict({**settings.training(model), **run})
+
+
 # --- the record ------------------------------------------------------------------------------------
 @dataclass
 class Probe:
@@ -112,12 +132,10 @@ class Probe:
     build: Callable[[], Any]                  # the model, freshly initialised
     loader: Callable[[], Any]                 # the training loader the notebook builds
     loss_fn: Callable
-    train: dict                               # TrainConfig fields of the notebook's recipe (optimizer, lr...)
+    train: Any                                # the TrainConfig the run trains it with (train_config)
     planned_steps: int                        # optimizer steps of this model in the profile's full run
     dataset: str = ""
     upper_bound: bool = False                 # planned_steps is a ceiling (early stopping)
-    precision: str | None = None              # None: the profile's "precision" / "channels_last"
-    channels_last: bool | None = None
     notes: list[str] = field(default_factory=list)   # e.g. whether the run's pretrained weights are here
 
 

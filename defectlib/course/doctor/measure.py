@@ -2,6 +2,7 @@
 a :class:`Check` out."""
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import statistics
@@ -15,7 +16,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.flop_counter import FlopCounterMode
 
-from ...engine import TrainConfig, fit
+from ...engine import fit
 from ...engine.helpers import LossFn
 from ...engine.precision import resolve_precision, to_channels_last
 from ...experiments.registry import Probe
@@ -152,10 +153,9 @@ def _is_oom(exc: BaseException) -> bool:
 def check(probe: Probe, cfg, device: torch.device, steps: int = 5, warmup: int = 2, seed: int = 0,
           flops: bool = True) -> Check:
     """Measure one probe (see the module docstring); never raises for a failing model."""
-    precision = probe.precision or cfg.get("precision", "fp32")
-    channels_last = bool(cfg.get("channels_last") if probe.channels_last is None else probe.channels_last)
+    precision, channels_last = probe.train.precision, bool(probe.train.channels_last)
     numerics = resolve_precision(precision, device)
-    out = Check(probe.notebook, probe.name, cfg["profile"], str(device), precision=numerics.name,
+    out = Check(probe.notebook, probe.name, cfg.profile, str(device), precision=numerics.name,
                 dataset=probe.dataset, planned_steps=probe.planned_steps, upper_bound=probe.upper_bound,
                 notes=list(probe.notes))
     stage = "building the loader"
@@ -186,9 +186,10 @@ def check(probe: Probe, cfg, device: torch.device, steps: int = 5, warmup: int =
             stamps.append(time.perf_counter())
             return probe.loss_fn(net, batch, dev)
 
-        tcfg = TrainConfig(**{**probe.train, "epochs": 1, "max_steps": len(batches), "progress": False,
-                              "save_last": False, "checkpoint_dir": None, "seed": seed,
-                              "precision": precision, "channels_last": channels_last})
+        # the run's own settings, cut to the batches in memory: one epoch, no evaluation, no files
+        tcfg = dataclasses.replace(probe.train, epochs=1, max_steps=len(batches), progress=False, save_last=False,
+                                   checkpoint_dir=None, resume=False, seed=seed, curve_every=None,
+                                   early_stopping=False, time_budget_s=None)
         stage = f"training batch {warmup + 1}"
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)

@@ -12,14 +12,14 @@ The model is :mod:`defectlib.models.danet` (with :mod:`~defectlib.models.dcn` an
 """
 from ..registry import Experiment
 from .data import datasets, train_loader
-from .recipe import (MODEL_KEYS, build_model, doctor_probes, model_kwargs, starting_weights, train_settings,
+from .recipe import (MODEL_KEYS, build_model, doctor_probes, model_kwargs, starting_weights,
                      weights_notes)
 from .figures import plot_training
 from .profile import PROFILES
 from .results import CLAIMS, record_curves, record_params, record_phase, record_summary, table3, training_plan
 
 __all__ = ["EXPERIMENT", "CLAIMS", "PROFILES", "datasets", "train_loader", "MODEL_KEYS", "build_model",
-           "doctor_probes", "model_kwargs", "starting_weights", "train_settings", "weights_notes",
+           "doctor_probes", "model_kwargs", "starting_weights", "weights_notes",
            "plot_training", "record_curves", "record_params", "record_phase", "record_summary", "table3",
            "training_plan"]
 

@@ -18,18 +18,18 @@ def datasets(cfg, data_root=None, seed: int = 0) -> tuple[NEUDET, NEUDET, bool]:
     """(train, test, real): NEU-DET split by ``cfg.split`` and ``seed``, the training set flipped at
     random (``cfg.hflip``); ``max_train_images`` / ``max_test_images`` keep a seeded subset."""
     root, real = locate("neu-det", data_root)
-    train_ids, test_ids = neu_det_split(root, cfg["split"], seed=seed, test_fraction=cfg["test_fraction"])
+    train_ids, test_ids = neu_det_split(root, cfg.split, seed=seed, test_fraction=cfg.test_fraction)
     rng = np.random.default_rng(seed)
-    if cfg.get("max_train_images"):
-        train_ids = sorted(rng.choice(train_ids, min(cfg["max_train_images"], len(train_ids)), replace=False))
-    if cfg.get("max_test_images"):
-        test_ids = sorted(rng.choice(test_ids, min(cfg["max_test_images"], len(test_ids)), replace=False))
-    flip = v2.RandomHorizontalFlip(cfg["hflip"]) if cfg.get("hflip") else None
+    if cfg.max_train_images:
+        train_ids = sorted(rng.choice(train_ids, min(cfg.max_train_images, len(train_ids)), replace=False))
+    if cfg.max_test_images:
+        test_ids = sorted(rng.choice(test_ids, min(cfg.max_test_images, len(test_ids)), replace=False))
+    flip = v2.RandomHorizontalFlip(cfg.hflip) if cfg.hflip else None
     return NEUDET(root, train_ids, transforms=flip), NEUDET(root, test_ids), real
 
 
 def train_loader(train_ds, cfg, seed: int = 0) -> DataLoader:
     """Shuffled batches of ``cfg.batch_size`` images (seeded), the profile's workers and pinning."""
     sampler = RandomSampler(train_ds, generator=torch.Generator().manual_seed(seed))
-    return DataLoader(train_ds, batch_size=cfg["batch_size"], sampler=sampler, collate_fn=collate_detection,
-                      num_workers=cfg.get("num_workers", 0), pin_memory=pin_memory(cfg.get("pin_memory", False)))
+    return DataLoader(train_ds, batch_size=cfg.batch_size, sampler=sampler, collate_fn=collate_detection,
+                      num_workers=cfg.num_workers, pin_memory=pin_memory(cfg.pin_memory))

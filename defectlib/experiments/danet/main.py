@@ -30,13 +30,14 @@ import torch
 from torch.utils.data import DataLoader
 
 from ...data import NEUDET, collate_detection
-from ...engine import TrainConfig, detection_loss, fit
+from ...engine import detection_loss, fit
 from ...engine import distributed as D
 from ...metrics.detection import evaluate_detector
 from ...models import danet
 from ...record import Recorder
 from ...runtime import seed_everything
 from .. import command
+from ..registry import train_config
 from .data import datasets, train_loader
 from .recipe import build_model, starting_weights
 from .results import record_curves, record_params, record_phase, record_summary, training_plan
@@ -73,7 +74,7 @@ def run(profile: str = "smoke", out: str | Path | None = None, seed: int = 0, da
 
     test_loader = DataLoader(test_ds, batch_size=cfg.eval_batch_size, collate_fn=collate_detection,
                              num_workers=cfg.num_workers)
-    train_cfg = TrainConfig.from_dict(cfg, seed=seed, progress=progress)
+    train_cfg = train_config(cfg, seed=seed, progress=progress)
     plan = training_plan(cfg, steps_per_epoch=len(train_loader(train_ds, cfg, seed)))
     rec.note(f"training plan: {plan}")
     say(plan)

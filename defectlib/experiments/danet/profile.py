@@ -55,6 +55,13 @@ class DANetProfile(Profile):
     n_show: int = 6
     eval_every: int = 5                      # epochs between test-AP50 points of the learning curve (and the end)
 
+    def training(self, model=None) -> dict:
+        """Every phase trains with the paper's SGD recipe (Sec. IV-B) at the profile's size."""
+        return {**self.numerics(), "epochs": self.epochs, "optimizer": self.optimizer, "lr": self.lr,
+                "momentum": self.momentum, "weight_decay": self.weight_decay, "schedule": self.schedule,
+                "milestones": self.milestones, "gamma": self.gamma, "warmup_iters": self.warmup_iters,
+                "warmup_factor": self.warmup_factor, "grad_clip": self.grad_clip, "eval_every": self.eval_every}
+
 
 _NB01_SMALL = {"anchor_sizes": (16, 32, 64, 128, 256), "grad_clip": 10.0, "weights": None, **NO_GPU}
 PROFILES = three(

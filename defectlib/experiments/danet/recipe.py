@@ -44,28 +44,22 @@ def starting_weights(cfg, dry_run: bool = False, say=print):
     return coco
 
 
-def train_settings(cfg) -> dict:
-    """The recipe's :class:`~defectlib.engine.TrainConfig` fields (paper: SGD 0.02 / 0.9 / 1e-4)."""
-    keys = ("optimizer", "lr", "momentum", "weight_decay", "warmup_iters", "warmup_factor", "grad_clip")
-    return {k: cfg[k] for k in keys}
-
-
 def doctor_probes(cfg, data_root=None, seed: int = 0):
     """The largest model of the profile (the last phase it trains) for ``defectlib doctor``."""
-    from ..registry import Probe
+    from ..registry import Probe, train_config
     train_ds, _, real = datasets(cfg, data_root, seed)
-    phase = max(cfg["phases"])
-    per_phase = cfg["epochs"] * len(train_loader(train_ds, cfg, seed))
-    steps = len(cfg["phases"]) * min(per_phase, cfg.get("max_steps") or per_phase)
+    phase = max(cfg.phases)
+    per_phase = cfg.epochs * len(train_loader(train_ds, cfg, seed))
+    steps = len(cfg.phases) * min(per_phase, cfg.max_steps or per_phase)
     return [Probe("01", f"DANet phase {phase}", lambda: build_model(cfg, phase, seed=seed),
-                  lambda: train_loader(train_ds, cfg, seed), detection_loss, train_settings(cfg), steps,
+                  lambda: train_loader(train_ds, cfg, seed), detection_loss, train_config(cfg, seed=seed), steps,
                   dataset="NEU-DET" if real else "NEU-DET stand-in", notes=weights_notes(cfg))]
 
 
 def weights_notes(cfg) -> list[str]:
     """Whether the pretrained weights the profile starts from are on this machine (the doctor trains
     from random weights: the speed is the same)."""
-    if cfg.get("weights") != "COCO_V1":
+    if cfg.weights != "COCO_V1":
         return []
     import torchvision
     file, url = danet.pretrained_file(torchvision.models.detection.FasterRCNN_ResNet50_FPN_Weights.COCO_V1)

@@ -14,7 +14,7 @@ from ..registry import Experiment
 from .data import (EvalTransform, OCINetData, TrainTransform, build_data, collate_eval, mtd_defective_split,
                    train_loader)
 from .recipe import (METRIC_NOTES, METRICS, PVT_V2_B2_URL, backbone_weights, doctor_probes, evaluate,
-                     ocinet_loss_fn, predict_maps, score_maps, train_and_evaluate, train_config, weights_notes)
+                     ocinet_loss_fn, predict_maps, score_maps, train_and_evaluate, weights_notes)
 from .profile import PROFILES
 from .results import (CLAIMS, COMPLEXITY, RIVALS, complexity_table, record_complexity, record_curves, record_params,
                       record_runs, record_summary,
@@ -23,7 +23,7 @@ from .results import (CLAIMS, COMPLEXITY, RIVALS, complexity_table, record_compl
 __all__ = ["EXPERIMENT", "CLAIMS", "PROFILES", "EvalTransform", "OCINetData", "TrainTransform", "build_data",
            "collate_eval", "mtd_defective_split", "train_loader", "METRIC_NOTES", "METRICS", "PVT_V2_B2_URL",
            "backbone_weights", "doctor_probes", "evaluate", "ocinet_loss_fn", "predict_maps", "score_maps",
-           "train_and_evaluate", "train_config", "weights_notes", "COMPLEXITY", "RIVALS", "complexity_table",
+           "train_and_evaluate", "weights_notes", "COMPLEXITY", "RIVALS", "complexity_table",
            "record_complexity", "record_curves", "record_params", "record_runs", "record_summary", "table1",
            "table3"]
 

@@ -144,6 +144,6 @@ def build_data(data_root=None, size: int = 352, seed: int = 0, augment: bool = T
 def train_loader(data: OCINetData, cfg, seed: int = 0) -> DataLoader:
     """Shuffled (seeded) batches of ``cfg.batch_size`` training images, the last partial one dropped."""
     gen = torch.Generator().manual_seed(seed)
-    return DataLoader(data.train, batch_size=cfg["batch_size"], shuffle=True, drop_last=True,
-                      num_workers=cfg.get("num_workers", 0), pin_memory=pin_memory(cfg.get("pin_memory", False)),
+    return DataLoader(data.train, batch_size=cfg.batch_size, shuffle=True, drop_last=True,
+                      num_workers=cfg.num_workers, pin_memory=pin_memory(cfg.pin_memory),
                       generator=gen)

@@ -48,7 +48,7 @@ def run(profile: str = "smoke", out: str | Path | None = None, seed: int = 0, da
     for note in data.notes:
         rec.note(note)
         say(note)
-    weights = backbone_weights(cfg.get("backbone_weights"), dry_run)
+    weights = backbone_weights(cfg.backbone_weights, dry_run)
     runs = {}
     for key in cfg.variants:
         t0 = time.perf_counter()

@@ -44,6 +44,14 @@ class OCINetProfile(Profile):
     # the paper starts PVT-v2-b2 from ImageNet: a local file in $DEFECTLIB_WEIGHTS
     backbone_weights: str | None = "pvt_v2_b2.pth"
 
+    def training(self, model=None) -> dict:
+        """Every variant trains alike: Adam (paper 003, Sec. IV-A), the decay at ``milestones``
+        unless the profile names another schedule."""
+        return {**self.numerics(), "epochs": self.epochs, "optimizer": "adam", "lr": self.lr,
+                "schedule": self.schedule or ("multistep" if self.milestones else "none"),
+                "milestones": self.milestones, "gamma": self.gamma, "grad_clip": self.grad_clip,
+                "curve_every": self.curve_every, "progress": self.progress}
+
 
 PROFILES = three(
     OCINetProfile(**GPU),

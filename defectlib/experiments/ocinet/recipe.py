@@ -23,11 +23,12 @@ import numpy as np
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from ...engine import TrainConfig, fit, predict, supervised_loss
+from ...engine import fit, predict, supervised_loss
 from ...losses import DeepSupervisionLoss
 from ...metrics import ocinet_evaluation
 from ...models.ocinet import build_ocinet
 from ...runtime import seed_everything
+from ..registry import Probe, train_config
 from .data import OCINetData, build_data, collate_eval, train_loader
 
 METRICS = ("PA", "pixel_accuracy", "wFm", "IoU", "Dice")
@@ -135,19 +136,13 @@ def backbone_weights(name: str | None, dry_run: bool = False) -> Path | None:
     raise FileNotFoundError(msg)
 
 
-def train_config(cfg, checkpoint_dir=None):
-    """The engine's :class:`~defectlib.engine.TrainConfig` from a notebook-03 profile."""
-    schedule = cfg.get("schedule") or ("multistep" if cfg.get("milestones") else "none")
-    return TrainConfig.from_dict(cfg, optimizer="adam", schedule=schedule, checkpoint_dir=checkpoint_dir)
-
-
 def _iou_curve(data: OCINetData, cfg, device):
     """``curve(model)`` for :func:`defectlib.engine.fit`: IoU on the first test set, in %."""
     name, first = next(iter(data.tests.items()))
     loader = DataLoader(first, batch_size=cfg.eval_batch_size, collate_fn=collate_eval)
 
     def curve(model):
-        r = evaluate(model, loader, device, cfg.max_eval_batches, precision=cfg.get("precision", "fp32"))
+        r = evaluate(model, loader, device, cfg.max_eval_batches, precision=cfg.precision)
         return {f"{name}/IoU": r["IoU"]}
     return curve
 
@@ -165,8 +160,10 @@ def train_and_evaluate(variant: str, data: OCINetData, cfg, device, seed: int = 
     seed_everything(seed)
     model = build_ocinet(variant, weights=weights).to(device)
     loader = train_loader(data, cfg, seed)
-    curve = _iou_curve(data, cfg, device) if cfg.get("curve_every") else None
+    curve = _iou_curve(data, cfg, device) if cfg.curve_every else None
     t0 = time.perf_counter()
+    # no seed=: the engine reseeds with its default, 0, after the weights are drawn, so augmentation
+    # draws do not follow the run's seed (the committed numbers were made so; see README, notebook 03)
     history = fit(model, loader, train_config(cfg), loss_fn=ocinet_loss_fn(loss_weights), device=device, curve=curve)
     train_s = time.perf_counter() - t0
     results = {}
@@ -174,20 +171,18 @@ def train_and_evaluate(variant: str, data: OCINetData, cfg, device, seed: int = 
         test_loader = DataLoader(ds, batch_size=cfg.eval_batch_size, collate_fn=collate_eval,
                                  num_workers=cfg.num_workers)
         results[name] = evaluate(model, test_loader, device, cfg.max_eval_batches, keep=keep,
-                                 precision=cfg.get("precision", "fp32"), worst=worst)
+                                 precision=cfg.precision, worst=worst)
     return {"model": model, "history": history, "train_s": train_s, "results": results}
 
 
 # --- defectlib doctor -----------------------------------------------------------------------------
 def doctor_probes(cfg, data_root=None, seed: int = 0):
     """The full OCINet (every variant costs about the same), for ``defectlib doctor``."""
-    from ..registry import Probe
-    data = build_data(data_root, size=cfg["input_size"], seed=seed, augment=cfg["augment"],
-                      test_limit=cfg["test_limit"])
-    per_variant = cfg["epochs"] * len(train_loader(data, cfg, seed))
-    steps = len(cfg["variants"]) * min(per_variant, cfg.get("max_steps") or per_variant)
-    train = {k: v for k, v in train_config(cfg).to_dict().items()
-             if k in ("optimizer", "lr", "grad_clip", "schedule", "milestones", "gamma", "epochs")}
+    data = build_data(data_root, size=cfg.input_size, seed=seed, augment=cfg.augment,
+                      test_limit=cfg.test_limit)
+    per_variant = cfg.epochs * len(train_loader(data, cfg, seed))
+    steps = len(cfg.variants) * min(per_variant, cfg.max_steps or per_variant)
+    train = train_config(cfg, seed=seed)
     return [Probe("03", "OCINet (full)", lambda: build_ocinet("full"), lambda: train_loader(data, cfg, seed),
                   ocinet_loss_fn(), train, steps, dataset=data.dataset, notes=weights_notes(cfg))]
 
@@ -195,11 +190,11 @@ def doctor_probes(cfg, data_root=None, seed: int = 0):
 def weights_notes(cfg) -> list[str]:
     """Whether the PVT-v2-b2 ImageNet weights the profile starts from are on this machine (the doctor
     trains from random weights: the speed is the same)."""
-    if not cfg.get("backbone_weights"):
+    if not cfg.backbone_weights:
         return []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        found = backbone_weights(cfg["backbone_weights"], dry_run=True)
+        found = backbone_weights(cfg.backbone_weights, dry_run=True)
     if found:
         return [f"weights: the PVT-v2-b2 ImageNet weights the run starts from are at {found}"]
     why = str(caught[0].message).split("; this dry run")[0]

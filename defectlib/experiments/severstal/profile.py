@@ -49,6 +49,18 @@ class SeverstalProfile(Profile):
     gate_init: str = "scratch"               # "scratch" | "unet": the gate's trunk copied from the trained U-Net's encoder
     cache_images: bool = False               # keep MTD's decoded, resized tiles in memory (same values, no re-decoding)
 
+    def training(self, model=None) -> dict:
+        """Adam, the lr halved after a plateau of the validation loss (paper 001, Sec. 5), for
+        ``model`` ``"unet"`` (BCE + Dice), ``"tversky"`` (its fine-tuning; ``tversky_lr`` None: the
+        caller passes the lr the first stage ended at) or ``"gate"``."""
+        epochs = {"unet": self.seg_epochs, "tversky": self.tversky_epochs, "gate": self.cls_epochs}
+        if model not in epochs:
+            raise KeyError(f"notebook 02 trains 'unet', 'tversky' and 'gate', not {model!r}")
+        lr = self.tversky_lr if model == "tversky" and self.tversky_lr is not None else self.lr
+        return {**self.numerics(), "epochs": epochs[model], "optimizer": "adam", "lr": lr,
+                "schedule": self.schedule, "plateau_factor": self.plateau_factor,
+                "plateau_patience": self.plateau_patience}
+
 
 # "cpu": U-Net-ResNet34 and a ResNet34 gate (the paper's Table 2 model) instead of ResNet-50, from
 # scratch. NEU-Seg: whole 200x200 images (no crop: they are that small). MTD: tiles resized to

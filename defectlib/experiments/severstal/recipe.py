@@ -20,10 +20,11 @@ from typing import Callable
 import torch.nn.functional as F
 
 from ...engine import TrainConfig, fit, loss_evaluator, supervised_loss, to_device
-from ...progress import tqdm
 from ...losses import BCEDiceLoss, TverskyLoss
 from ...models.classifier import build_classifier, classifier_from_encoder
 from ...models.unet import build_unet
+from ...progress import tqdm
+from ..registry import Probe, train_config
 from .data import build_tasks, eval_loader, gate_loader, seg_loader
 
 
@@ -48,21 +49,16 @@ class StageResult:
     final_lr: float
 
 
-def train_stage(model, train_loader, val_loader, loss_fn, *, epochs: int, lr: float, device,
-                plateau_factor=0.5, plateau_patience=3, budget_s=None, max_steps=None,
-                max_eval_batches=None, seed=0, desc="", schedule: str = "plateau", precision: str = "fp32",
-                channels_last: bool = False, curve: Callable | None = None) -> StageResult:
-    """One :func:`fit` call: Adam at ``lr``, halved after ``plateau_patience`` epochs without a
-    better validation loss (paper Sec. 5; or another engine ``schedule``, e.g. ``"onecycle"``
-    peaking at ``lr``), stopped early by ``max_steps`` (dry runs) or by ``budget_s``, a user's
-    opt-in (the profiles never set it). ``curve(model)`` -> dict (e.g.
-    :func:`.pipeline.iou_curve`) adds learning-curve points to every epoch's record; they
+def train_stage(model, train_loader, val_loader, loss_fn, cfg: TrainConfig, *, device, desc: str = "",
+                curve: Callable | None = None) -> StageResult:
+    """One :func:`fit` call with the engine settings ``cfg`` (from the profile: Adam at ``lr``,
+    halved after ``plateau_patience`` epochs without a better validation loss, paper Sec. 5; or
+    another engine ``schedule``, e.g. ``"onecycle"`` peaking at ``lr``; see
+    :func:`defectlib.experiments.registry.train_config`), stopped early by ``max_steps`` (dry runs)
+    or by ``time_budget_s``, a user's opt-in (the profiles never set it). ``curve(model)`` -> dict
+    (e.g. :func:`.pipeline.iou_curve`) adds learning-curve points to every epoch's record; they
     are drawn, never used to choose anything."""
-    cfg = TrainConfig(epochs=epochs, optimizer="adam", lr=lr, schedule=schedule,
-                      plateau_factor=plateau_factor, plateau_patience=plateau_patience,
-                      max_steps=max_steps, max_eval_batches=max_eval_batches, time_budget_s=budget_s, seed=seed,
-                      precision=precision, channels_last=channels_last)
-    val_losses = loss_evaluator(val_loader, loss_fn, device, max_batches=max_eval_batches)
+    val_losses = loss_evaluator(val_loader, loss_fn, device, max_batches=cfg.max_eval_batches)
 
     def evaluate(model):
         return {**val_losses(model), **(curve(model) if curve is not None else {})}
@@ -70,7 +66,7 @@ def train_stage(model, train_loader, val_loader, loss_fn, *, epochs: int, lr: fl
     if desc:
         tqdm.write(desc)
     history = fit(model, train_loader, cfg, loss_fn=loss_fn, device=device, evaluate=evaluate)
-    last_lr = history.epochs[-1]["lr"] if history.epochs else lr
+    last_lr = history.epochs[-1]["lr"] if history.epochs else cfg.lr
     steps = history.steps[-1]["step"] if history.steps else 0
     return StageResult(history, steps, time.perf_counter() - t0, history.stopped == "time_budget", last_lr)
 
@@ -99,17 +95,16 @@ def train_unet(task, encoder: str, cfg, *, seed: int, device, rec=None, predict:
     val = eval_loader(task.val, cfg.seg_batch_size, cfg.val_limit)
     predict = {k: v for k, v in (predict or {}).items() if k != "device"}
     curve = iou_curve(eval_loader(task.test, cfg.seg_batch_size), device=device, **predict)
-    common = dict(device=device, plateau_factor=cfg.plateau_factor, plateau_patience=cfg.plateau_patience,
-                  max_steps=cfg.max_steps, max_eval_batches=cfg.max_eval_batches, seed=seed,
-                  precision=cfg.precision, channels_last=cfg.channels_last, schedule=cfg.schedule, curve=curve)
     name = f"{task.dataset} U-Net-{encoder}"
-    first = train_stage(model, loader, val, seg_loss(BCEDiceLoss()), epochs=cfg.seg_epochs, lr=cfg.lr,
-                        desc=f"{name}: BCE + Dice", **common)
+    first = train_stage(model, loader, val, seg_loss(BCEDiceLoss()), train_config(cfg, "unet", seed=seed),
+                        device=device, curve=curve, desc=f"{name}: BCE + Dice")
     stages = [("BCE + Dice", first)]
     if cfg.tversky_epochs:
+        went_on = {} if cfg.tversky_lr else {"lr": first.final_lr}   # no lr of its own: where stage 1 ended
         stages.append(("Tversky", train_stage(
-            model, loader, val, seg_loss(TverskyLoss(alpha=cfg.tversky_alpha)), epochs=cfg.tversky_epochs,
-            lr=cfg.tversky_lr or first.final_lr, desc=f"{name}: Tversky fine-tuning", **common)))
+            model, loader, val, seg_loss(TverskyLoss(alpha=cfg.tversky_alpha)),
+            train_config(cfg, "tversky", seed=seed, **went_on), device=device, curve=curve,
+            desc=f"{name}: Tversky fine-tuning")))
     else:
         tqdm.write(f"{name}: no Tversky stage in this profile (tversky_epochs = 0)")
     for stage, result in stages if rec is not None else ():
@@ -146,11 +141,8 @@ def train_gate(task, cfg, *, seed: int, device, predict: dict | None = None, une
         y = truth[: len(s)]
         return {"test_AUC": roc_auc(y, s) if 0 < int(y.sum()) < len(y) else float("nan")}
 
-    stage = train_stage(gate, train, val, gate_loss, epochs=cfg.cls_epochs, lr=cfg.lr, device=device,
-                        plateau_factor=cfg.plateau_factor, plateau_patience=cfg.plateau_patience,
-                        max_steps=cfg.max_steps, max_eval_batches=cfg.max_eval_batches, precision=cfg.precision,
-                        channels_last=cfg.channels_last, schedule=cfg.schedule, seed=seed, curve=auc_curve,
-                        desc=f"{task.dataset} gate ({cfg.classifier})")
+    stage = train_stage(gate, train, val, gate_loss, train_config(cfg, "gate", seed=seed), device=device,
+                        curve=auc_curve, desc=f"{task.dataset} gate ({cfg.classifier})")
     if rec is not None:
         rec.timing(f"{task.dataset}/gate-{cfg.classifier}", stage.seconds)
         rec.note(f"{task.dataset} gate {cfg.classifier} (initialised: {cfg.gate_init}): {stage.steps} steps of batch "
@@ -161,30 +153,29 @@ def train_gate(task, cfg, *, seed: int, device, predict: dict | None = None, une
 # --- defectlib doctor -----------------------------------------------------------------------------
 def _planned(cfg, epochs: int, per_epoch: int) -> int:
     steps = epochs * per_epoch
-    return min(steps, cfg.get("max_steps") or steps)
+    return min(steps, cfg.max_steps or steps)
 
 
 def doctor_probes(cfg, data_root=None, seed: int = 0):
     """Every U-Net encoder of the profile and its gate, for ``defectlib doctor``."""
-    from ..registry import Probe
     seg_task, gate_task = build_tasks(cfg, data_root, seed)
-    workers = cfg.get("num_workers", 0)
+    workers = cfg.num_workers
 
     def seg_batches():
-        return seg_loader(seg_task, cfg["seg_batch_size"], cfg["steps_per_epoch"], cfg["dark_threshold"], seed,
+        return seg_loader(seg_task, cfg.seg_batch_size, cfg.steps_per_epoch, cfg.dark_threshold, seed,
                           workers)
 
     def gate_batches():
-        return gate_loader(gate_task, cfg["cls_batch_size"], cfg["cls_steps_per_epoch"], seed, workers)
+        return gate_loader(gate_task, cfg.cls_batch_size, cfg.cls_steps_per_epoch, seed, workers)
 
-    adam = {"optimizer": "adam", "lr": cfg["lr"]}
-    seg_steps = _planned(cfg, cfg["seg_epochs"], len(seg_batches())) + (
-        _planned(cfg, cfg["tversky_epochs"], len(seg_batches())) if cfg["tversky_epochs"] else 0)
+    seg_steps = _planned(cfg, cfg.seg_epochs, len(seg_batches())) + (
+        _planned(cfg, cfg.tversky_epochs, len(seg_batches())) if cfg.tversky_epochs else 0)
     out = [Probe("02", f"U-Net-{enc}, {seg_task.num_classes} classes",
                  lambda enc=enc: build_unet(enc, seg_task.num_classes, in_channels=1), seg_batches,
-                 seg_loss(BCEDiceLoss()), adam, seg_steps, dataset=seg_task.dataset)
-           for enc in cfg["encoders"]]
-    out.append(Probe("02", f"gate {cfg['classifier']}", lambda: build_classifier(cfg["classifier"], in_channels=1),
-                     gate_batches, gate_loss, adam, _planned(cfg, cfg["cls_epochs"], len(gate_batches())),
+                 seg_loss(BCEDiceLoss()), train_config(cfg, "unet", seed=seed), seg_steps, dataset=seg_task.dataset)
+           for enc in cfg.encoders]
+    out.append(Probe("02", f"gate {cfg.classifier}", lambda: build_classifier(cfg.classifier, in_channels=1),
+                     gate_batches, gate_loss, train_config(cfg, "gate", seed=seed),
+                     _planned(cfg, cfg.cls_epochs, len(gate_batches())),
                      dataset=gate_task.dataset))
     return out

@@ -14,15 +14,15 @@ The models are :mod:`defectlib.models.seg_baselines`; the renderer is :mod:`defe
 from ..registry import Experiment
 from .data import (MTD_DEFECT_CLASSES, CropSet, Pair, describe_target, load_planar, load_sources, load_target,
                    make_synthetic, to_input)
-from .recipe import (ARMS, OUR_ROW, PAPER_ROW, SOURCE, StudyConfig, choose_threshold, doctor_probes, evaluate,
+from .recipe import (ARMS, OUR_ROW, PAPER_ROW, SOURCE, choose_threshold, doctor_probes, evaluate,
                      loss_fn, planned_steps, predict_images, pretrain, run_arch, study_config, train, train_loader)
 from .figures import plot_f1_per_arm, plot_learning_curves
-from .profile import PROFILES
+from .profile import PROFILES, StudyProfile
 from .results import CLAIMS, record_rows, table1
 
-__all__ = ["EXPERIMENT", "CLAIMS", "PROFILES", "MTD_DEFECT_CLASSES", "CropSet", "Pair", "describe_target",
+__all__ = ["EXPERIMENT", "CLAIMS", "PROFILES", "StudyProfile", "MTD_DEFECT_CLASSES", "CropSet", "Pair", "describe_target",
            "load_planar", "load_sources", "load_target", "make_synthetic", "to_input", "ARMS", "OUR_ROW",
-           "PAPER_ROW", "SOURCE", "StudyConfig", "choose_threshold", "doctor_probes", "evaluate", "loss_fn",
+           "PAPER_ROW", "SOURCE", "choose_threshold", "doctor_probes", "evaluate", "loss_fn",
            "planned_steps", "predict_images", "pretrain", "run_arch", "study_config", "train", "train_loader",
            "plot_f1_per_arm", "plot_learning_curves", "record_rows", "table1"]
 

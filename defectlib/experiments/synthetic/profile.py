@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..registry import GPU, NO_GPU, Profile, Settings, three
+from ..registry import CPU, GPU, NO_GPU, Profile, Settings, three
 
 
 # --- 04 Synthetic data (paper 004) ---------------------------------------------------------------
@@ -22,8 +22,9 @@ from ..registry import GPU, NO_GPU, Profile, Settings, three
 # 0.2-4 %-of-a-tile defects); bf16 autocast and channels_last on CPUs with native bf16.
 @dataclass(frozen=True)
 class StudyProfile(Settings):
-    """Notebook 04's training runs (:class:`defectlib.experiments.synthetic.StudyConfig`); the
-    defaults are the paper's recipe."""
+    """Notebook 04's training runs; the defaults are the paper's recipe. The numerics, progress bars
+    and a dry run's cut are the notebook profile's own (its ``precision``, ``channels_last``...):
+    :func:`defectlib.experiments.synthetic.study_config` copies them here, the tables never set them."""
     crop: int = 256
     batch_size: int = 16
     steps_per_epoch: int | None = None
@@ -43,8 +44,24 @@ class StudyProfile(Settings):
     early_stopping: bool = True
     restore_best: bool = True
     curve: bool = False                      # test F1 after every epoch of the runs on the target
-    precision: str = "auto"
-    channels_last: bool = True
+    # copied from the notebook profile by study_config (see above)
+    precision: str = "fp32"
+    channels_last: bool = False
+    progress: bool = False
+    max_steps: int | None = None             # dry runs: optimizer steps per training run
+    max_eval_batches: int | None = None      # dry runs: validation-loss batches
+    max_eval_images: int | None = None       # dry runs: test images
+
+    def training(self, model=None) -> dict:
+        """Every run (pre-training, real-only, fine-tuning) trains with AdamW (paper 004, Sec. 5.1),
+        the lr halved every ``halve_every`` epochs (or the profile's schedule), stopped early on the
+        validation loss; the caller passes the grid point (``lr``, ``weight_decay``) and, for
+        fine-tuning, its ``epochs``."""
+        return {"epochs": self.max_epochs, "optimizer": "adamw", "lr": self.lr_grid[0],
+                "weight_decay": self.wd_grid[0], "schedule": self.schedule, "step_size": self.halve_every,
+                "gamma": 0.5, "early_stopping": self.early_stopping, "early_stop_patience": self.early_stop_patience,
+                "early_stop_min_delta": self.early_stop_min_delta, "max_steps": self.max_steps,
+                "progress": self.progress, "precision": self.precision, "channels_last": self.channels_last}
 
 
 _NB04_ARMS = ("real", "planar", "planar_ft", "synth", "synth_ft", "synth_ex", "synth_ex_ft")
@@ -75,7 +92,7 @@ class SyntheticProfile(Profile):
 _STUDY_PAPER = StudyProfile()
 PROFILES = three(
     SyntheticProfile(**GPU),
-    {**NO_GPU, "archs": ("unet",), "arms": ("real", "planar", "planar_ft", "synth", "synth_ft"),
+    {**NO_GPU, **CPU, "archs": ("unet",), "arms": ("real", "planar", "planar_ft", "synth", "synth_ft"),
      "target_train_defective": 24, "target_train_clean": 12, "target_test_defective": 45, "target_test_clean": 15,
      "target_scale": 0.5, "planar_train": 400, "planar_val": 32, "synth_parts": 60, "synth_val_parts": 6,
      "synth_size": 160, "study": _STUDY_PAPER.replace(
@@ -87,5 +104,5 @@ PROFILES = three(
      "target_test_clean": 1, "target_scale": 0.5, "planar_train": 8, "planar_val": 2, "synth_parts": 2,
      "synth_val_parts": 1, "synth_size": 64, "synth_views": 2, "study": _STUDY_PAPER.replace(
          crop=64, batch_size=2, steps_per_epoch=1, max_epochs=1, val_crops=2, lr_grid=(1e-3,), wd_grid=(1e-4,),
-         finetune_epochs=1, eval_patch=(64, 64), precision="fp32", channels_last=False),
+         finetune_epochs=1, eval_patch=(64, 64)),
      "explore_size": 64, "bench_size": 64, "n_examples": 2, "progress": False})

@@ -26,18 +26,19 @@ from __future__ import annotations
 import copy
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader
 
 from ...data.sampling import stitch, tile
-from ...engine import TrainConfig, fit, load_weights, loss_evaluator, predict, supervised_loss
+from ...engine import fit, load_weights, loss_evaluator, predict, supervised_loss
 from ...losses import BCEDiceLoss
 from ...metrics import best_f1_threshold, pixel_prf
 from ...models.seg_baselines import build_seg_baseline
+from ..registry import train_config
 from .data import CropSet, Pair, load_target, to_input
+from .profile import StudyProfile
 
 ARMS = ("real", "planar", "planar_ft", "synth", "synth_ft", "synth_ex", "synth_ex_ft")
 PAPER_ROW = {"real": "RealClutch (baseline)", "planar": "Severstal Steel", "planar_ft": "Severstal Steel (FT)",
@@ -52,58 +53,29 @@ SOURCE = {"real": None, "planar": "planar", "planar_ft": "planar", "synth": "syn
 
 
 # ------------------------------------------------------------------------------ train, evaluate
-@dataclass
-class StudyConfig:
-    crop: int = 128
-    batch_size: int = 8
-    steps_per_epoch: int | None = 20   # None: one epoch = one crop per training image
-    max_epochs: int = 10
-    val_crops: int = 32
-    lr_grid: tuple = (1e-3,)
-    wd_grid: tuple = (1e-4,)
-    finetune_lr: float = 1e-4
-    finetune_epochs: int = 10
-    halve_every: int = 50            # epochs
-    early_stop_patience: int = 5
-    early_stop_min_delta: float = 0.01
-    eval_patch: tuple = (224, 320)   # (height, width) of evaluation patches
-    # how the cpu profile departs from the paper's recipe (the paper's values are the defaults)
-    loss: str = "bce"                # "bce" (paper) | "bce_dice"
-    defect_p: float = 0.0            # share of training crops centred near a defect pixel
-    schedule: str = "step"           # "step" (paper: halve every halve_every epochs) | "onecycle"
-    early_stopping: bool = True      # paper: stop when val loss improves < 1 % over 5 validations
-    restore_best: bool = True        # paper: keep the weights of the best validation loss; False: the last
-    curve: bool = False              # runs on the target: test F1 at 0.5 after every epoch (a learning curve)
-    precision: str = "fp32"          # engine precision ("auto": bf16 on CPUs with native bf16)
-    channels_last: bool = False
-    max_steps: int | None = None       # dry runs: optimizer steps per training run
-    max_eval_batches: int | None = None  # dry runs: validation-loss batches
-    max_eval_images: int | None = None   # dry runs: test images
-    progress: bool = False
-
-
-def study_config(cfg) -> StudyConfig:
-    """The :class:`StudyConfig` of a notebook profile (``profiles.get("04", ...)``), dry run included."""
-    sc = StudyConfig(**cfg["study"], progress=bool(cfg.get("progress", False)))
-    if cfg.get("dry_run"):  # 2 steps per run, one grid point: a dry run checks that every run starts
-        sc.max_steps, sc.max_eval_batches, sc.max_eval_images = cfg["max_steps"], cfg["max_eval_batches"], 2
-        sc.lr_grid, sc.wd_grid = sc.lr_grid[:1], sc.wd_grid[:1]
+def study_config(cfg) -> StudyProfile:
+    """The training runs' settings of a notebook profile (``profiles.get("04", ...)``): its
+    ``study``, with the profile's numerics and progress bars, dry run included."""
+    sc = cfg.study.replace(precision=cfg.precision, channels_last=cfg.channels_last, progress=bool(cfg.progress))
+    if cfg.dry_run:  # 2 steps per run, one grid point: a dry run checks that every run starts
+        sc = sc.replace(max_steps=cfg.max_steps, max_eval_batches=cfg.max_eval_batches, max_eval_images=2,
+                        lr_grid=sc.lr_grid[:1], wd_grid=sc.wd_grid[:1])
     return sc
 
 
-def loss_fn(sc: StudyConfig):
+def loss_fn(sc: StudyProfile):
     """The engine ``loss_fn``: BCE (paper 004), or BCE + Dice (``sc.loss="bce_dice"``, the cpu profile)."""
     return supervised_loss(BCEDiceLoss(pool="batch") if sc.loss == "bce_dice" else torch.nn.BCEWithLogitsLoss())
 
 
-def train_loader(train_pairs: list[Pair], sc: StudyConfig, exposure: bool, seed: int = 0) -> DataLoader:
+def train_loader(train_pairs: list[Pair], sc: StudyProfile, exposure: bool, seed: int = 0) -> DataLoader:
     """Epochs of ``sc.steps_per_epoch`` batches of random crops (None: one crop per training image)."""
     n = sc.steps_per_epoch * sc.batch_size if sc.steps_per_epoch else max(sc.batch_size, len(train_pairs))
     return DataLoader(CropSet(train_pairs, sc.crop, n, exposure, seed=seed, defect_p=sc.defect_p),
                       batch_size=sc.batch_size, shuffle=False, drop_last=True)
 
 
-def train(model, train_pairs, val_pairs, sc: StudyConfig, lr: float, wd: float, exposure: bool,
+def train(model, train_pairs, val_pairs, sc: StudyProfile, lr: float, wd: float, exposure: bool,
           seed: int = 0, device="cpu", epochs: int | None = None, curve_pairs: list[Pair] | None = None):
     """One training run through :func:`defectlib.engine.fit`; the weights of the best validation
     loss are restored (``sc.restore_best``). With ``curve_pairs`` (the target's test tiles) every
@@ -114,12 +86,9 @@ def train(model, train_pairs, val_pairs, sc: StudyConfig, lr: float, wd: float, 
     va = DataLoader(CropSet(val_pairs, sc.crop, sc.val_crops, exposure, augment=False, seed=seed + 1, fixed=True,
                             defect_p=sc.defect_p), batch_size=sc.batch_size)
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = TrainConfig(epochs=epochs or sc.max_epochs, optimizer="adamw", lr=lr, weight_decay=wd,
-                          schedule=sc.schedule, step_size=sc.halve_every, gamma=0.5,
-                          early_stopping=sc.early_stopping, early_stop_patience=sc.early_stop_patience,
-                          early_stop_min_delta=sc.early_stop_min_delta, max_steps=sc.max_steps, checkpoint_dir=tmp,
-                          save_last=False,  # only best.pt is read back: no 300-500 MB last.pt per epoch
-                          seed=seed, progress=sc.progress, precision=sc.precision, channels_last=sc.channels_last)
+        cfg = train_config(sc, epochs=epochs or sc.max_epochs, lr=lr, weight_decay=wd, checkpoint_dir=tmp,
+                           save_last=False,  # only best.pt is read back: no 300-500 MB last.pt per epoch
+                           seed=seed)
         val_loss = loss_evaluator(va, bce, device, max_batches=sc.max_eval_batches)
 
         def evaluator(m):
@@ -149,7 +118,7 @@ def predict_images(model, pairs: list[Pair], exposure: bool, patch=(224, 320), b
     return [stitch(p, info)[0] for p, (_, info) in zip(probs.split(counts), tiled)]
 
 
-def _limit(pairs, sc: StudyConfig):
+def _limit(pairs, sc: StudyProfile):
     return pairs[:sc.max_eval_images] if sc.max_eval_images else pairs
 
 
@@ -158,14 +127,14 @@ def _flat(pairs, probs):
             torch.cat([p.reshape(-1) for p in probs]).numpy())
 
 
-def choose_threshold(model, val_pairs, exposure, sc: StudyConfig, device="cpu") -> float:
+def choose_threshold(model, val_pairs, exposure, sc: StudyProfile, device="cpu") -> float:
     """The threshold maximising pixel F1 on ``val_pairs`` (paper 004)."""
     val_pairs = _limit(val_pairs, sc)
     y, s = _flat(val_pairs, predict_images(model, val_pairs, exposure, sc.eval_patch, device=device))
     return best_f1_threshold(y, s)[0] if y.any() else 0.5
 
 
-def evaluate(model, test_pairs, threshold, exposure, sc: StudyConfig, device="cpu") -> dict:
+def evaluate(model, test_pairs, threshold, exposure, sc: StudyProfile, device="cpu") -> dict:
     """Pooled pixel precision / recall / F1 (in %) over the test images at ``threshold``."""
     pairs = _limit(test_pairs, sc)
     y, s = _flat(pairs, predict_images(model, pairs, exposure, sc.eval_patch, device=device))
@@ -178,7 +147,7 @@ def _curve(hist) -> list[tuple[int, float]]:
     return [(e["step"], e["test_F1"]) for e in hist.epochs if "test_F1" in e]
 
 
-def pretrain(arch, source: dict, sc: StudyConfig, exposure: bool, seed=0, device="cpu", curve_pairs=None):
+def pretrain(arch, source: dict, sc: StudyProfile, exposure: bool, seed=0, device="cpu", curve_pairs=None):
     """Grid search over (lr, weight decay) on the source, keeping the model with the best source
     validation F1 (paper 004). Returns (model, threshold on source val, info)."""
     best = None
@@ -197,7 +166,7 @@ def pretrain(arch, source: dict, sc: StudyConfig, exposure: bool, seed=0, device
     return best[0], best[1], best[3]
 
 
-def run_arch(arch: str, target: dict, sources: dict, sc: StudyConfig, arms=ARMS, seed: int = 0,
+def run_arch(arch: str, target: dict, sources: dict, sc: StudyProfile, arms=ARMS, seed: int = 0,
              device="cpu", log=print) -> tuple[list[dict], dict]:
     """Every requested arm for one architecture; pre-training is shared by an arm and its FT twin.
     Returns the result rows and the trained models by arm."""
@@ -236,10 +205,10 @@ def run_arch(arch: str, target: dict, sources: dict, sc: StudyConfig, arms=ARMS,
 # --- defectlib doctor -----------------------------------------------------------------------------
 def _source_sizes(cfg, data_root, n_target: int) -> dict:
     """Training images of each source the arms pre-train on (what one epoch is, without steps_per_epoch)."""
-    sizes = {None: n_target, "synth": cfg["synth_parts"] * cfg["synth_views"]}
+    sizes = {None: n_target, "synth": cfg.synth_parts * cfg.synth_views}
     sizes["synth_ex"] = sizes["synth"]
-    if cfg["planar_train"]:
-        sizes["planar"] = cfg["planar_train"]
+    if cfg.planar_train:
+        sizes["planar"] = cfg.planar_train
     else:  # load_planar: all of NEU-Seg's training split but a fifth for validation
         from ...data import NEUSeg
         from ...synth import locate
@@ -248,7 +217,7 @@ def _source_sizes(cfg, data_root, n_target: int) -> dict:
     return sizes
 
 
-def planned_steps(cfg, sc: StudyConfig, n_images: dict) -> int:
+def planned_steps(cfg, sc: StudyProfile, n_images: dict) -> int:
     """Optimizer steps of one architecture over the profile's arms: a ceiling, since the paper's
     early stopping may end each run sooner."""
     def per_epoch(n):
@@ -258,9 +227,9 @@ def planned_steps(cfg, sc: StudyConfig, n_images: dict) -> int:
         steps = epochs * per_epoch(n)
         return min(steps, sc.max_steps or steps)
     grid = len(sc.lr_grid) * len(sc.wd_grid)
-    sources = {SOURCE[a] for a in cfg["arms"]}
+    sources = {SOURCE[a] for a in cfg.arms}
     total = sum(grid * run(sc.max_epochs, n_images[src]) for src in sources)
-    total += sum(run(sc.finetune_epochs, n_images[None]) for a in cfg["arms"] if a.endswith("_ft"))
+    total += sum(run(sc.finetune_epochs, n_images[None]) for a in cfg.arms if a.endswith("_ft"))
     return total
 
 
@@ -268,13 +237,12 @@ def doctor_probes(cfg, data_root=None, seed: int = 0):
     """Every architecture of the profile on MTD crops, for ``defectlib doctor``."""
     from ..registry import Probe
     sc = study_config(cfg)
-    target = load_target(data_root, seed, cfg["target_train_defective"], cfg["target_train_clean"],
-                           cfg["target_test_defective"], cfg["target_test_clean"], cfg["target_scale"])
+    target = load_target(data_root, seed, cfg.target_train_defective, cfg.target_train_clean,
+                           cfg.target_test_defective, cfg.target_test_clean, cfg.target_scale)
     steps = planned_steps(cfg, sc, _source_sizes(cfg, data_root, len(target["train"])))
-    train = {"optimizer": "adamw", "lr": sc.lr_grid[0], "weight_decay": sc.wd_grid[0]}
+    train = train_config(sc, seed=seed)
     return [Probe("04", {"fcn": "FCN-R50", "deeplabv3": "DeepLabV3-R50", "unet": "U-Net-R34"}.get(arch, arch),
                   lambda arch=arch: build_seg_baseline(arch, in_channels=1),
                   lambda: train_loader(target["train"], sc, False, seed), loss_fn(sc), train, steps,
-                  dataset="MTD" if target["real"] else "MTD stand-in", upper_bound=True,
-                  precision=sc.precision, channels_last=sc.channels_last)
-            for arch in cfg["archs"]]
+                  dataset="MTD" if target["real"] else "MTD stand-in", upper_bound=True)
+            for arch in cfg.archs]
