@@ -14,9 +14,11 @@ Ref(value=40.5, unit='%', source='paper 004, Table 1 (F1)', note='')
 
 A notebook passes the key to ``Recorder.metric(..., paper=key)``; :mod:`defectlib.course.report` looks it
 up. Sources: the papers in the course (000 DANet, 001 Severstal two-stage, 003 OCINet, 004
-synthetic data) as checked in the project's REFERENCE notes (sections 1, 2, 3, 5). Where those
-notes correct a paper, the ``note`` says so. Keys are case-sensitive; :data:`ALIASES` maps a few
-spellings the notes use to the paper's own row names.
+synthetic data), read from their text; the few numbers that come from elsewhere (the authors' code,
+the Kaggle competition, other papers) say so in their ``source``. The course's notes on each paper,
+docs/papers.md, say what it states, what it leaves open and what the course chose there. Where a
+number needs a caveat, the ``note`` says so. Keys are case-sensitive; :data:`ALIASES` maps a few
+other spellings to the paper's own row names.
 """
 from __future__ import annotations
 
@@ -36,7 +38,7 @@ class Ref:
 
 TABLES: dict[str, Ref] = {}
 
-# Row/column spellings used in the notes or in code, mapped to the paper's own (path segments).
+# Row/column spellings used in code, mapped to the paper's own (path segments).
 ALIASES = {
     "DeepLabV3": "DLv3",
     "RealClutch": "RealClutch (baseline)",
@@ -96,9 +98,9 @@ _grid("danet/table4", {
     "DANet": (51.42, 79.49, 92.43, 81.04, 68.22, 96.93, 78.27),
 }, _AP_COLS, "%", "paper 000, Table 4 (AP at IoU 0.5)",
     "splits differ between papers: compare loosely")
-_add("danet/others/YOLOv8n/mAP", 77.7, "%", "REFERENCE 1 (published elsewhere)",
+_add("danet/others/YOLOv8n/mAP", 77.7, "%", "published elsewhere, not in paper 000",
      "other split; compare loosely")
-_add("danet/others/SDDNet/mAP", 88.8, "%", "REFERENCE 1 (published elsewhere)",
+_add("danet/others/SDDNet/mAP", 88.8, "%", "published elsewhere, not in paper 000",
      "other split; compare loosely")
 
 _S = "paper 000, Sec. IV-B"
@@ -112,9 +114,9 @@ for _k, _v, _n in [
 for _k, _v, _s in [("focal_gamma", 2.0, "Eq. 10; RetinaNet default"),
                    ("focal_alpha", 0.25, "Eq. 10; RetinaNet default"),
                    ("cbam_reduction", 16, "Eqs. 3-6; CBAM paper"),
-                   ("cbam_spatial_kernel", 7, "Eq. 5"), ("fpn_channels", 256, "FPN over C2..C5"),
+                   ("cbam_spatial_kernel", 7, "Eq. 6"), ("fpn_channels", 256, "FPN over C2..C5"),
                    ("roi_output_size", 7, "RoIAlign"), ("roi_sampling_ratio", 2, "RoIAlign")]:
-    _add(f"danet/setup/{_k}", _v, "", f"REFERENCE 1 ({_s})")
+    _add(f"danet/setup/{_k}", _v, "", f"docs/papers.md#danet ({_s})")
 
 # --- paper 001: Severstal two-stage ---------------------------------------------------------------
 _SEV = "paper 001"
@@ -125,9 +127,10 @@ _add("severstal/intro/two-stage/Dice", 0.71, "",
      "not the Kaggle metric; the author's code pools the 4 channels per image, smoothed")
 _add("severstal/table1/efficientnet-b3/Dice", 0.607, "",
      f"{_SEV}, Table 1 (segmentation only)", "ResNet34/ResNet50 rows are printed as 'XXX'")
-_add("severstal/kaggle/empty-prediction", 0.86, "", "REFERENCE 2 (Kaggle mean Dice)",
+_add("severstal/kaggle/empty-prediction", 0.86, "",
+     "Kaggle mean Dice, not paper 001 (docs/papers.md#severstal-two-stage)",
      "about: most (image, class) pairs are empty and score 1")
-_add("severstal/kaggle/winner-private", 0.9088, "", "REFERENCE 2 (Kaggle private leaderboard)")
+_add("severstal/kaggle/winner-private", 0.9088, "", "Kaggle private leaderboard, not paper 001")
 
 # Confusion matrices, rows = real defective/clean, columns = predicted defective/clean.
 _CONF = {"resnet34": ((662, 54), (373, 711)), "resnet50": ((695, 21), (365, 719))}
@@ -153,7 +156,7 @@ for _k, _v, _n in [
     ("gate_threshold", 0.5, "p(defective) below it -> all masks empty"),
     ("pixel_threshold", 0.5, ""),
 ]:
-    _add(f"severstal/setup/{_k}", _v, "", f"{_SEV}, Sec. 5 / REFERENCE 2", _n)
+    _add(f"severstal/setup/{_k}", _v, "", f"{_SEV}, Sec. 5 / docs/papers.md#severstal-two-stage", _n)
 
 # --- paper 003: OCINet on NRSD-MN -----------------------------------------------------------------
 _MET = ("PA", "wFm", "IoU", "Dice")
@@ -200,8 +203,8 @@ _add("ocinet/table1/OCINet/FPS", 108, "images/s", "paper 003, Table I", "RTX 309
 _add("ocinet/table1/UNet/params_M", 31.04, "M", "paper 003, Table I", "UNet15, VGG backbone")
 _add("ocinet/table1/UNet/FLOPs_G", 91.34, "G", "paper 003, Table I", "UNet15 at 352x352")
 _add("ocinet/table1/UNet/FPS", 213, "images/s", "paper 003, Table I", "UNet15, RTX 3090")
-_add("ocinet/params/backbone_M", 24.85, "M", "REFERENCE 3 (timm pvt_v2_b2, no classifier)")
-_add("ocinet/params/head_M", 5.1, "M", "REFERENCE 3", "about")
+_add("ocinet/params/backbone_M", 24.85, "M", "not in paper 003: timm pvt_v2_b2, no classifier")
+_add("ocinet/params/head_M", 5.1, "M", "not in paper 003: Table I's 29.95 M minus the backbone", "about")
 
 for _k, _v, _n in [
     ("backbone_depths", (3, 4, 6, 3), "PVT-v2-b2"), ("backbone_heads", (1, 2, 5, 8), ""),
@@ -214,7 +217,7 @@ for _k, _v, _n in [
     ("lr", 1e-4, "Adam"), ("batch_size", 16, ""), ("epochs", 70, "about"),
     ("milestones", (30,), "lr x0.1"),
 ]:
-    _add(f"ocinet/setup/{_k}", _v, "", "paper 003 / REFERENCE 3", _n)
+    _add(f"ocinet/setup/{_k}", _v, "", "paper 003 / the authors' code (docs/papers.md#ocinet)", _n)
 
 # --- paper 004: synthetic data for defect segmentation --------------------------------------------
 _SYN_ROWS = {  # (P, R, F1) for FCN, DLv3, U-Net, on the RealClutch test split
@@ -253,7 +256,7 @@ for _k, _v, _n in [
     ("finetune_lr", 1e-4, ""), ("eval_patch", (416, 352), "half-resolution, padded to /96"),
     ("max_epochs", 1000, ""),
 ]:
-    _add(f"synth/setup/{_k}", _v, "", "paper 004, Sec. 4 / REFERENCE 5", _n)
+    _add(f"synth/setup/{_k}", _v, "", "paper 004, Secs. 3-5 (docs/papers.md#synthetic-data)", _n)
 
 
 # --- look-ups -------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@
   counted as a class (paper 001: "batches balanced across classes including the clean class").
 * :class:`RandomCropDataset` -- random crops whose size follows a per-epoch schedule (paper 001
   alternates 256x384 and 256x512) and that rejects dark crops (the black margins of Severstal strips).
-* :func:`intensity_biased_crop` and :func:`exposure_stack` -- paper 004 (REFERENCE.md section 5):
+* :func:`intensity_biased_crop` and :func:`exposure_stack` -- paper 004 (docs/papers.md#synthetic-data):
   centre a crop on a random pixel brighter than a threshold; stack ``x * 2**a`` for a in {0, 1, 2}.
 * :func:`tile` / :func:`stitch` -- cut an image into padded, optionally overlapping patches and put
   per-patch predictions back together (paper 004 evaluates in 416x352 patches).

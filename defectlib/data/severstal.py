@@ -6,8 +6,9 @@ Used by paper 001 (two-stage classifier + U-Net). On disk: ``train.csv`` + ``tra
 * old: ``ImageId_ClassId,EncodedPixels`` -- 4 rows per image (``x.jpg_1``..``x.jpg_4``), empty = none
 * new: ``ImageId,ClassId,EncodedPixels`` -- defect rows only; images without rows are clean
 
-RLE (REFERENCE.md section 2): space-separated ``start length`` pairs, 1-indexed, pixels numbered
-down each column first (column-major, numpy ``order="F"``), pairs sorted, positive, not overlapping.
+RLE (Kaggle's format, docs/papers.md#severstal-two-stage): space-separated ``start length`` pairs,
+1-indexed, pixels numbered down each column first (column-major, numpy ``order="F"``), pairs sorted,
+positive, not overlapping.
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Reproducible, leakage-free splits.
 
-NEU-DET has no official split (REFERENCE.md section 6). The "1440/360" convention is a per-class
+NEU-DET has no official split (docs/papers.md#danet). The "1440/360" convention is a per-class
 240/60 split: :func:`neu_det_split` makes it seeded and stratified by file-name class, and keeps
 byte-identical images (``patches_101`` / ``patches_105``) on the same side. The AMFF-YOLOX 1620/180
 lists are read from ``splits/`` when present. NEU-Seg ships its own split; its samples are keyed

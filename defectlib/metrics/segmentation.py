@@ -123,7 +123,7 @@ def kaggle_dice(pred, target, per_class=False):
     """Kaggle Severstal Dice: mean over all (image, class) pairs of ``2|S n G| / (|S| + |G|)``.
 
     ``pred``, ``target``: binary ``[N, C, H, W]``. A pair whose masks are both empty scores 1, so
-    predicting nothing already scores about 0.86 on Severstal (REFERENCE.md section 2).
+    predicting nothing already scores about 0.86 on Severstal (docs/papers.md#severstal-two-stage).
     ``per_class=True`` also returns the mean over images of each class (array ``[C]``).
     """
     p, g = _bool(pred, "pred"), _bool(target, "target")

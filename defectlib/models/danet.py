@@ -16,7 +16,7 @@ The RPN, anchors, proposal sampling, box coder, FPN (``BackboneWithFPN``), ``Mul
 ``RoIPool``, box head and post-processing are torchvision's own. The deformable convolution is
 :mod:`defectlib.models.dcn`, CBAM is :mod:`defectlib.models.cbam`.
 
-Choices the paper leaves open, stated (see REFERENCE.md section 1):
+Choices the paper leaves open, stated (see docs/papers.md#danet):
 
 - Phase 1 reads RoIs from the C4 map (stride 16, 1024 channels) of ResNet-50, as in the original
   Faster R-CNN with ResNets; the paper's "base" has no FPN, so one feature map.

@@ -4,7 +4,7 @@ Paper 004, Sec. 3.3: "The defects are modeled as dents and scratches, imprinted 
 object geometry ... Dents are defined by their size, depth and elongation, while scratches are
 defined by their depth, length, and curving strength and frequency." Sizes are "comparable to
 defects present in real samples": circular dents of diameter 0.2-2 mm and scratches 0.05-0.3 mm
-wide (REFERENCE.md section 5). "Additionally, we apply insignificant defects which do not contribute
+wide (docs/papers.md#synthetic-data). "Additionally, we apply insignificant defects which do not contribute
 to the masks, but simulate minor irregularities present in the real data."
 
 Profiles have compact support, so a defect's *footprint* (the pixels whose height it changes) is

@@ -7,7 +7,7 @@ from ..registry import GPU, NO_GPU, Profile, three
 
 
 # --- 01 DANet on NEU-DET (paper 000) -------------------------------------------------------------
-# Paper: Sec. IV-B and REFERENCE.md section 1. Model sizes are build_danet() arguments; training
+# Paper: Sec. IV-B and docs/papers.md#danet. Model sizes are build_danet() arguments; training
 # keys are defectlib.engine.TrainConfig fields. "paper" is exact where the paper says (SGD 0.02 /
 # 0.9 / 1e-4, batch 4, 30 epochs, lr x0.1 after epochs 20 and 28, COCO-pretrained ResNet-50-FPN);
 # lr 0.02 is the usual value for batch 16 (linear scaling gives 0.005 at batch 4): the paper

@@ -1,6 +1,6 @@
 """Notebook 01's recipe: DANet (paper 000: Faster R-CNN + ResNet-50-FPN + DCN + CBAM + RoIAlign +
 focal loss), the five phases of its Table 3 ablation, each built at the profile's size and trained
-with the paper's SGD (Sec. IV-B and REFERENCE.md section 1)."""
+with the paper's SGD (Sec. IV-B and docs/papers.md#danet)."""
 from __future__ import annotations
 
 import torch

@@ -1,5 +1,5 @@
 """Notebook 03's data: NRSD-MN, or real NEU-Seg + MTD in its place, resized as paper 003 trains
-(Sec. IV-A-2) and evaluated as the authors' test script does (REFERENCE.md section 3).
+(Sec. IV-A-2) and evaluated as the authors' test script does (docs/papers.md#ocinet).
 
 Training: images and masks resized to 352x352, rotations and flips. The paper says "rotate and
 flip" without details (the authors' data loader has its augmentations commented out); we read it as

@@ -4,7 +4,7 @@ Training (Sec. IV-A-2): Adam lr 1e-4, batch 16, 70 epochs, lr x0.1 after epoch 3
 deep supervision over S^1..S^4 with weights (1, 1, 1/2, 1/4) of BCE + IoU
 (:class:`defectlib.losses.DeepSupervisionLoss`).
 
-Evaluation, as the authors' test script and metric code do it (REFERENCE.md section 3):
+Evaluation, as the authors' test script and metric code do it (docs/papers.md#ocinet):
 only the image is resized; S^1 goes through a sigmoid, is resized back to the ground truth's own
 size, min-max normalised per image, binarised with Otsu's threshold, and every metric is computed
 per image and then averaged over images. "PA" in their code is the foreground recall TP/|GT|,

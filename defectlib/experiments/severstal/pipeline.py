@@ -7,12 +7,13 @@ whole-zero masks are generated."
 
     mask_c(x) = 1[ p_cls(x) >= t_gate ] * 1[ sigmoid(unet(x))_c >= t_pix ]      (then min-area filter)
 
-The paper uses t_gate = t_pix = 0.5 (REFERENCE.md section 2). Here they are parameters, chosen with
-:func:`tune_thresholds` on VALIDATION predictions, never on the test set. :func:`apply_thresholds`
-is the single place the rule above is written; :meth:`TwoStagePipeline.predict` and the tuning
-both call it, so what is tuned is exactly what is deployed. :func:`collect` runs both networks
-over a split once; :func:`dice_report` scores the U-Net alone, the pipeline, the pipeline with a
-perfect gate and the "predict nothing" baseline with both Dice definitions of the notebook.
+The paper uses t_gate = t_pix = 0.5 (docs/papers.md#severstal-two-stage). Here they are
+parameters, chosen with :func:`tune_thresholds` on VALIDATION predictions, never on the test set.
+:func:`apply_thresholds` is the single place the rule above is written;
+:meth:`TwoStagePipeline.predict` and the tuning both call it, so what is tuned is exactly what is
+deployed. :func:`collect` runs both networks over a split once; :func:`dice_report` scores the
+U-Net alone, the pipeline, the pipeline with a perfect gate and the "predict nothing" baseline with
+both Dice definitions of the notebook.
 """
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ from ..registry import CPU, GPU, NO_GPU, Profile, three
 
 
 # --- 02 Severstal two-stage (paper 001) ----------------------------------------------------------
-# Paper: Sec. 5 and REFERENCE.md section 2. Every profile trains a fixed number of steps
+# Paper: Sec. 5 and docs/papers.md#severstal-two-stage. Every profile trains a fixed number of steps
 # (epochs x steps_per_epoch). Per-dataset sizes: crops (h, w) alternate by epoch; MTD tiles (sizes
 # vary) are resized first.
 @dataclass(frozen=True)

@@ -89,7 +89,8 @@ def _pipeline_paper(tag: str) -> str | None:
 def record_pipeline(rec, task, predictions: dict, n_test: int) -> None:
     """Each prediction of the pipeline (tag -> (label, dice_report row)) on ``task``'s test
     images: Kaggle Dice and the author's, the latter beside the paper's Sec. 1 numbers (predicting
-    nothing has none: its ~0.86 on Severstal is from REFERENCE.md, not from paper 001)."""
+    nothing has none: its ~0.86 on Severstal is Kaggle's metric, not paper 001's, see
+    docs/papers.md#severstal-two-stage)."""
     for tag, (_, r) in predictions.items():
         rec.metrics({"kaggle_dice": r["kaggle"]}, prefix=f"{task.dataset}/pipeline/{tag}", dataset=task.dataset,
                     real=task.real, note=f"{n_test} test images, Kaggle per image x class")
