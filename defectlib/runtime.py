@@ -11,11 +11,20 @@ import torch
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` picks cuda, then mps, then cpu; anything else is passed to ``torch.device``."""
-    if isinstance(device, torch.device):
-        return device
-    if device != "auto":
-        return torch.device(device)
+    """``"auto"`` picks cuda, then mps, then cpu; anything else is passed to ``torch.device``. A
+    CUDA device with an index (``cuda:1``) also becomes the process's current device
+    (``torch.cuda.set_device``), so that pinned-memory threads, cuDNN handles and stray
+    allocations land on it rather than opening a context on GPU 0."""
+    if not isinstance(device, torch.device):
+        if device == "auto":
+            return _auto_device()
+        device = torch.device(device)
+    if device.type == "cuda" and device.index is not None and torch.cuda.is_available():
+        torch.cuda.set_device(device.index)
+    return device
+
+
+def _auto_device() -> torch.device:
     if torch.cuda.is_available():
         return torch.device("cuda")
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():

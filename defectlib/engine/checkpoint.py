@@ -37,7 +37,9 @@ def rng_state() -> dict[str, Any]:
 def set_rng_state(state: dict[str, Any]) -> None:
     """Restore what :func:`rng_state` captured. The generators' states are CPU byte tensors
     whatever device a checkpoint was loaded to (``torch.load(map_location="cuda")`` moves them to
-    the GPU, where ``torch.set_rng_state`` refuses them)."""
+    the GPU, where ``torch.set_rng_state`` refuses them). A checkpoint written where more GPUs were
+    visible than now (rank 0 of a 4-GPU torchrun, resumed on one GPU) restores the generators of the
+    GPUs there are: GPU k gets the state GPU k had."""
     py = state["python"]
     random.setstate((py["version"], tuple(int(v) for v in py["state"].tolist()), py["gauss"]))
     nps = state["numpy"]
@@ -45,7 +47,8 @@ def set_rng_state(state: dict[str, Any]) -> None:
                          nps["cached"]))
     torch.set_rng_state(state["torch"].cpu().to(torch.uint8))
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([s.cpu().to(torch.uint8) for s in state["cuda"]])
+        for k, s in enumerate(state["cuda"][: torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(s.cpu().to(torch.uint8), k)
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:

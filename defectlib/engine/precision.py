@@ -67,6 +67,13 @@ class Precision:
                                     enabled=self.scale_loss)
 
 
+def cuda_has_native_bf16(device: torch.device | str = "cuda") -> bool:
+    """True on GPUs that compute in bf16 (compute capability 8.0 and later: Ampere, Ada, Hopper...).
+    Not ``torch.cuda.is_bf16_supported()``, which also counts bf16 emulated by older cards (V100,
+    T4): there bf16 is slower than fp16, so those get fp16 with a GradScaler."""
+    return torch.cuda.get_device_capability(torch.device(device)) >= (8, 0)
+
+
 def resolve_precision(precision: str, device: torch.device | str) -> Precision:
     """Turn ``"fp32" | "bf16" | "fp16" | "auto"`` into what runs on ``device`` (see module docstring)."""
     name = str(precision).lower()
@@ -75,7 +82,7 @@ def resolve_precision(precision: str, device: torch.device | str) -> Precision:
     device_type = torch.device(device).type
     if name == "auto":
         if device_type == "cuda":
-            name = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+            name = "bf16" if cuda_has_native_bf16(device) else "fp16"
         elif device_type == "cpu":
             name = "bf16" if cpu_has_native_bf16() else "fp32"
         else:  # mps and others: autocast support varies, stay exact

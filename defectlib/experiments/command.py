@@ -106,14 +106,18 @@ def _name(hint: Any) -> str:
     return getattr(hint, "__name__", None) if not typing.get_args(hint) else str(hint).replace("typing.", "")
 
 
-def per_rank_batch(batch_size: int, world_size: int) -> int:
+def per_rank_batch(batch_size: int, world_size: int, key: str = "batch_size") -> int:
     """The batch of each of ``world_size`` processes so that together they take the profile's
     ``batch_size`` per optimizer step: DDP averages the processes' gradients, so a step of N
     processes on ``batch_size / N`` images each is the step one process takes on ``batch_size``
-    (the schedule, learning rate and steps per epoch stay the profile's)."""
+    (the schedule, learning rate and steps per epoch stay the profile's). ``key``: the setting's
+    name, for the message when it does not split (the paper's batch of 5 over 2, 4 or 8 GPUs)."""
     if batch_size % world_size:
-        raise ValueError(f"batch_size {batch_size} (the global batch) does not split over {world_size} processes; "
-                         f"--set batch_size=<a multiple of {world_size}> (and scale lr if you mean to)")
+        lower, upper = max(world_size, batch_size // world_size * world_size), -(-batch_size // world_size) * world_size
+        how = f"--set {key}={lower}" + (f" or {upper}" if upper != lower else "") if "." not in key else \
+            f"{key} = {lower} or {upper} in the profile"
+        raise ValueError(f"{key} {batch_size} (the global batch) does not split over {world_size} processes: "
+                         f"{how} (a multiple of {world_size}; scale lr if you mean to)")
     return batch_size // world_size
 
 

@@ -53,7 +53,7 @@ def run(profile: str = "smoke", out: str | Path | None = None, seed: int = 0, da
     ranks return None. Joins torchrun's process group (gloo on CPU, NCCL on CUDA) if launched
     under it; the caller ends it (:func:`main` does)."""
     cfg, dev, di = command.join("01", profile, device, dry_run, changes)
-    rank_cfg = cfg.replace(batch_size=command.per_rank_batch(cfg.batch_size, di.world_size))
+    rank_cfg = cfg.replace(batch_size=command.per_rank_batch(cfg.batch_size, di.world_size, "batch_size"))
     seed_everything(seed)
     rec = Recorder(out if di.is_main else None, NOTEBOOK, profile, config=cfg, seed=seed, device=dev,
                    data_root=data_root)

@@ -39,9 +39,9 @@ def per_rank(cfg, world_size: int):
     """The profile as each of ``world_size`` processes trains it (see the module docstring)."""
     if world_size == 1:
         return cfg
-    more = {k: cfg[k] * world_size for k in ("steps_per_epoch", "cls_steps_per_epoch") if cfg[k]}
-    return cfg.replace(seg_batch_size=command.per_rank_batch(cfg.seg_batch_size, world_size),
-                       cls_batch_size=command.per_rank_batch(cfg.cls_batch_size, world_size), **more)
+    more = {k: getattr(cfg, k) * world_size for k in ("steps_per_epoch", "cls_steps_per_epoch") if getattr(cfg, k)}
+    return cfg.replace(seg_batch_size=command.per_rank_batch(cfg.seg_batch_size, world_size, "seg_batch_size"),
+                       cls_batch_size=command.per_rank_batch(cfg.cls_batch_size, world_size, "cls_batch_size"), **more)
 
 
 def run(profile: str = "smoke", out: str | Path | None = None, seed: int = 0, data_root: str | Path | None = None,
@@ -49,6 +49,7 @@ def run(profile: str = "smoke", out: str | Path | None = None, seed: int = 0, da
     """Notebook 02's training and evaluation (``changes``: profile settings, unknown ones a
     KeyError); rank 0 writes ``<out>/results.json`` and returns the recorder's data."""
     cfg, dev, di = command.join("02", profile, device, dry_run, changes)
+    train_cfg = per_rank(cfg, di.world_size)   # before any data is built: a batch that does not split stops here
     predict = dict(device=dev, max_batches=cfg.max_eval_batches, precision=cfg.precision,
                    channels_last=cfg.channels_last)
     seed_everything(seed)
@@ -59,7 +60,6 @@ def run(profile: str = "smoke", out: str | Path | None = None, seed: int = 0, da
     parameter_counts()
     seg_task, gate_task = build_tasks(cfg, data_root, seed)
     demo_batches(seg_task, cfg, seed)
-    train_cfg = per_rank(cfg, di.world_size)
     unets = {enc: train_unet(seg_task, enc, train_cfg, seed=seed, device=dev, rec=rec, predict=predict)[0]
              for enc in cfg.encoders}
     seg = {}

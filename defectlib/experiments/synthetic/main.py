@@ -40,7 +40,7 @@ def run(profile: str = "smoke", out: str | Path | None = None, seed: int = 0, da
     seed_everything(seed)
     rec = Recorder(out if di.is_main else None, NOTEBOOK, profile, cfg, seed, dev, data_root)
     sc = study_config(cfg)
-    sc = dataclasses.replace(sc, batch_size=command.per_rank_batch(sc.batch_size, di.world_size),
+    sc = dataclasses.replace(sc, batch_size=command.per_rank_batch(sc.batch_size, di.world_size, "study.batch_size"),
                              progress=sc.progress and progress and di.is_main)
     say = print if di.is_main else (lambda *a, **k: None)
     t0 = time.perf_counter()

@@ -1,0 +1,94 @@
+"""The paper runs on GPU nodes and under torchrun, checked on a CPU (CUDA faked where the path needs
+it; issue 27): a global batch that does not split stops before any data is built and names the
+setting to change; a checkpoint from a node with more GPUs resumes on one; emulated bf16 cards get
+fp16; ``cuda:K`` becomes the current device."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from defectlib import profiles
+from defectlib.engine import checkpoint
+from defectlib.engine.distributed import DistInfo
+from defectlib.engine.precision import resolve_precision
+from defectlib.experiments import command
+from defectlib.runtime import resolve_device
+
+
+# --- a global batch that does not split over the processes ------------------------------------------
+def test_the_message_names_the_setting_and_the_multiples_that_split():
+    assert command.per_rank_batch(4, 2) == 2 and command.per_rank_batch(5, 1) == 5
+    with pytest.raises(ValueError, match=r"seg_batch_size 5 \(the global batch\) does not split over 2 processes: "
+                                         r"--set seg_batch_size=4 or 6"):
+        command.per_rank_batch(5, 2, "seg_batch_size")
+    with pytest.raises(ValueError, match=r"--set batch_size=8 \(a multiple of 8"):   # DANet's 4 on 8 GPUs
+        command.per_rank_batch(4, 8)
+    with pytest.raises(ValueError, match=r"study.batch_size = 16 or 24 in the profile"):  # no --set for nested
+        command.per_rank_batch(20, 8, "study.batch_size")
+
+
+@pytest.mark.parametrize("world_size", [2, 4, 8])
+def test_notebook_02_stops_before_building_its_data(monkeypatch, world_size):
+    """The paper's seg_batch_size=5 under torchrun: a clear error before the tasks are built (it
+    used to come after minutes of data preparation, naming a key notebook 02 does not have)."""
+    from defectlib.experiments.severstal import main as severstal_main
+
+    def join(notebook, profile, device, dry_run, changes):
+        return profiles.get(notebook, profile, dry_run=dry_run, **changes), torch.device("cpu"), \
+            DistInfo(0, world_size, 0)
+    monkeypatch.setattr(command, "join", join)
+    monkeypatch.setattr(severstal_main, "build_tasks", lambda *a, **k: pytest.fail("data built first"))
+    with pytest.raises(ValueError, match=rf"seg_batch_size 5 .* over {world_size} processes: --set seg_batch_size="):
+        severstal_main.run("paper", dry_run=True)
+
+
+# --- resume where fewer GPUs are visible than when the checkpoint was written -----------------------
+class _FakeCuda:
+    """``torch.cuda`` as a machine with ``n`` GPUs shows it, for the RNG calls of checkpoints."""
+
+    def __init__(self, monkeypatch, n: int):
+        self.set: dict[int, torch.Tensor] = {}
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+        monkeypatch.setattr(torch.cuda, "device_count", lambda: n)
+        monkeypatch.setattr(torch.cuda, "set_rng_state", lambda s, device=0: self.set.__setitem__(int(device), s))
+
+        def set_all(states):  # what torch does: one state per visible device, more is an IndexError
+            if len(states) > n:
+                raise IndexError("list index out of range")
+            for k, s in enumerate(states):
+                self.set[k] = s
+        monkeypatch.setattr(torch.cuda, "set_rng_state_all", set_all)
+
+
+def test_a_checkpoint_of_four_gpus_resumes_on_one(monkeypatch):
+    state = checkpoint.rng_state()
+    state["cuda"] = [torch.full((16,), k, dtype=torch.uint8) for k in range(4)]   # rank 0 of a 4-GPU run
+    fake = _FakeCuda(monkeypatch, n=1)
+    checkpoint.set_rng_state(state)
+    assert list(fake.set) == [0] and torch.equal(fake.set[0], state["cuda"][0])   # GPU 0 gets GPU 0's state
+    fake = _FakeCuda(monkeypatch, n=8)                                           # and on a bigger node
+    checkpoint.set_rng_state(state)
+    assert sorted(fake.set) == [0, 1, 2, 3]
+
+
+# --- precision="auto" on a card that only emulates bf16 ---------------------------------------------
+@pytest.mark.parametrize("capability, want", [((7, 0), "fp16"), ((7, 5), "fp16"), ((8, 0), "bf16"),
+                                              ((8, 9), "bf16"), ((9, 0), "bf16")])
+def test_auto_is_bf16_only_where_the_gpu_computes_in_it(monkeypatch, capability, want):
+    """V100 (7.0) and T4 (7.5) report bf16 as supported (emulated, slower than fp16): fp16 + a
+    GradScaler there; Ampere (8.0) and later compute in bf16."""
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    p = resolve_precision("auto", "cuda")
+    assert p.name == want and p.scale_loss == (want == "fp16")
+
+
+# --- --device cuda:K ----------------------------------------------------------------------------------
+def test_cuda_k_becomes_the_current_device(monkeypatch):
+    calls = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda k: calls.append(k))
+    assert resolve_device("cuda:1") == torch.device("cuda:1") and calls == [1]
+    assert resolve_device(torch.device("cuda", 2)) == torch.device("cuda:2") and calls == [1, 2]
+    assert resolve_device("cuda").type == "cuda" and calls == [1, 2]     # no index: the current one
+    assert resolve_device("cpu") == torch.device("cpu") and calls == [1, 2]
