@@ -92,3 +92,18 @@ def test_cuda_k_becomes_the_current_device(monkeypatch):
     assert resolve_device(torch.device("cuda", 2)) == torch.device("cuda:2") and calls == [1, 2]
     assert resolve_device("cuda").type == "cuda" and calls == [1, 2]     # no index: the current one
     assert resolve_device("cpu") == torch.device("cpu") and calls == [1, 2]
+
+
+# --- SyncBN under torchrun ------------------------------------------------------------------------
+def test_paper_profiles_normalise_over_the_global_batch():
+    """Every model of every paper profile trains with sync_bn (BatchNorm over the global batch when a
+    run is split over GPUs; nothing changes on one GPU or on a CPU), the cpu and smoke profiles
+    without, and a command can turn it on (``--set sync_bn=true`` used to be refused)."""
+    from defectlib.experiments.registry import train_config
+    from defectlib.experiments.synthetic import study_config
+    for name, want in (("paper", True), ("cpu", False), ("smoke", False)):
+        for nb, models in (("01", (None,)), ("02", ("unet", "gate")), ("03", (None,))):
+            for model in models:
+                assert train_config(profiles.get(nb, name), model).sync_bn is want, (nb, model, name)
+        assert train_config(study_config(profiles.get("04", name))).sync_bn is want
+    assert command.parse_changes("03", "cpu", ["sync_bn=true"]) == {"sync_bn": True}

@@ -85,27 +85,22 @@ class Profile(Settings):
     pin_memory: bool = False
     precision: str = "fp32"                  # engine numerics: fp32 | bf16 | fp16 | auto
     channels_last: bool = False
+    sync_bn: bool = False                    # under torchrun on GPUs: BatchNorm over the global batch
 
     def numerics(self) -> dict[str, Any]:
-        """The TrainConfig fields every profile sets the same way: numerics and a dry run's cut."""
-        return {"precision": self.precision, "channels_last": self.channels_last, "max_steps": self.max_steps,
-                "max_eval_batches": self.max_eval_batches}
+        """The TrainConfig fields every profile sets the same way: numerics, SyncBN, a dry run's cut."""
+        return {"precision": self.precision, "channels_last": self.channels_last, "sync_bn": self.sync_bn,
+                "max_steps": self.max_steps, "max_eval_batches": self.max_eval_batches}
 
 
-# what the paper profiles add for a GPU: mixed precision, and loader workers so JPEG decoding keeps up
-_GPU = {"num_workers": 4, "pin_memory": True, "precision": "auto", "channels_last": True}
-# what the cpu profiles add: bf16 autocast where the CPU has it natively, channels_last
-_CPU = {"precision": "auto", "channels_last": True}
-# the other profiles start from the paper's GPU settings: back to one process and exact numerics
-_NO_GPU = {"num_workers": 0, "pin_memory": False, "precision": "fp32", "channels_last": False}
-
-
-# what the paper profiles add for a GPU: mixed precision, and loader workers so JPEG decoding keeps up
-GPU = {"num_workers": 4, "pin_memory": True, "precision": "auto", "channels_last": True}
+# what the paper profiles add for a GPU: mixed precision, loader workers so JPEG decoding keeps up, and
+# SyncBN, so that a global batch split over N GPUs still normalises over the whole batch (paper runs
+# are single-GPU in the papers; on one GPU, or on CPU, sync_bn changes nothing)
+GPU = {"num_workers": 4, "pin_memory": True, "precision": "auto", "channels_last": True, "sync_bn": True}
 # what the cpu profiles add: bf16 autocast where the CPU has it natively, channels_last
 CPU = {"precision": "auto", "channels_last": True}
 # the other profiles start from the paper's GPU settings: back to one process and exact numerics
-NO_GPU = {"num_workers": 0, "pin_memory": False, "precision": "fp32", "channels_last": False}
+NO_GPU = {"num_workers": 0, "pin_memory": False, "precision": "fp32", "channels_last": False, "sync_bn": False}
 
 
 def three(paper: Profile, cpu: dict, smoke: dict) -> dict[str, Profile]:

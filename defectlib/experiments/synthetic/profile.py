@@ -47,6 +47,7 @@ class StudyProfile(Settings):
     # copied from the notebook profile by study_config (see above)
     precision: str = "fp32"
     channels_last: bool = False
+    sync_bn: bool = False
     progress: bool = False
     max_steps: int | None = None             # dry runs: optimizer steps per training run
     max_eval_batches: int | None = None      # dry runs: validation-loss batches
@@ -61,7 +62,8 @@ class StudyProfile(Settings):
                 "weight_decay": self.wd_grid[0], "schedule": self.schedule, "step_size": self.halve_every,
                 "gamma": 0.5, "early_stopping": self.early_stopping, "early_stop_patience": self.early_stop_patience,
                 "early_stop_min_delta": self.early_stop_min_delta, "max_steps": self.max_steps,
-                "progress": self.progress, "precision": self.precision, "channels_last": self.channels_last}
+                "progress": self.progress, "precision": self.precision, "channels_last": self.channels_last,
+                "sync_bn": self.sync_bn}
 
 
 _NB04_ARMS = ("real", "planar", "planar_ft", "synth", "synth_ft", "synth_ex", "synth_ex_ft")

@@ -56,7 +56,8 @@ SOURCE = {"real": None, "planar": "planar", "planar_ft": "planar", "synth": "syn
 def study_config(cfg) -> StudyProfile:
     """The training runs' settings of a notebook profile (``profiles.get("04", ...)``): its
     ``study``, with the profile's numerics and progress bars, dry run included."""
-    sc = cfg.study.replace(precision=cfg.precision, channels_last=cfg.channels_last, progress=bool(cfg.progress))
+    sc = cfg.study.replace(precision=cfg.precision, channels_last=cfg.channels_last, sync_bn=cfg.sync_bn,
+                           progress=bool(cfg.progress))
     if cfg.dry_run:  # 2 steps per run, one grid point: a dry run checks that every run starts
         sc = sc.replace(max_steps=cfg.max_steps, max_eval_batches=cfg.max_eval_batches, max_eval_images=2,
                         lr_grid=sc.lr_grid[:1], wd_grid=sc.wd_grid[:1])
