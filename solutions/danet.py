@@ -12,7 +12,9 @@ from torchvision.ops import FeaturePyramidNetwork, box_iou
 
 def focal_over_ce(p_t: float, gamma: float = 2.0, alpha: float = 0.25) -> float:
     """Exercise 1: the focal loss (paper Eq. 10) of an example whose true class has probability
-    ``p_t``, as a fraction of its cross-entropy (Eq. 7): ``alpha (1 - p_t)^gamma``."""
+    ``p_t``, as a fraction of its cross-entropy (Eq. 7): ``alpha (1 - p_t)^gamma``, what
+    ``danet.softmax_focal_loss(logits, target) / danet.softmax_focal_loss(logits, target, alpha=None,
+    gamma=0)`` gives for a defect RoI (tests/test_solutions.py checks both)."""
     ce = -math.log(p_t)
     fl = -alpha * (1 - p_t) ** gamma * math.log(p_t)
     return fl / ce

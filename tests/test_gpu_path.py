@@ -107,3 +107,55 @@ def test_paper_profiles_normalise_over_the_global_batch():
                 assert train_config(profiles.get(nb, name), model).sync_bn is want, (nb, model, name)
         assert train_config(study_config(profiles.get("04", name))).sync_bn is want
     assert command.parse_changes("03", "cpu", ["sync_bn=true"]) == {"sync_bn": True}
+
+
+# --- the doctor measures the model the paper run trains ---------------------------------------------
+def test_the_doctor_builds_danet_as_the_paper_run_trains_it():
+    """The paper profile starts from COCO weights: frozen BatchNorm and 3 trainable stages. The
+    doctor builds that shape without the weights (it used to measure plain BatchNorm and 5
+    trainable stages: another model's memory and step time); the from-scratch profiles keep theirs."""
+    from torchvision.ops.misc import FrozenBatchNorm2d
+
+    from defectlib.experiments import danet
+    for name, frozen in (("paper", True), ("smoke", False)):
+        cfg = profiles.get("01", name).replace(phases=(2,), width=8, fpn_channels=32, representation_size=64,
+                                                min_size=128, max_size=128, max_train_images=8, max_test_images=4)
+        (probe,) = danet.doctor_probes(cfg, None, 0)
+        body = probe.build().backbone.body
+        norms = {type(m) for m in body.modules() if isinstance(m, (torch.nn.BatchNorm2d, FrozenBatchNorm2d))}
+        assert norms == ({FrozenBatchNorm2d} if frozen else {torch.nn.BatchNorm2d}), name
+        stem_trains = any(p.requires_grad for n, p in body.named_parameters() if n.startswith(("conv1", "layer1")))
+        assert stem_trains is not frozen, name
+
+
+# --- DANet under bf16 autocast decodes its boxes in fp32 --------------------------------------------
+def test_a_bf16_detector_step_decodes_boxes_in_fp32(monkeypatch):
+    """precision="auto" on an Ampere GPU (or a CPU with native bf16) trains DANet under bf16
+    autocast; torchvision's box coder then decoded in bf16 (801.3 -> 800). Every decode of a bf16
+    training step, RPN and RoI head, is now fp32 and exact."""
+    from torchvision.models.detection._utils import BoxCoder
+
+    from defectlib.models.danet import build_danet
+    decoded = []
+    original = BoxCoder.decode_single
+
+    def spy(self, rel_codes, boxes):
+        out = original(self, rel_codes, boxes)
+        decoded.append(out.dtype)
+        return out
+    monkeypatch.setattr(BoxCoder, "decode_single", spy)
+    torch.manual_seed(0)
+    model = build_danet(5, num_classes=2, width=8, fpn_channels=16, representation_size=32, min_size=64,
+                        max_size=64, anchor_sizes=(8, 16, 32, 64, 128), rpn_pre_nms_top_n_train=50,
+                        rpn_post_nms_top_n_train=20, box_batch_size_per_image=16).train()
+    images = [torch.rand(3, 64, 64)]
+    targets = [{"boxes": torch.tensor([[10.0, 12.0, 40.0, 50.0]]), "labels": torch.tensor([1])}]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        losses = model(images, targets)
+    assert decoded and all(d == torch.float32 for d in decoded), decoded
+    assert all(torch.isfinite(v) for v in losses.values())
+    # and exactly: zero offsets give the anchor back, to fp32 precision, not on bf16's 4-8 px grid
+    anchors = [torch.tensor([[801.3, 3.0, 1333.0, 10.5]])]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        box = model.rpn.box_coder.decode(torch.zeros(1, 4, dtype=torch.bfloat16), anchors)
+    torch.testing.assert_close(box.reshape(4), anchors[0][0], rtol=0, atol=1e-3)  # fp32 rounding only

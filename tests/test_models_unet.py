@@ -1,6 +1,6 @@
 """U-Net encoders and the ResNet gate of paper 001: sizes pinned, one training step each, weights.
 
-Oracle: segmentation_models_pytorch (the library the paper's author used) builds the same U-Net;
+Oracle: segmentation_models_pytorch (a widely used U-Net library; the paper names none) builds the same U-Net;
 parameter counts must agree, and with identical weights the ResNet34 U-Net must give identical
 outputs. Without smp installed those comparisons skip; the pinned counts still run.
 """

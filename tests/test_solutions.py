@@ -63,9 +63,15 @@ def test_01_focal_loss_fraction_matches_the_library():
 
     from defectlib.losses import focal_loss
     from solutions import danet
+    from defectlib.models.danet import softmax_focal_loss
     for p_t in (0.9, 0.5, 0.1):
         logits = torch.tensor([[math.log(p_t), math.log(1 - p_t)]], dtype=torch.float64)
         ce, fl = focal_loss(logits, torch.tensor([0]), alpha=1.0, gamma=0.0), focal_loss(logits, torch.tensor([0]))
+        assert danet.focal_over_ce(p_t) == pytest.approx(float(fl / ce), rel=1e-9)
+        # the function the exercise names (notebook 01 imports danet): class 1 a defect, alpha_t = alpha
+        box = torch.tensor([[math.log(1 - p_t), math.log(p_t)]], dtype=torch.float64)
+        ce, fl = (softmax_focal_loss(box, torch.tensor([1]), alpha=None, gamma=0.0),
+                  softmax_focal_loss(box, torch.tensor([1])))
         assert danet.focal_over_ce(p_t) == pytest.approx(float(fl / ce), rel=1e-9)
     assert danet.focal_over_ce(0.9) == pytest.approx(0.0025)   # an easy example: 400 times smaller
 

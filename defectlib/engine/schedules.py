@@ -150,8 +150,8 @@ def lr_curve(cfg: TrainConfig, iters_per_epoch: int, epochs: int | None = None) 
 class EarlyStopping:
     """Stop when the monitored value has not improved by ``min_delta`` (relative) for ``patience`` checks.
 
-    Paper 004: "early stopping when the validation loss improves by less than 1 % (relative) over
-    5 validations" -> ``EarlyStopping(patience=5, min_delta=0.01, mode="min")``.
+    Paper 004 (Sec. 5.1): "early stopping when relative decrease in validation loss is under 0.01
+    for 5 consecutive validations" -> ``EarlyStopping(patience=5, min_delta=0.01, mode="min")``.
     """
 
     def __init__(self, patience: int = 5, min_delta: float = 0.01, mode: str = "min"):

@@ -60,8 +60,9 @@ def classifier_from_encoder(encoder) -> DefectClassifier:
     """The gate with a trunk copied from a trained U-Net ``encoder``
     (:class:`defectlib.models.unet.Encoder`, e.g. ``unet.encoder``): the same layers as
     :func:`build_classifier` builds (for ResNets: conv1 ... layer4), initialised from what the
-    U-Net learned from the training masks, and a fresh one-logit head. Not in paper 001, whose gate
-    starts from ImageNet weights: in-domain pre-training for a gate trained from scratch."""
+    U-Net learned from the training masks, and a fresh one-logit head. Not in paper 001, which does
+    not say where its gate starts (it "follows the classical ResNet50 architecture", Sec. 4.2):
+    in-domain pre-training for a gate trained from scratch."""
     import copy
     trunk = nn.Sequential(*copy.deepcopy(list(encoder.stages)))
     return DefectClassifier(trunk, encoder.out_channels[-1])

@@ -1,6 +1,8 @@
 """DANet: Faster R-CNN + ResNet-50-FPN + deformable convolution + CBAM + focal loss (paper 000).
 
-The five ablation phases of the paper's Tables 2-3, built from torchvision's detection parts:
+The five ablation phases of the paper's Tables 2-3, built from torchvision's detection parts
+(RoIAlign in phase 2 is our placement: Table 2 does not name it, and the abstract adds it after
+CBAM, "After that we incorporated ROI Align, replacing ROI Pooling"):
 
 ====== ===================================================== ====================================
 phase  model                                                 what this module adds
@@ -17,6 +19,9 @@ The RPN, anchors, proposal sampling, box coder, FPN (``BackboneWithFPN``), ``Mul
 :mod:`defectlib.models.dcn`, CBAM is :mod:`defectlib.models.cbam`.
 
 Choices the paper leaves open, stated (see docs/papers.md#danet):
+
+- RoIAlign enters with the FPN in phase 2, because torchvision's multi-scale detector pools with
+  ``MultiScaleRoIAlign``; no table of the paper says which phase first uses it.
 
 - Phase 1 reads RoIs from the C4 map (stride 16, 1024 channels) of ResNet-50, as in the original
   Faster R-CNN with ResNets; the paper's "base" has no FPN, so one feature map.
@@ -53,6 +58,7 @@ from torchvision.models.resnet import Bottleneck
 from torchvision.ops import MultiScaleRoIAlign, roi_pool
 from torchvision.ops.misc import FrozenBatchNorm2d
 
+from .box_coder import FP32BoxCoder
 from .cbam import CBAM
 from .dcn import DeformConv2d
 from ..complexity import count_parameters  # re-exported: the pinned phase counts
@@ -265,7 +271,7 @@ def build_danet(phase: int = 5, num_classes: int = 6, weights=None, *, width: in
                 fpn_channels: int = 256, representation_size: int = 1024,
                 dcn_stages=(3, 4, 5), dcn_modulated: bool = False, cbam_stages=(2, 3, 4, 5),
                 cbam_reduction: int = 16, focal_alpha: float | None = 0.25,
-                focal_gamma: float = 2.0, trainable_layers: int | None = None,
+                focal_gamma: float = 2.0, trainable_layers: int | None = None, frozen_bn: bool | None = None,
                 anchor_sizes=(32, 64, 128, 256, 512), aspect_ratios=(0.5, 1.0, 2.0),
                 **faster_rcnn_kwargs) -> FasterRCNN:
     """One phase (1-5) of the paper's ablation as a torchvision :class:`FasterRCNN`.
@@ -274,15 +280,17 @@ def build_danet(phase: int = 5, num_classes: int = 6, weights=None, *, width: in
     scratch), a path or state dict, or a torchvision weights enum (e.g.
     ``FasterRCNN_ResNet50_FPN_Weights.COCO_V1`` or ``ResNet50_Weights.IMAGENET1K_V1``, fetched by
     torchvision, for online users); with weights the BNs are frozen and ``trainable_layers``
-    defaults to 3, as in torchvision. Other keyword arguments (``min_size``, ``max_size``,
+    defaults to 3, as in torchvision; ``frozen_bn=True`` builds that shape without the weights (what
+    ``defectlib doctor`` measures for a run that will load them). Other keyword arguments (``min_size``, ``max_size``,
     ``box_batch_size_per_image``, ``rpn_post_nms_top_n_train``...) go to ``FasterRCNN``.
     """
     if phase not in PHASES:
         raise ValueError(f"phase must be one of {sorted(PHASES)}, got {phase!r}")
     pretrained = weights is not None
-    norm_layer = FrozenBatchNorm2d if pretrained else nn.BatchNorm2d
+    frozen = pretrained if frozen_bn is None else bool(frozen_bn)
+    norm_layer = FrozenBatchNorm2d if frozen else nn.BatchNorm2d
     if trainable_layers is None:
-        trainable_layers = 3 if pretrained else 5
+        trainable_layers = 3 if frozen else 5
     body = ResNet50Body(width, dcn_stages=dcn_stages if phase >= 3 else (),
                         cbam_stages=cbam_stages if phase >= 4 else (), dcn_modulated=dcn_modulated,
                         cbam_reduction=cbam_reduction, norm_layer=norm_layer)
@@ -320,10 +328,13 @@ def build_danet(phase: int = 5, num_classes: int = 6, weights=None, *, width: in
             faster_rcnn_kwargs.get("bbox_reg_weights"),
             rh.score_thresh, rh.nms_thresh, rh.detections_per_img,
             focal_alpha=focal_alpha, focal_gamma=focal_gamma)
+    for part in (model.rpn, model.roi_heads):   # boxes are decoded in fp32 under bf16 / fp16 autocast
+        part.box_coder = FP32BoxCoder(part.box_coder.weights, part.box_coder.bbox_xform_clip)
     model.phase = phase
     if pretrained:
         model.pretrained_report = load_pretrained(model, weights)
     return model
+
 
 
 def pretrained_file(weights) -> tuple[Path, str]:

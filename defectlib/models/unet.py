@@ -10,8 +10,9 @@ its own sigmoid ("4 one vs all independent decisions"), so there is no softmax a
 The encoders are torchvision's ResNet34 / ResNet50 / EfficientNet-B3 cut into five stages (strides
 2, 4, 8, 16, 32); the decoder has five blocks of widths (256, 128, 64, 32, 16), each
 ``upsample -> concat(skip) -> [Conv3x3-BN-ReLU] x 2``, then a 3x3 convolution to ``num_classes``
-logits. These are the widths of ``segmentation_models_pytorch.Unet``, the library the paper's author
-used, so parameter counts agree with it exactly (tests/test_models_unet.py checks this).
+logits. The paper names no library; these are the widths of ``segmentation_models_pytorch.Unet``,
+a widely used U-Net with these encoders, so parameter counts agree with it exactly
+(tests/test_models_unet.py checks this).
 
 ``forward`` returns LOGITS ``[B, num_classes, H, W]``; apply ``torch.sigmoid`` for probabilities
 (the losses take logits). Any input size works: each decoder block upsamples to the size of its

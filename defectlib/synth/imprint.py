@@ -5,7 +5,8 @@ object geometry ... Dents are defined by their size, depth and elongation, while
 defined by their depth, length, and curving strength and frequency." Sizes are "comparable to
 defects present in real samples": circular dents of diameter 0.2-2 mm and scratches 0.05-0.3 mm
 wide (docs/papers.md#synthetic-data). "Additionally, we apply insignificant defects which do not contribute
-to the masks, but simulate minor irregularities present in the real data."
+to the masks, but simulate minor irregularities present in the real data which may resemble defects but
+should be ignored."
 
 Profiles have compact support, so a defect's *footprint* (the pixels whose height it changes) is
 known exactly; the segmentation mask is the union of the footprints of the significant defects on

@@ -18,13 +18,17 @@ MODEL_KEYS = ("width", "fpn_channels", "representation_size", "anchor_sizes", "f
 
 def model_kwargs(cfg) -> dict:
     """The profile's model sizes as ``build_danet`` keyword arguments."""
-    return {k: cfg[k] for k in MODEL_KEYS}
+    return {k: getattr(cfg, k) for k in MODEL_KEYS}
 
 
-def build_model(cfg, phase: int, num_classes: int = len(NEUDET.CLASSES), weights=None, seed: int = 0):
-    """Phase ``phase`` of Table 3 at the profile's size; every phase starts from the same random draw."""
+def build_model(cfg, phase: int, num_classes: int = len(NEUDET.CLASSES), weights=None, seed: int = 0,
+                frozen_bn: bool | None = None):
+    """Phase ``phase`` of Table 3 at the profile's size; every phase starts from the same random draw.
+    ``frozen_bn=True``: the shape of a pretrained start (frozen BatchNorm, 3 trainable stages)
+    without its weights."""
     torch.manual_seed(seed)
-    return danet.build_danet(phase, num_classes=num_classes, weights=weights, **model_kwargs(cfg))
+    return danet.build_danet(phase, num_classes=num_classes, weights=weights, frozen_bn=frozen_bn,
+                             **model_kwargs(cfg))
 
 
 def starting_weights(cfg, dry_run: bool = False, say=print):
@@ -51,7 +55,9 @@ def doctor_probes(cfg, data_root=None, seed: int = 0):
     phase = max(cfg.phases)
     per_phase = cfg.epochs * len(train_loader(train_ds, cfg, seed))
     steps = len(cfg.phases) * min(per_phase, cfg.max_steps or per_phase)
-    return [Probe("01", f"DANet phase {phase}", lambda: build_model(cfg, phase, seed=seed),
+    # the model the run trains: frozen BatchNorm and 3 trainable stages where it starts from weights
+    pretrained = cfg.weights is not None
+    return [Probe("01", f"DANet phase {phase}", lambda: build_model(cfg, phase, seed=seed, frozen_bn=pretrained),
                   lambda: train_loader(train_ds, cfg, seed), detection_loss, train_config(cfg, seed=seed), steps,
                   dataset="NEU-DET" if real else "NEU-DET stand-in", notes=weights_notes(cfg))]
 

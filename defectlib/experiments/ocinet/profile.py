@@ -15,7 +15,9 @@ from ..registry import CPU, GPU, NO_GPU, Profile, three
 # paper's steps: the paper's constant 1e-4 learns far too slowly here), bf16 autocast and
 # channels_last on CPUs with native bf16 (OCINet's step: 2.0x faster than fp32 on 2 threads,
 # benchmarks/bench_engine.py numerics). curve_every: test IoU every that many steps (the learning
-# curve; it leaves the training as it is). schedule: None = the paper's ("multistep" at milestones).
+# curve; it leaves the training as it is). schedule: None = the paper's ("multistep" at milestones:
+# the paper names "the decay epoch" 30 but no factor; gamma 0.1 is the authors' script's decay_rate,
+# which decays again at epoch 60, where this profile decays once).
 _NB03_ALL = ("base", "c", "s", "cs", "p", "full", "vanilla_ca", "vanilla_sa",
              "c_wocs", "s_wocs", "p_wocs", "csp_wocs", "ggl")
 

@@ -1,8 +1,9 @@
 """Notebook 03's recipe: OCINet's training and evaluation protocol (paper 003, Sec. III-E, IV-A).
 
-Training (Sec. IV-A-2): Adam lr 1e-4, batch 16, 70 epochs, lr x0.1 after epoch 30; loss Eq. (1) =
-deep supervision over S^1..S^4 with weights (1, 1, 1/2, 1/4) of BCE + IoU
-(:class:`defectlib.losses.DeepSupervisionLoss`).
+Training (Sec. IV-A-2): Adam lr 1e-4, batch 16, 70 epochs, "the decay epoch ... 30" (the paper
+gives no factor: the paper profile's 0.1 after epoch 30 is the ``decay_rate`` of the authors'
+training script, which decays again at epoch 60); loss Eq. (1) = deep supervision over S^1..S^4 with
+weights (1, 1, 1/2, 1/4) of BCE + IoU (:class:`defectlib.losses.DeepSupervisionLoss`).
 
 Evaluation, as the authors' test script and metric code do it (docs/papers.md#ocinet):
 only the image is resized; S^1 goes through a sigmoid, is resized back to the ground truth's own

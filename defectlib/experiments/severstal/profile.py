@@ -37,12 +37,12 @@ class SeverstalProfile(Profile):
     val_fraction: float = 0.15
     test_fraction: float = 0.15
     dark_threshold: float = 0.05
-    gate_threshold: float = 0.5              # the paper's fixed values
+    gate_threshold: float = 0.5              # the usual default, the course's "paper setting" (the paper prints none)
     pixel_threshold: float = 0.5
     gate_grid: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)   # tuned on validation
     pixel_grid: tuple[float, ...] = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
     min_area_grid: tuple[int, ...] = (0, 16, 64)
-    schedule: str = "plateau"                # the paper's: Adam lr halved after a 3-epoch plateau of the val loss
+    schedule: str = "plateau"                # the paper's "plateau long three epochs" (of the val loss: our reading)
     tversky_lr: float | None = None          # None: the Tversky stage goes on from the lr the first stage ended at
     mtd_defect_p: float = 0.0                # share of MTD training crops centred near a defect (not in the paper)
     mtd_one_channel: bool = False            # MTD's 5 classes as one "defect" channel (not in the paper)
@@ -50,7 +50,7 @@ class SeverstalProfile(Profile):
     cache_images: bool = False               # keep MTD's decoded, resized tiles in memory (same values, no re-decoding)
 
     def training(self, model=None) -> dict:
-        """Adam, the lr halved after a plateau of the validation loss (paper 001, Sec. 5), for
+        """Adam, the lr halved after a plateau (paper 001, Sec. 5; of the validation loss: our reading), for
         ``model`` ``"unet"`` (BCE + Dice), ``"tversky"`` (its fine-tuning; ``tversky_lr`` None: the
         caller passes the lr the first stage ended at) or ``"gate"``."""
         epochs = {"unet": self.seg_epochs, "tversky": self.tversky_epochs, "gate": self.cls_epochs}

@@ -4,8 +4,9 @@ A. Bionda, "Severstal defect segmentation", IACV 2019-2020. What this module tur
 (the data and the batches it trains on are in :mod:`.data`):
 
 - The losses: BCE + Dice then Tversky for the U-Net, BCE on the defective flag for the gate (Sec. 5.2).
-- :func:`train_stage`: Adam 1e-3 halved on a 3-epoch plateau of the validation loss (one
-  :func:`defectlib.engine.fit` call per loss: BCE + Dice, then Tversky), a fixed number of steps.
+- :func:`train_stage`: Adam 1e-3 halved on a 3-epoch plateau (the paper: "a plateau long three
+  epochs", of no named loss; the validation loss is the course's reading), one
+  :func:`defectlib.engine.fit` call per loss (BCE + Dice, then Tversky), a fixed number of steps.
 - :func:`train_unet`: a U-Net through both stages (Tversky where the profile trains it).
 - :func:`train_gate`: the defective / clean classifier (Sec. 5.2), with its ROC AUC learning curve.
 
@@ -52,7 +53,8 @@ class StageResult:
 def train_stage(model, train_loader, val_loader, loss_fn, cfg: TrainConfig, *, device, desc: str = "",
                 curve: Callable | None = None) -> StageResult:
     """One :func:`fit` call with the engine settings ``cfg`` (from the profile: Adam at ``lr``,
-    halved after ``plateau_patience`` epochs without a better validation loss, paper Sec. 5; or
+    halved after ``plateau_patience`` epochs without a better validation loss: paper Sec. 5's "a
+    plateau long three epochs", the validation loss being the course's reading; or
     another engine ``schedule``, e.g. ``"onecycle"`` peaking at ``lr``; see
     :func:`defectlib.experiments.registry.train_config`), stopped early by ``max_steps`` (dry runs)
     or by ``time_budget_s``, a user's opt-in (the profiles never set it). ``curve(model)`` -> dict
@@ -118,8 +120,8 @@ def train_gate(task, cfg, *, seed: int, device, predict: dict | None = None, une
                rec=None, say=print):
     """The gate on ``task``: initialised from ``unet``'s encoder (``cfg.gate_init == "unet"``:
     in-domain pre-training, the trunk the U-Net learned from the training masks) or a classifier
-    of its own (the paper's, ImageNet weights there, random here), trained with BCE on the
-    defective flag (:func:`train_stage`). The learning curve is the test ROC AUC after every
+    of its own (the paper's; from random weights here, the paper does not say which), trained with
+    BCE on the defective flag (:func:`train_stage`). The learning curve is the test ROC AUC after every
     epoch (drawn, never used to choose). Returns the gate and its :class:`StageResult`."""
     import torch
 

@@ -89,7 +89,8 @@ def make_synthetic(n_parts: int, n_val_parts: int, size: int = 192, views_per_pa
 class CropSet(Dataset):
     """``length`` random crops from full images: intensity-biased (paper 004), or with probability
     ``defect_p`` centred near a defect pixel (:func:`defect_biased_crop`, not in the paper), flips /
-    90-degree turns, optional exposure stacking; inputs scaled to [-1, 1]. ``fixed=True`` draws the
+    90-degree turns (only: the paper, Sec. 5.2, also uses rotations in [-90, 90], Gaussian noise,
+    exposure and Gaussian blur), optional exposure stacking; inputs scaled to [-1, 1]. ``fixed=True`` draws the
     crops once (a deterministic validation set)."""
 
     def __init__(self, pairs: list[Pair], crop: int, length: int, exposure: bool = False,

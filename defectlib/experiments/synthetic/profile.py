@@ -22,7 +22,8 @@ from ..registry import CPU, GPU, NO_GPU, Profile, Settings, three
 # 0.2-4 %-of-a-tile defects); bf16 autocast and channels_last on CPUs with native bf16.
 @dataclass(frozen=True)
 class StudyProfile(Settings):
-    """Notebook 04's training runs; the defaults are the paper's recipe. The numerics, progress bars
+    """Notebook 04's training runs; the defaults are the paper's recipe (but for the augmentation:
+    flips and 90-degree turns only, :class:`.data.CropSet`). The numerics, progress bars
     and a dry run's cut are the notebook profile's own (its ``precision``, ``channels_last``...):
     :func:`defectlib.experiments.synthetic.study_config` copies them here, the tables never set them."""
     crop: int = 256

@@ -9,9 +9,11 @@ validation F1, lr halved every 50 epochs, early stop when the validation loss im
 patches, binarised at the F1-maximising threshold of the respective validation set.
 
 Here the clutch (not available) is replaced by MTD magnetic tiles as the scarce real target (classes
-Blowhole, Break, Crack as "defective" and Free as clean, as in the paper's own MTD subset), NEU-Seg
-(binarised) as the unrelated planar set, and the ``"tile"`` preset of :mod:`defectlib.synth.scene`
-as synthetic data made to resemble the target. Arms (:data:`ARMS`):
+Blowhole, Break, Crack as "defective", as in the paper's own MTD subset, and Free as clean; that
+subset also counts Uneven as correct, "*uneven* and *free* are ignored", its 1312 tiles being all but
+Fray's; we leave Uneven out, so that clean means no defect of any kind), NEU-Seg (binarised) as the
+unrelated planar set, and the ``"tile"`` preset of :mod:`defectlib.synth.scene` as synthetic data
+made to resemble the target. Arms (:data:`ARMS`):
 
     real        train on the few real MTD tiles only          (paper row: RealClutch (baseline))
     planar      NEU-Seg only, no fine-tuning                  (paper row: Severstal Steel)

@@ -1,5 +1,6 @@
 """OCINet (Li, Zhou, Li: "Ordered Cross-Scale Interaction Network for No-Service Rail Surface Defect
-Segmentation"): one module per paper component, one builder for every ablation variant.
+Segmentation"): one module per paper component, one builder for the ablation variants (every row of
+Tables II and III except Table III's rows 8-10, which add other papers' attention modules).
 
     backbone.py  PVT-v2-b2 (timm) + per-level channel adjustment      Sec. III-A
     ccim.py      CCIM + collaborative channel attention unit          Sec. III-B, Fig. 3

@@ -9,7 +9,8 @@ OCINet, Sec. III-A and Fig. 2 (global-local-global strategy):
     f_pi   = CPIM(f_cs)      pixel interaction of adjacent levels                   (global)
     S^1..S^4 = DefectReasoner(f_pi)                     logits at the input size
 
-``build_ocinet(variant)`` builds any row of Table III / Table II from four switches:
+``build_ocinet(variant)`` builds the rows of Table III / Table II from four switches (all but
+Table III's rows 8-10, below):
 
     ccim:  "ccim" | "vanilla" (Base+vanilla CA) | "single" (C. w/o CS) | None
     csim:  "csim" | "vanilla" (Base+vanilla SA) | "single" (S. w/o CS) | None
