@@ -159,3 +159,72 @@ def test_a_bf16_detector_step_decodes_boxes_in_fp32(monkeypatch):
     with torch.autocast("cpu", dtype=torch.bfloat16):
         box = model.rpn.box_coder.decode(torch.zeros(1, 4, dtype=torch.bfloat16), anchors)
     torch.testing.assert_close(box.reshape(4), anchors[0][0], rtol=0, atol=1e-3)  # fp32 rounding only
+
+
+# --- notebook 04 under torchrun: every rank keeps the same weights and the same grid choice ---------
+def _broadcast_worker(rank, world, port, queue):
+    import os
+
+    import torch.distributed as dist
+
+    from defectlib.engine import distributed as D
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    torch.manual_seed(rank)                          # each rank's copy differs, as after rank 0 alone restored best.pt
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
+    model[1].running_mean += rank
+    D.broadcast_weights(model, D.info())
+    queue.put((rank, {k: v.clone() for k, v in model.state_dict().items()}))
+    dist.destroy_process_group()
+
+
+def test_broadcast_weights_gives_every_rank_rank_0s_weights_and_buffers():
+    import socket
+
+    import torch.multiprocessing as mp
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_broadcast_worker, args=(r, 2, port, queue)) for r in range(2)]
+    for p in procs:
+        p.start()
+    got = dict(queue.get(timeout=120) for _ in procs)
+    for p in procs:
+        p.join(timeout=60)
+    torch.manual_seed(0)
+    rank0 = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4)).state_dict()
+    for k in rank0:
+        assert torch.equal(got[0][k], got[1][k]) and torch.equal(got[1][k], rank0[k]), k
+
+
+def test_notebook_04s_runs_restore_rank_0s_best_weights_on_every_rank(monkeypatch):
+    """Under torchrun only rank 0 writes best.pt (in its own temporary folder): the other ranks kept
+    their last weights and could choose another (lr, weight decay) in the grid, then fine-tune with
+    other settings; the copies drifted apart silently. Rank 1 of 2, simulated: it now takes rank 0's
+    weights and rank 0's grid choice."""
+    import types
+
+    from defectlib.experiments.synthetic import recipe
+    marker = {}
+
+    def broadcast_weights(model, di):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.fill_(0.125)                       # "rank 0's weights"
+        marker["weights"] = True
+        return model
+
+    def broadcast(obj, di):
+        marker["choice"] = True
+        return (0.5, 1.0)                            # rank 0's threshold and F1
+    fake = types.SimpleNamespace(info=lambda: types.SimpleNamespace(is_main=False, enabled=True),
+                                 broadcast_weights=broadcast_weights, broadcast=broadcast)
+    monkeypatch.setattr(recipe, "D", fake)
+    sc = recipe.StudyProfile(crop=32, batch_size=2, steps_per_epoch=1, max_epochs=1, val_crops=2, lr_grid=(1e-3,),
+                             wd_grid=(1e-4,), eval_patch=(32, 32), progress=False)
+    pairs = [(torch.rand(1, 32, 32), (torch.rand(1, 32, 32) > 0.9).float()) for _ in range(3)]
+    model, thr, info = recipe.pretrain("unet", {"train": pairs, "val": pairs}, sc, exposure=False)
+    assert marker == {"weights": True, "choice": True} and thr == 0.5
+    assert all(torch.all(p == 0.125) for p in model.parameters())

@@ -147,6 +147,16 @@ def broadcast(obj: Any, di: DistInfo, src: int = 0) -> Any:
     return box[0]
 
 
+def broadcast_weights(model: torch.nn.Module, di: DistInfo, src: int = 0) -> torch.nn.Module:
+    """Every parameter and buffer of ``model`` set, in place, to rank ``src``'s: after a step only
+    one process took (restoring rank 0's ``best.pt``), the copies agree again. Every rank calls it."""
+    if di.enabled:
+        with torch.no_grad():
+            for tensor in model.state_dict().values():
+                dist.broadcast(tensor, src=src)
+    return model
+
+
 def barrier(di: DistInfo) -> None:
     if di.enabled:
         dist.barrier()

@@ -34,6 +34,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from ...data.sampling import stitch, tile
+from ...engine import distributed as D
 from ...engine import fit, load_weights, loss_evaluator, predict, supervised_loss
 from ...losses import BCEDiceLoss
 from ...metrics import best_f1_threshold, pixel_prf
@@ -101,8 +102,11 @@ def train(model, train_pairs, val_pairs, sc: StudyProfile, lr: float, wd: float,
             return out
         hist = fit(model, tr, cfg, loss_fn=bce, device=device, evaluate=evaluator, monitor="val_loss")
         best = Path(tmp) / "best.pt"
-        if sc.restore_best and best.is_file():
+        di = D.info()
+        if sc.restore_best and di.is_main and best.is_file():
             load_weights(model, best)
+        if sc.restore_best:  # under torchrun only rank 0 wrote best.pt (in its own folder): its weights for all
+            D.broadcast_weights(model, di)
     return hist
 
 
@@ -163,6 +167,7 @@ def pretrain(arch, source: dict, sc: StudyProfile, exposure: bool, seed=0, devic
             val = _limit(source["val"], sc)
             y, s = _flat(val, predict_images(model, val, exposure, sc.eval_patch, device=device))
             thr, f1 = best_f1_threshold(y, s)[:2] if y.any() else (0.5, 0.0)
+            thr, f1 = D.broadcast((thr, f1), D.info())   # under torchrun every rank takes rank 0's choice
             if best is None or f1 > best[2]:
                 best = (model, thr, f1, {"lr": lr, "wd": wd, "epochs": len(hist.epochs), "steps": hist.epochs[-1]["step"],
                                          "source_val_F1": 100 * f1, "curve": _curve(hist)})
