@@ -228,3 +228,53 @@ def test_notebook_04s_runs_restore_rank_0s_best_weights_on_every_rank(monkeypatc
     model, thr, info = recipe.pretrain("unet", {"train": pairs, "val": pairs}, sc, exposure=False)
     assert marker == {"weights": True, "choice": True} and thr == 0.5
     assert all(torch.all(p == 0.125) for p in model.parameters())
+
+
+# --- under torchrun rank 0 alone evaluates, the others wait ----------------------------------------
+def _rank(monkeypatch, rank: int, world: int = 2):
+    """``command.join`` as rank ``rank`` of ``world`` sees it (no process group: the steps that
+    would need one are replaced by the test)."""
+    from defectlib.engine import distributed as D
+
+    def join(notebook, profile, device, dry_run, changes):
+        return profiles.get(notebook, profile, dry_run=dry_run, **changes), torch.device("cpu"), \
+            DistInfo(rank, world, rank)
+    monkeypatch.setattr(command, "join", join)
+    monkeypatch.setattr(D, "barrier", lambda di: None)
+    monkeypatch.setattr(D, "broadcast", lambda obj, di, src=0: "resnet34" if obj is None else obj)
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_ocinet_evaluates_on_rank_0_only(monkeypatch, rank):
+    from defectlib.experiments.ocinet import main as ocinet_main
+    _rank(monkeypatch, rank)
+    seen = []
+
+    def train_and_evaluate(key, data, cfg, dev, seed=0, weights=None, evaluate_sets=True):
+        seen.append(evaluate_sets)
+        results = {name: {"IoU": 50.0, "PA": 1.0, "wFm": 1.0, "Dice": 1.0, "pixel_accuracy": 1.0, "n_images": 1}
+                   for name in data.tests} if evaluate_sets else {}
+        return {"model": None, "history": None, "train_s": 0.0, "results": results}
+    monkeypatch.setattr(ocinet_main, "train_and_evaluate", train_and_evaluate)
+    monkeypatch.setattr(ocinet_main, "record_runs", lambda *a: None)
+    monkeypatch.setattr(ocinet_main, "record_curves", lambda *a: None)
+    monkeypatch.setattr(ocinet_main, "record_summary", lambda *a: seen.append("recorded"))
+    out = ocinet_main.run("smoke")
+    assert seen == ([True, "recorded"] if rank == 0 else [False]) and (out is None) == (rank == 1)
+
+
+def test_severstal_evaluates_on_rank_0_only_and_shares_its_choice(monkeypatch):
+    from defectlib.experiments.severstal import main as severstal_main
+    _rank(monkeypatch, 1)
+    task = type("T", (), {"dataset": "toy", "num_classes": 1})()
+    trained = []
+    for name in ("parameter_counts", "demo_batches"):
+        monkeypatch.setattr(severstal_main, name, lambda *a, **k: None)
+    monkeypatch.setattr(severstal_main, "build_tasks", lambda *a, **k: (task, task))
+    monkeypatch.setattr(severstal_main, "train_unet", lambda t, enc, *a, **k: (trained.append(enc) or "unet", []))
+    monkeypatch.setattr(severstal_main, "train_gate", lambda *a, **k: (trained.append(k["encoder"]) or "gate", None))
+    for name in ("evaluate_unet", "unet_on_clean", "evaluate_gate", "record_segmentation", "record_gate",
+                 "pipeline_predictions", "record_pipeline", "record_scores"):
+        monkeypatch.setattr(severstal_main, name, lambda *a, name=name, **k: pytest.fail(f"rank 1 ran {name}"))
+    assert severstal_main.run("smoke") is None
+    assert trained == ["resnet34", "resnet34"]     # the U-Net, then the gate on rank 0's chosen encoder

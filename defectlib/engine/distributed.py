@@ -13,6 +13,7 @@ Launch any script that calls :func:`defectlib.engine.fit` with ``torchrun``; tor
 """
 from __future__ import annotations
 
+import datetime as dt
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -65,7 +66,10 @@ def init_from_env(backend: str | None = None) -> DistInfo:
             backend = "nccl" if torch.cuda.is_available() else "gloo"
         if backend == "nccl":
             torch.cuda.set_device(local_rank)
-        dist.init_process_group(backend=backend, init_method="env://")
+        # rank 0 evaluates alone while the others wait (in a barrier or the next DDP step): a long
+        # evaluation must not trip the collective watchdog (NCCL's default: 10 minutes)
+        timeout = dt.timedelta(seconds=float(os.environ.get("DEFECTLIB_DIST_TIMEOUT_S", 4 * 3600)))
+        dist.init_process_group(backend=backend, init_method="env://", timeout=timeout)
     return info()
 
 

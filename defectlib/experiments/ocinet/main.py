@@ -10,8 +10,8 @@ records one) and evaluate on every test set, recorded with :func:`.results.recor
 :func:`.results.record_curves` and :func:`.results.record_summary` (the notebook's metric names,
 paper keys, units and notes). It draws no figure, and it leaves out what the notebook measures
 about the machine rather than the models (FLOPs and images/s: ``complexity/...``). The profile's ``batch_size`` is the global batch
-(:func:`defectlib.experiments.command.per_rank_batch`); each process evaluates, rank 0 writes
-``results.json`` and ``histories.json`` into ``--out``.
+(:func:`defectlib.experiments.command.per_rank_batch`); rank 0 alone evaluates (the others wait)
+and writes ``results.json`` and ``histories.json`` into ``--out``.
 """
 from __future__ import annotations
 
@@ -52,15 +52,16 @@ def run(profile: str = "smoke", out: str | Path | None = None, seed: int = 0, da
     runs = {}
     for key in cfg.variants:
         t0 = time.perf_counter()
-        runs[key] = train_and_evaluate(key, data, rank_cfg, dev, seed=seed, weights=weights)
+        # under torchrun rank 0 alone evaluates, the others go on to the next variant and wait there
+        runs[key] = train_and_evaluate(key, data, rank_cfg, dev, seed=seed, weights=weights, evaluate_sets=di.is_main)
         del runs[key]["model"]
         rec.timing(f"train/{key}", runs[key]["train_s"])
         rec.timing(f"train_and_eval/{key}", time.perf_counter() - t0)
         say(f"{key}: " + ", ".join(f"{t} IoU {r['IoU']:.1f}" for t, r in runs[key]["results"].items()))
-    record_runs(rec, runs, data)
-    record_curves(rec, runs)
-    record_summary(rec, cfg, profile, weights)
     if di.is_main:
+        record_runs(rec, runs, data)
+        record_curves(rec, runs)
+        record_summary(rec, cfg, profile, weights)
         path = rec.save()
         if path is not None:
             (path.parent / "histories.json").write_text(

@@ -149,14 +149,16 @@ def _iou_curve(data: OCINetData, cfg, device):
 
 
 def train_and_evaluate(variant: str, data: OCINetData, cfg, device, seed: int = 0, keep: int = 0,
-                       weights=None, loss_weights=(1.0, 1.0, 0.5, 0.25), worst: int = 0) -> dict:
+                       weights=None, loss_weights=(1.0, 1.0, 0.5, 0.25), worst: int = 0,
+                       evaluate_sets: bool = True) -> dict:
     """Build ``variant``, train it on ``data.train`` as ``cfg`` says, evaluate it on every test set.
     ``loss_weights``: the deep-supervision weights of S^1..S^4 (paper Eq. 1: 1, 1, 1/2, 1/4);
     ``keep`` / ``worst``: sample triples kept for figures (:func:`evaluate`).
 
     With ``cfg.curve_every`` the first test set's IoU is also measured every that many optimizer
     steps (``history.curve``, a learning curve: drawn, never used to choose; it does not change
-    the training). Returns ``{"model", "history", "train_s", "results": {test name: evaluate(...)}}``.
+    the training). Returns ``{"model", "history", "train_s", "results": {test name: evaluate(...)}}``;
+    ``evaluate_sets=False`` (the ranks but 0 under torchrun) trains only and returns no results.
     """
     seed_everything(seed)
     model = build_ocinet(variant, weights=weights).to(device)
@@ -168,7 +170,7 @@ def train_and_evaluate(variant: str, data: OCINetData, cfg, device, seed: int = 
     history = fit(model, loader, train_config(cfg), loss_fn=ocinet_loss_fn(loss_weights), device=device, curve=curve)
     train_s = time.perf_counter() - t0
     results = {}
-    for name, ds in data.tests.items():
+    for name, ds in data.tests.items() if evaluate_sets else ():
         test_loader = DataLoader(ds, batch_size=cfg.eval_batch_size, collate_fn=collate_eval,
                                  num_workers=cfg.num_workers)
         results[name] = evaluate(model, test_loader, device, cfg.max_eval_batches, keep=keep,

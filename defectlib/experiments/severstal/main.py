@@ -14,7 +14,7 @@ paper keys, units and notes). It draws no figure and writes no submission file.
 Under torchrun the profile's ``seg_batch_size`` and ``cls_batch_size`` are the global batches: each
 of N processes draws batches of ``1/N`` of them, N times as many per epoch, which the class-balanced
 samplers then share out (``ceil(batches / N)`` each), so the steps per epoch stay the profile's.
-Each process evaluates; rank 0 writes ``results.json`` into ``--out``.
+Rank 0 alone evaluates (the others wait) and writes ``results.json`` into ``--out``.
 """
 from __future__ import annotations
 
@@ -62,21 +62,24 @@ def run(profile: str = "smoke", out: str | Path | None = None, seed: int = 0, da
     demo_batches(seg_task, cfg, seed)
     unets = {enc: train_unet(seg_task, enc, train_cfg, seed=seed, device=dev, rec=rec, predict=predict)[0]
              for enc in cfg.encoders}
+    # under torchrun rank 0 alone evaluates (the others wait in their next step) and tells them the
+    # encoder it chose; one process computes exactly what the notebook computes
     seg = {}
-    for enc, model in unets.items():
+    for enc, model in unets.items() if di.is_main else ():
         seg[enc] = evaluate_unet(model, seg_task, cfg, seed=seed, predict=predict)
         record_segmentation(rec, seg_task, enc, seg[enc], cfg.pixel_threshold)
-    best_enc = max(seg, key=lambda e: seg[e].report["U-Net alone"]["kaggle"])
+    best_enc = D.broadcast(max(seg, key=lambda e: seg[e].report["U-Net alone"]["kaggle"]) if di.is_main else None, di)
     gate_unet = (unets[best_enc] if seg_task is gate_task else
                  train_unet(gate_task, best_enc, train_cfg, seed=seed, device=dev, rec=rec, predict=predict)[0])
-    on_clean = unet_on_clean(gate_unet, gate_task, cfg, seed=seed, predict=predict)
+    on_clean = unet_on_clean(gate_unet, gate_task, cfg, seed=seed, predict=predict) if di.is_main else None
     gate, _ = train_gate(gate_task, train_cfg, seed=seed, device=dev, predict=predict, unet=gate_unet,
                          encoder=best_enc, rec=rec, say=say)
-    g = evaluate_gate(gate, gate_task, on_clean, cfg, seed=seed, predict=predict)
-    record_gate(rec, gate_task, cfg.classifier, g.reports, cfg.gate_threshold, gate_paper_key(cfg.classifier))
-    preds = pipeline_predictions(g, on_clean, cfg, best_enc)
-    record_pipeline(rec, gate_task, preds, n_test=len(g.test.probs))
-    record_scores(rec, seg_task, gate_task, cfg, best_enc, g, on_clean)
+    if di.is_main:
+        g = evaluate_gate(gate, gate_task, on_clean, cfg, seed=seed, predict=predict)
+        record_gate(rec, gate_task, cfg.classifier, g.reports, cfg.gate_threshold, gate_paper_key(cfg.classifier))
+        preds = pipeline_predictions(g, on_clean, cfg, best_enc)
+        record_pipeline(rec, gate_task, preds, n_test=len(g.test.probs))
+        record_scores(rec, seg_task, gate_task, cfg, best_enc, g, on_clean)
     rec.timing("notebook_body_s", time.time() - t0)
     if di.is_main:
         path = rec.save()
