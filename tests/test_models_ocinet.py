@@ -160,6 +160,110 @@ def test_cross_scale_stage_mixes_levels_per_level_stage_does_not():
         torch.testing.assert_close(single(feats)[0], single(moved)[0])
 
 
+# --- Table III rows 8-10: other papers' attention modules in CSIM's place ------------------------
+THIRD_PARTY = {"swsam": 28_154_446, "rscam": 28_175_812, "lskm": 28_507_414}
+
+
+def test_third_party_modules_have_the_budgeted_parameter_counts():
+    """Base (27,856,580) + the cross-scale stage's two fusion units (295,424) + three pair modules:
+    2 SWSAMs of 407, one RCA(256) of 7,936 (2x2 local kernel; 9,216 with 3x3), one LSK(256) of 118,470."""
+    from defectlib.models.ocinet import SWSAM, LargeSelectiveKernel, RectangularSelfCalibrationAttention
+    assert count_parameters(SWSAM()) == 4 * 98 + 4 + 11 == 407
+    assert count_parameters(RectangularSelfCalibrationAttention(256)) == 31 * 256 == 7_936
+    assert count_parameters(RectangularSelfCalibrationAttention(256, square_kernel=3)) == 9_216
+    assert count_parameters(LargeSelectiveKernel(256)) == 1.5 * 256 ** 2 + 78 * 256 + 198 == 118_470
+    base, fusion = count_parameters(model("base")), 2 * (128 * 128 * 9 + 2 * 128)
+    assert base == 27_856_580
+    for variant, per_pair in (("swsam", 2 * 407), ("rscam", 7_936), ("lskm", 118_470)):
+        assert THIRD_PARTY[variant] == base + fusion + 3 * per_pair
+        stage = model(variant).csim
+        assert count_parameters(stage) == fusion + 3 * per_pair
+        assert round(THIRD_PARTY[variant] / 1e6, 3) == VARIANTS[variant].params_m
+
+
+@pytest.mark.parametrize("variant", list(THIRD_PARTY))
+def test_third_party_variant_forward_at_64(variant):
+    m = model(variant).eval()
+    assert count_parameters(m) == THIRD_PARTY[variant]
+    x = torch.rand(2, 1, 64, 64)
+    with torch.no_grad():
+        feats = m.forward_features(x)
+        out = m(x)
+    assert set(feats) == {"basic", "csim", "final"}
+    assert [f.shape for f in feats["csim"]] == [f.shape for f in feats["basic"]]
+    assert len(out) == 4 and all(o.shape == (2, 1, 64, 64) and torch.isfinite(o).all() for o in out)
+
+
+def test_swsam_matches_explicit_computation():
+    from defectlib.models.ocinet import SWSAM
+    torch.manual_seed(0)
+    m = SWSAM().eval()
+    with torch.no_grad():
+        m.weight.copy_(torch.tensor([0.3, -1.0, 2.0, 0.5]))
+        m.refine[1].running_mean.fill_(0.2)
+        m.refine[1].running_var.fill_(1.5)
+    x = torch.randn(2, 16, 9, 7)
+    conv = torch.nn.functional.conv2d
+    groups = channel_shuffle(x, 4).chunk(4, 1)   # 4 channels each, one from every source group
+    assert groups[0][:, 1].equal(x[:, 4])
+    w = torch.softmax(torch.tensor([0.3, -1.0, 2.0, 0.5]), 0)
+    s = sum(w[k] * torch.sigmoid(conv(torch.cat([g.mean(1, keepdim=True), g.amax(1, keepdim=True)], 1),
+                                      m.branch[k].conv.weight, padding=3)) for k, g in enumerate(groups))
+    bn = m.refine[1]
+    r = (conv(s, m.refine[0].weight, padding=1) - 0.2) / (1.5 + bn.eps) ** 0.5 * bn.weight + bn.bias
+    with torch.no_grad():
+        torch.testing.assert_close(m(x), x * torch.sigmoid(r) + x)
+
+
+def test_rscam_is_rectangular_and_depthwise():
+    from defectlib.models.ocinet import RectangularSelfCalibrationAttention
+    torch.manual_seed(0)
+    m = RectangularSelfCalibrationAttention(8).eval()
+    x = torch.randn(1, 8, 11, 13)
+    y = m(x)
+    assert y.shape == x.shape                                       # the 2x2 local kernel keeps the size
+    # the attention sees x only through its row and column means: a change that keeps them keeps it
+    d = torch.zeros(11, 13)
+    d[2, 3], d[2, 5], d[4, 3], d[4, 5] = 1.0, -1.0, -1.0, 1.0
+    att = {}
+    m.gate.register_forward_hook(lambda _m, _i, o: att.setdefault(len(att), o))
+    with torch.no_grad():
+        m(x), m(x + d)
+    torch.testing.assert_close(att[0], att[1])
+    # depthwise throughout: channel 3 does not move the others
+    x2 = x.clone()
+    x2[:, 3] += 5
+    with torch.no_grad():
+        y2 = m(x2)
+    torch.testing.assert_close(y2[:, [0, 1, 2, 4, 5, 6, 7]], y[:, [0, 1, 2, 4, 5, 6, 7]])
+    assert not torch.allclose(y2[:, 3], y[:, 3])
+
+
+def test_third_party_pairs_cross_scales_only_where_the_module_mixes_channels():
+    """SWSAM runs per scale; RCA on the concatenation is depthwise, so the two scales still do not
+    meet inside the pair; LSK's 1x1 convolutions and channel mean / max mix them."""
+    from defectlib.models.ocinet.fusion import ConcatPair, ScalewisePair
+    from defectlib.models.ocinet import SWSAM, LargeSelectiveKernel, RectangularSelfCalibrationAttention
+    torch.manual_seed(0)
+    hi, lo = torch.randn(1, 8, 16, 16), torch.randn(1, 8, 8, 8)
+    pairs = {"swsam": ScalewisePair(SWSAM), "rscam": ConcatPair(RectangularSelfCalibrationAttention(16)),
+             "lskm": ConcatPair(LargeSelectiveKernel(16))}
+    for name, pair in pairs.items():
+        pair.eval()
+        with torch.no_grad():
+            (a_hi, a_lo), (b_hi, _) = pair(hi, lo), pair(hi, lo + 3 * torch.randn_like(lo))
+        assert a_hi.shape == hi.shape and a_lo.shape == lo.shape
+        assert torch.allclose(a_hi, b_hi) == (name != "lskm"), name
+
+
+def test_capture_attention_sees_the_third_party_gates():
+    m = model("lskm").eval()
+    with capture_attention(m) as att, torch.no_grad():
+        m(torch.rand(1, 1, 64, 64))
+    gates = {k: v for k, v in att.items() if k.startswith("csim.")}
+    assert len(gates) == 3 and all(v.shape[1] == 2 and ((v > 0) & (v < 1)).all() for v in gates.values())
+
+
 def test_reasoner_uses_its_own_head_for_s1():
     """The authors' code computes S^1 with S^2's head; ours must use heads[0]."""
     m = model("base").eval()

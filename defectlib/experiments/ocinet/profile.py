@@ -18,7 +18,7 @@ from ..registry import CPU, GPU, NO_GPU, Profile, three
 # curve; it leaves the training as it is). schedule: None = the paper's ("multistep" at milestones:
 # the paper names "the decay epoch" 30 but no factor; gamma 0.1 is the authors' script's decay_rate,
 # which decays again at epoch 60, where this profile decays once).
-_NB03_ALL = ("base", "c", "s", "cs", "p", "full", "vanilla_ca", "vanilla_sa",
+_NB03_ALL = ("base", "c", "s", "cs", "p", "full", "vanilla_ca", "vanilla_sa", "swsam", "rscam", "lskm",
              "c_wocs", "s_wocs", "p_wocs", "csp_wocs", "ggl")
 
 

@@ -13,12 +13,21 @@ a convolution layer" (a 3x3 Conv-BN-ReLU in the authors' code):
 Levels 1 and 4 take their single output as is. :class:`CrossScaleStage` implements that pattern once
 for all three modules; :class:`PerLevelStage` is the "w/o CS" ablation of Table III, which applies a
 single-scale module to each level independently (no pairs, hence no fusion units).
+
+Table III's rows 8-10 put other papers' single-feature attention modules (SWSAM, RSCAM, LSKM) where
+CSIM is; two adapters turn a single-feature module into a pair module for :class:`CrossScaleStage`:
+:class:`ScalewisePair` (one module per scale, no interaction inside the pair) and
+:class:`ConcatPair` (one module on the channel concatenation of the pair, the coarser level
+upsampled, as the "vanilla" rows concatenate).
 """
 from __future__ import annotations
 
 from typing import Callable, Sequence
 
+import torch
 from torch import Tensor, nn
+
+from .csim import resize
 
 class ConvBNReLU(nn.Sequential):
     """Conv (no bias) -> BatchNorm -> ReLU, the authors' ``BasicConv2dRelu``."""
@@ -73,3 +82,27 @@ class PerLevelStage(nn.Module):
 
     def forward(self, feats: Sequence[Tensor]) -> list[Tensor]:
         return [m(f) for m, f in zip(self.levels, feats)]
+
+
+class ScalewisePair(nn.Module):
+    """Pair module from a single-feature module: ``(hi, lo) -> (m_hi(hi), m_lo(lo))``, two instances."""
+
+    def __init__(self, make_module: Callable[[], nn.Module]):
+        super().__init__()
+        self.hi, self.lo = make_module(), make_module()
+
+    def forward(self, hi: Tensor, lo: Tensor) -> tuple[Tensor, Tensor]:
+        return self.hi(hi), self.lo(lo)
+
+
+class ConcatPair(nn.Module):
+    """Pair module from one module on ``2c`` channels: ``m([hi; Up(lo)])`` split back into ``c + c``,
+    the coarser half resampled to its own size (bilinear, as CSIM)."""
+
+    def __init__(self, module: nn.Module):
+        super().__init__()
+        self.module = module
+
+    def forward(self, hi: Tensor, lo: Tensor) -> tuple[Tensor, Tensor]:
+        out_hi, out_lo = self.module(torch.cat([hi, resize(lo, hi.shape[2:])], 1)).split(hi.shape[1], 1)
+        return out_hi, resize(out_lo, lo.shape[2:])

@@ -9,17 +9,19 @@ OCINet, Sec. III-A and Fig. 2 (global-local-global strategy):
     f_pi   = CPIM(f_cs)      pixel interaction of adjacent levels                   (global)
     S^1..S^4 = DefectReasoner(f_pi)                     logits at the input size
 
-``build_ocinet(variant)`` builds the rows of Table III / Table II from four switches (all but
-Table III's rows 8-10, below):
+``build_ocinet(variant)`` builds every row of Table III and Table II from four switches:
 
     ccim:  "ccim" | "vanilla" (Base+vanilla CA) | "single" (C. w/o CS) | None
     csim:  "csim" | "vanilla" (Base+vanilla SA) | "single" (S. w/o CS) | None
+           | "swsam" | "rscam" | "lskm" (Base+SWSAM / RSCAM / LSKM, rows 8-10: other papers'
+             attention modules in CSIM's place, see :mod:`.swsam`, :mod:`.rscam`, :mod:`.lskm`)
     cpim:  "cpim" | "single" (P. w/o CS) | None
     order: "glg" (global-local-global, the paper's) | "ggl" (CPIM before CCIM/CSIM, Table II)
 
 The local block (CCIM and/or CSIM) is always wrapped by the residual ``+ f`` of its input. With
 ``channels=128`` each variant's parameter count equals Table III's to the printed 0.001M (the tests
-pin every one). ``Base+SWSAM / RSCAM / LSKM`` (rows 8-10, third-party modules) are not built.
+pin every one). How rows 8-10 insert their modules is not in the paper: the parameter counts decide
+(the modules' docstrings).
 """
 from __future__ import annotations
 
@@ -34,8 +36,11 @@ from .backbone import ChannelAdjust, PVTv2Backbone
 from .ccim import CCIM
 from .cpim import CPIM
 from .csim import CSIM
-from .fusion import CrossScaleStage, PerLevelStage
+from .fusion import ConcatPair, CrossScaleStage, PerLevelStage, ScalewisePair
+from .lskm import LargeSelectiveKernel
 from .reasoner import DefectReasoner
+from .rscam import RectangularSelfCalibrationAttention
+from .swsam import SWSAM
 from .vanilla import ChannelAttention, ConcatChannelAttention, ConcatSpatialAttention, SpatialAttention
 
 
@@ -65,6 +70,12 @@ VARIANTS: dict[str, Variant] = {
                            "ocinet/table3/vanilla CA"),
     "vanilla_sa": Variant("Base+vanilla SA", 28.152, dict(_NONE, csim="vanilla"),
                            "ocinet/table3/vanilla SA"),
+    "swsam": Variant("Base+SWSAM", 28.154, dict(_NONE, csim="swsam"),
+                      "ocinet/table3/SWSAM"),
+    "rscam": Variant("Base+RSCAM", 28.176, dict(_NONE, csim="rscam"),
+                      "ocinet/table3/RSCAM"),
+    "lskm": Variant("Base+LSKM", 28.507, dict(_NONE, csim="lskm"),
+                     "ocinet/table3/LSKM"),
     "c_wocs": Variant("Base+C. w/o CS", 27.865, dict(_NONE, ccim="single"),
                        "ocinet/table3/+C w/o CS"),
     "s_wocs": Variant("Base+S. w/o CS", 27.857, dict(_NONE, csim="single"),
@@ -101,7 +112,13 @@ def _spatial_stage(kind: str | None, c: int) -> nn.Module | None:
         return CrossScaleStage(ConcatSpatialAttention, c)
     if kind == "single":
         return PerLevelStage(SpatialAttention)
-    raise ValueError(f"csim={kind!r}: choose 'csim', 'vanilla', 'single' or None")
+    if kind == "swsam":
+        return CrossScaleStage(lambda: ScalewisePair(SWSAM), c)
+    if kind == "rscam":
+        return CrossScaleStage(lambda: ConcatPair(RectangularSelfCalibrationAttention(2 * c)), c)
+    if kind == "lskm":
+        return CrossScaleStage(lambda: ConcatPair(LargeSelectiveKernel(2 * c)), c)
+    raise ValueError(f"csim={kind!r}: choose 'csim', 'vanilla', 'single', 'swsam', 'rscam', 'lskm' or None")
 
 
 def _pixel_stage(kind: str | None, c: int) -> nn.Module | None:
@@ -183,8 +200,9 @@ def build_ocinet(variant: str = "full", *, weights: str | Path | None = None, ch
     """Build OCINet or one of its ablation variants.
 
     ``variant`` is a key of :data:`VARIANTS` (``"full"``, ``"base"``, ``"c"``, ``"s"``, ``"cs"``,
-    ``"p"``, ``"vanilla_ca"``, ``"vanilla_sa"``, ``"c_wocs"``, ``"s_wocs"``, ``"p_wocs"``,
-    ``"csp_wocs"``, ``"ggl"``); keyword ``switches`` (ccim=, csim=, cpim=, order=) override it.
+    ``"p"``, ``"vanilla_ca"``, ``"vanilla_sa"``, ``"swsam"``, ``"rscam"``, ``"lskm"``, ``"c_wocs"``,
+    ``"s_wocs"``, ``"p_wocs"``, ``"csp_wocs"``, ``"ggl"``); keyword ``switches`` (ccim=, csim=, cpim=,
+    order=) override it.
     ``weights`` is a local PVT-v2-b2 checkpoint for the backbone, or None (random; nothing is
     downloaded).
     """
