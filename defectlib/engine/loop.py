@@ -70,7 +70,7 @@ def fit(model: torch.nn.Module, train_loader: DataLoader, cfg: TrainConfig, loss
       default every parameter with ``requires_grad``: freeze a backbone by clearing its flags.
 
     The model comes back without ``.grad`` tensors, so a trained model costs only its weights
-    (a notebook that keeps 16 trained ablation variants would otherwise hold 13 sets of gradients).
+    (a notebook that keeps 16 trained ablation variants would otherwise hold 16 sets of gradients).
     """
     history = Trainer(model, train_loader, cfg, loss_fn, device, evaluate, monitor, params, curve).run()
     model.zero_grad(set_to_none=True)
