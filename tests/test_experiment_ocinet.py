@@ -111,3 +111,45 @@ def test_paper_profile_backbone_weights_are_a_local_file_or_a_clear_error(tmp_pa
         assert backbone_weights("pvt_v2_b2.pth", dry_run=True) is None
     (tmp_path / "pvt_v2_b2.pth").write_bytes(b"x")
     assert backbone_weights("pvt_v2_b2.pth") == tmp_path / "pvt_v2_b2.pth"
+
+
+def test_threshold_curve_by_hand():
+    """Fixed thresholds beside Otsu on two 2x2 maps, every number worked out by hand."""
+    import numpy as np
+
+    from defectlib.experiments.ocinet import threshold_curve
+
+    probs = [np.array([[0.9, 0.4], [0.2, 0.1]], np.float32), np.full((2, 2), 0.6, np.float32)]
+    masks = [np.array([[1, 1], [0, 0]]), np.array([[0, 0], [0, 1]])]
+    c = threshold_curve(probs, masks, thresholds=(0.15, 0.3, 0.5))
+    # t = 0.15: A marks 3 pixels (TP 2, FP 1), B all 4 (TP 1, FP 3); t = 0.3: A exact; t = 0.5: A 1 of 2
+    assert c["fixed"]["pixel_accuracy"] == pytest.approx([50, 62.5, 50])
+    assert c["fixed"]["PA"] == pytest.approx([100, 100, 75])
+    assert c["fixed"]["IoU"] == pytest.approx([100 * (2 / 3 + 1 / 4) / 2, 62.5, 37.5])
+    # Otsu: A's levels 255, 95, 31, 0 split at 95 (between-class variance 8507 > 6360 > 3024), so only
+    # 0.9 is marked; B is constant: min-max gives 0 everywhere and nothing is marked
+    assert c["otsu"] == pytest.approx({"pixel_accuracy": 75.0, "PA": 25.0, "IoU": 25.0})
+    assert c["otsu_thresholds"] == pytest.approx([0.1 + 96 / 255 * 0.8, 0.6], abs=1e-6)
+    assert c["n_images"] == 2 and list(c["thresholds"]) == [0.15, 0.3, 0.5]
+    # the Otsu scores are the protocol's
+    s = score_maps(probs, masks)
+    assert c["otsu"] == pytest.approx({k: 100 * float(s[k].mean()) for k in ("pixel_accuracy", "PA", "IoU")})
+
+
+def test_evaluate_adds_the_threshold_curve_of_the_same_maps():
+    from defectlib.experiments.ocinet import CURVE_THRESHOLDS, evaluate
+
+    class Echo(torch.nn.Module):
+        def forward(self, x):
+            return torch.logit(x.clamp(0.01, 0.99))
+
+    torch.manual_seed(0)
+    g = torch.zeros(3, 16, 16); g[:, 4:12, 4:10] = 1
+    x = (0.6 * g + 0.3 * torch.rand(3, 16, 16))[:, None]
+    loader = [(x, list(g))]
+    res = evaluate(Echo(), loader, "cpu", thresholds=CURVE_THRESHOLDS)
+    c = res["threshold_curve"]
+    assert c["otsu"] == pytest.approx({k: res[k] for k in ("pixel_accuracy", "PA", "IoU")})
+    assert len(c["fixed"]["IoU"]) == len(CURVE_THRESHOLDS) and c["n_images"] == 3
+    assert all(b <= a + 1e-9 for a, b in zip(c["fixed"]["PA"], c["fixed"]["PA"][1:]))   # recall never rises with t
+    assert "threshold_curve" not in evaluate(Echo(), loader, "cpu")

@@ -278,3 +278,19 @@ def test_severstal_evaluates_on_rank_0_only_and_shares_its_choice(monkeypatch):
         monkeypatch.setattr(severstal_main, name, lambda *a, name=name, **k: pytest.fail(f"rank 1 ran {name}"))
     assert severstal_main.run("smoke") is None
     assert trained == ["resnet34", "resnet34"]     # the U-Net, then the gate on rank 0's chosen encoder
+
+
+# --- learning-curve points cost what they use ------------------------------------------------------
+def test_ocinet_curve_points_compute_the_iou_alone_and_the_same_iou(monkeypatch):
+    """A point of notebook 03's learning curve used the whole protocol, wFm included (the costly part),
+    and kept only the IoU: now the IoU alone, by the same steps, to the last bit."""
+    import numpy as np
+
+    from defectlib.experiments.ocinet import recipe
+    from defectlib.metrics import wfm
+    rng = np.random.default_rng(0)
+    probs = [rng.random((24, 24)).astype(np.float32) for _ in range(5)] + [rng.random((16, 20)).astype(np.float32)]
+    masks = [(rng.random(p.shape) > 0.8).astype(np.float32) for p in probs]
+    full = recipe.score_maps(probs, masks)["IoU"]
+    monkeypatch.setattr(wfm, "weighted_fmeasure", lambda *a, **k: pytest.fail("wFm computed for a curve point"))
+    assert np.array_equal(recipe.score_maps(probs, masks, iou_only=True)["IoU"], full)

@@ -2,7 +2,8 @@
 deep supervision) and its ablation variants, on NRSD-MN or real NEU-Seg + MTD in its place.
 
 - :mod:`.data`     the datasets, transforms and training loader
-- :mod:`.recipe`   the loss (Eq. 1), training one variant, the authors' evaluation protocol
+- :mod:`.recipe`   the loss (Eq. 1), training one variant, the authors' evaluation protocol (and
+                   fixed thresholds scored beside its Otsu: :func:`.recipe.threshold_curve`)
 - :mod:`.results`  size / cost / speed and the variants' scores recorded, the Table I and III analogues
 - :mod:`.main`     the notebook's training and evaluation as a command (``python -m
                    defectlib.experiments.ocinet``, also under torchrun)
@@ -13,8 +14,9 @@ The model itself is :mod:`defectlib.models.ocinet`.
 from ..registry import Experiment
 from .data import (EvalTransform, OCINetData, TrainTransform, build_data, collate_eval, mtd_defective_split,
                    train_loader)
-from .recipe import (METRIC_NOTES, METRICS, PVT_V2_B2_URL, backbone_weights, doctor_probes, evaluate,
-                     ocinet_loss_fn, predict_maps, score_maps, train_and_evaluate, weights_notes)
+from .recipe import (CURVE_THRESHOLDS, METRIC_NOTES, METRICS, PVT_V2_B2_URL, backbone_weights, doctor_probes,
+                     evaluate, ocinet_loss_fn, predict_maps, score_maps, threshold_curve, train_and_evaluate,
+                     weights_notes)
 from .profile import PROFILES
 from .results import (CLAIMS, COMPLEXITY, RIVALS, complexity_table, record_complexity, record_curves, record_params,
                       record_runs, record_summary,
@@ -23,8 +25,8 @@ from .results import (CLAIMS, COMPLEXITY, RIVALS, complexity_table, record_compl
 __all__ = ["EXPERIMENT", "CLAIMS", "PROFILES", "EvalTransform", "OCINetData", "TrainTransform", "build_data",
            "collate_eval", "mtd_defective_split", "train_loader", "METRIC_NOTES", "METRICS", "PVT_V2_B2_URL",
            "backbone_weights", "doctor_probes", "evaluate", "ocinet_loss_fn", "predict_maps", "score_maps",
-           "train_and_evaluate", "weights_notes", "COMPLEXITY", "RIVALS", "complexity_table",
-           "record_complexity", "record_curves", "record_params", "record_runs", "record_summary", "table1",
+           "CURVE_THRESHOLDS", "threshold_curve", "train_and_evaluate", "weights_notes", "COMPLEXITY", "RIVALS",
+           "complexity_table", "record_complexity", "record_curves", "record_params", "record_runs", "record_summary", "table1",
            "table3"]
 
 EXPERIMENT = Experiment(

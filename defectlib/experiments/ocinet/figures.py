@@ -1,5 +1,5 @@
 """Figures for notebook 03: the variants' training losses and learning curves; what CCIM, CSIM and
-CPIM do to the features, and Fig. 6-style maps.
+CPIM do to the features, Fig. 6-style maps, and fixed thresholds against Otsu (threshold curves).
 
 The feature figures take what :func:`~defectlib.models.ocinet.capture_attention` and
 :meth:`OCINet.forward_features` return for ONE image (batch index 0) and return a matplotlib figure.
@@ -170,4 +170,30 @@ def plot_qualitative(samples: dict[str, list], max_images: int = 4):
         ax.set_yticks([])
     fig.suptitle("white: correct, red: false positive, green: missed (as in the paper's Fig. 6)", fontsize=9)
     fig.tight_layout()
+    return fig
+
+
+#: the scores of a threshold curve, their labels and colours
+_CURVE_LINES = (("pixel_accuracy", "pixel acc. (Eq. 5)", "C0"), ("PA", "authors' \"PA\" (recall)", "C1"),
+                ("IoU", "IoU (Eq. 7)", "C2"))
+
+
+def plot_threshold_curves(curves: dict, title: str = ""):
+    """Fixed thresholds against per-image Otsu, one panel per test set: ``curves[test]`` is a
+    :func:`~defectlib.experiments.ocinet.threshold_curve` result. Solid lines: the mean score of
+    ``prob >= t`` at each fixed ``t``; dashed: the protocol's score (min-max + Otsu per image);
+    ticks along the bottom: where each image's Otsu threshold falls on the probability scale."""
+    fig, axes = plt.subplots(1, len(curves), figsize=(6 * len(curves), 4.3), squeeze=False)
+    for ax, (test, c) in zip(axes[0], curves.items()):
+        for key, label, colour in _CURVE_LINES:
+            ax.plot(c["thresholds"], c["fixed"][key], colour, marker=".", label=f"{label}, fixed t")
+            ax.axhline(c["otsu"][key], color=colour, ls="--", lw=1, label=f"{label}, Otsu per image")
+        ax.plot(c["otsu_thresholds"], np.zeros(len(c["otsu_thresholds"])), "k|", ms=12, alpha=0.5,
+                label="each image's Otsu threshold")
+        ax.set(xlabel="threshold t on the sigmoid probability (mask: prob >= t)", ylabel="mean over images (%)",
+               xlim=(0, 1), ylim=(-3, 103), title=f"{test} ({c['n_images']} images)")
+    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="lower center", ncol=4, fontsize=7, frameon=False)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout(rect=(0, 0.13, 1, 1))
     return fig

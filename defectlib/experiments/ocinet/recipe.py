@@ -26,7 +26,8 @@ from torch.utils.data import DataLoader
 
 from ...engine import fit, predict, supervised_loss
 from ...losses import DeepSupervisionLoss
-from ...metrics import ocinet_evaluation
+from ...metrics import ocinet_evaluation, otsu_binarize, otsu_threshold, segmentation_scores
+from ...metrics.segmentation import minmax_normalize
 from ...models.ocinet import build_ocinet
 from ...runtime import seed_everything
 from ..registry import Probe, train_config
@@ -53,21 +54,71 @@ def ocinet_loss_fn(weights=(1.0, 1.0, 0.5, 0.25)):
 _PROTOCOL_KEYS = {"PA": "foreground_recall", "pixel_accuracy": "PA", "wFm": "wFm", "IoU": "IoU", "Dice": "Dice"}
 
 
-def score_maps(probs: list[np.ndarray], masks: list[np.ndarray], chunk: int = 32) -> dict[str, np.ndarray]:
+def score_maps(probs: list[np.ndarray], masks: list[np.ndarray], chunk: int = 32,
+               iou_only: bool = False) -> dict[str, np.ndarray]:
     """Per-image scores (fractions) of probability maps against binary masks of the same size:
-    :func:`~defectlib.metrics.ocinet_evaluation` on batches of up to ``chunk`` same-size maps."""
-    out = {k: np.empty(len(probs), np.float64) for k in METRICS}
+    :func:`~defectlib.metrics.ocinet_evaluation` on batches of up to ``chunk`` same-size maps.
+    ``iou_only``: the IoU alone, by the same steps (min-max, Otsu, IoU) without the costly wFm: what
+    a learning-curve point needs."""
+    out = {k: np.empty(len(probs), np.float64) for k in (("IoU",) if iou_only else METRICS)}
     by_shape: dict[tuple, list[int]] = defaultdict(list)
     for i, p in enumerate(probs):
         by_shape[p.shape].append(i)
     for same in by_shape.values():
         for start in range(0, len(same), chunk):
             idx = same[start:start + chunk]
-            s = ocinet_evaluation(np.stack([probs[i] for i in idx]).astype(np.float32),
-                                  np.stack([masks[i] for i in idx]) > 0.5, reduction="none")
+            prob = np.stack([probs[i] for i in idx]).astype(np.float32)
+            target = np.stack([masks[i] for i in idx]) > 0.5
+            if iou_only:
+                mask = otsu_binarize(minmax_normalize(prob), normalize=False)
+                out["IoU"][idx] = segmentation_scores(mask, target, reduction="none")["iou"]
+                continue
+            s = ocinet_evaluation(prob, target, reduction="none")
             for ours, theirs in _PROTOCOL_KEYS.items():
                 out[ours][idx] = s[theirs]
     return out
+
+
+#: the fixed thresholds of :func:`threshold_curve` (notebook 03's threshold curve)
+CURVE_THRESHOLDS = tuple(round(t, 2) for t in np.linspace(0.05, 0.95, 19).tolist())
+#: the scores of :func:`threshold_curve`, named as :data:`METRICS` names them
+CURVE_METRICS = {"pixel_accuracy": "pixel_accuracy", "PA": "foreground_recall", "IoU": "iou"}
+
+
+def threshold_curve(probs: list[np.ndarray], masks: list[np.ndarray], thresholds=CURVE_THRESHOLDS) -> dict:
+    """Fixed thresholds against the authors' per-image Otsu, on the same probability maps.
+
+    ``probs``: sigmoid maps (any sizes), ``masks``: their binary ground truths. For every fixed
+    threshold ``t``, each map is binarised as ``prob >= t`` and scored; the scores are averaged over
+    the images, in %, as the protocol averages them: Eq. 5's pixel accuracy (``"pixel_accuracy"``),
+    the authors' "PA" (foreground recall, ``"PA"``) and IoU. ``"otsu"`` holds the same three scores
+    under the protocol (per-image min-max, Otsu; equal to :func:`evaluate`'s), and
+    ``"otsu_thresholds"`` each image's Otsu threshold on the probability scale: the smallest
+    probability the protocol marks as defect, ``min + (k + 1) / 255 (max - min)`` for Otsu level
+    ``k`` (:func:`defectlib.metrics.otsu_threshold`).
+
+    Returns ``{"thresholds" [T], "fixed": {metric: [T]}, "otsu": {metric: float}, "otsu_thresholds"
+    [N], "n_images"}``.
+    """
+    t = np.asarray(thresholds, np.float64).reshape(-1)
+    fixed = {k: np.zeros(len(t)) for k in CURVE_METRICS}
+    otsu = {k: 0.0 for k in CURVE_METRICS}
+    otsu_t = np.empty(len(probs))
+    for i, (prob, mask) in enumerate(zip(probs, masks)):
+        p = np.asarray(prob, np.float32)[None]              # float32, as the protocol scores it
+        g = np.asarray(mask) > 0.5
+        cut = p >= t[:, None, None].astype(np.float32)      # [T, H, W]: one mask per fixed threshold
+        s = segmentation_scores(cut, np.broadcast_to(g, cut.shape), reduction="none")
+        o = segmentation_scores(otsu_binarize(p), g[None], reduction="none")
+        for ours, theirs in CURVE_METRICS.items():
+            fixed[ours] += s[theirs]
+            otsu[ours] += float(o[theirs][0])
+        lo, hi = float(p.min()), float(p.max())
+        otsu_t[i] = lo + (int(otsu_threshold(p)[0]) + 1) / 255 * (hi - lo)
+    n = max(len(probs), 1)
+    return {"thresholds": t, "fixed": {k: 100.0 * v / n for k, v in fixed.items()},
+            "otsu": {k: 100.0 * v / n for k, v in otsu.items()}, "otsu_thresholds": otsu_t,
+            "n_images": len(probs)}
 
 
 def predict_maps(model, loader, device, max_batches: int | None = None, precision: str = "fp32"):
@@ -93,12 +144,14 @@ def _resized_maps(out, batch) -> tuple[list, list, list]:
 
 
 def evaluate(model, loader, device, max_batches: int | None = None, keep: int = 0,
-             precision: str = "fp32", worst: int = 0) -> dict:
+             precision: str = "fp32", worst: int = 0, thresholds=None) -> dict:
     """The authors' protocol on one test set: mean of per-image scores, in %.
 
     Returns ``{metric: value %}`` plus ``"n_images"``; with ``keep > 0`` also ``"samples"``: the first
     ``keep`` (image, prob, mask) triples for figures; with ``worst > 0`` also ``"worst"``: the
-    ``worst`` triples of the lowest per-image IoU, lowest first, and ``"worst_iou"``: their IoUs in %.
+    ``worst`` triples of the lowest per-image IoU, lowest first, and ``"worst_iou"``: their IoUs in %;
+    with ``thresholds`` (e.g. :data:`CURVE_THRESHOLDS`) also ``"threshold_curve"``: the same maps
+    scored at those fixed thresholds beside Otsu (:func:`threshold_curve`).
     """
     images, probs, masks = predict_maps(model, loader, device, max_batches, precision)
     per_image = score_maps(probs, masks)
@@ -110,6 +163,8 @@ def evaluate(model, loader, device, max_batches: int | None = None, keep: int = 
         order = np.argsort(per_image["IoU"], kind="stable")[:worst]
         res["worst"] = [(images[i], probs[i], masks[i]) for i in order]
         res["worst_iou"] = [100.0 * float(per_image["IoU"][i]) for i in order]
+    if thresholds is not None:
+        res["threshold_curve"] = threshold_curve(probs, masks, thresholds)
     return res
 
 
@@ -140,20 +195,22 @@ def backbone_weights(name: str | None, dry_run: bool = False) -> Path | None:
 def _iou_curve(data: OCINetData, cfg, device):
     """``curve(model)`` for :func:`defectlib.engine.fit`: IoU on the first test set, in %."""
     name, first = next(iter(data.tests.items()))
-    loader = DataLoader(first, batch_size=cfg.eval_batch_size, collate_fn=collate_eval)
+    loader = DataLoader(first, batch_size=cfg.eval_batch_size, collate_fn=collate_eval, num_workers=cfg.num_workers)
 
-    def curve(model):
-        r = evaluate(model, loader, device, cfg.max_eval_batches, precision=cfg.precision)
-        return {f"{name}/IoU": r["IoU"]}
+    def curve(model):  # the IoU alone (no wFm: a curve point used to run the whole protocol)
+        _, probs, masks = predict_maps(model, loader, device, cfg.max_eval_batches, cfg.precision)
+        iou = score_maps(probs, masks, iou_only=True)["IoU"]
+        return {f"{name}/IoU": 100.0 * float(iou.mean()) if len(iou) else float("nan")}
     return curve
 
 
 def train_and_evaluate(variant: str, data: OCINetData, cfg, device, seed: int = 0, keep: int = 0,
                        weights=None, loss_weights=(1.0, 1.0, 0.5, 0.25), worst: int = 0,
-                       evaluate_sets: bool = True) -> dict:
+                       evaluate_sets: bool = True, thresholds=None) -> dict:
     """Build ``variant``, train it on ``data.train`` as ``cfg`` says, evaluate it on every test set.
     ``loss_weights``: the deep-supervision weights of S^1..S^4 (paper Eq. 1: 1, 1, 1/2, 1/4);
-    ``keep`` / ``worst``: sample triples kept for figures (:func:`evaluate`).
+    ``keep`` / ``worst``: sample triples kept for figures, ``thresholds``: fixed thresholds scored
+    beside Otsu (:func:`evaluate`).
 
     With ``cfg.curve_every`` the first test set's IoU is also measured every that many optimizer
     steps (``history.curve``, a learning curve: drawn, never used to choose; it does not change
@@ -174,7 +231,7 @@ def train_and_evaluate(variant: str, data: OCINetData, cfg, device, seed: int = 
         test_loader = DataLoader(ds, batch_size=cfg.eval_batch_size, collate_fn=collate_eval,
                                  num_workers=cfg.num_workers)
         results[name] = evaluate(model, test_loader, device, cfg.max_eval_batches, keep=keep,
-                                 precision=cfg.precision, worst=worst)
+                                 precision=cfg.precision, worst=worst, thresholds=thresholds)
     return {"model": model, "history": history, "train_s": train_s, "results": results}
 
 
