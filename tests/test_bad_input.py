@@ -338,3 +338,353 @@ def test_bad_input_is_a_clear_error(case, tmp_path, monkeypatch):
 
 def test_the_table_is_large_and_ids_are_unique():
     assert len(CASES) >= 40 and len({c.id for c in CASES}) == len(CASES)
+
+
+# ================================================================ issue 28: images and masks as cameras,
+# label tools and other datasets really write them. Each test failed (a wrong answer or an unclear
+# error) before the fix; every folder is also read by `data check`, which must agree with the loader.
+from defectlib.data import NEUSeg, Severstal  # noqa: E402
+from defectlib.data.io import read_gray  # noqa: E402
+from defectlib.data.masks import MaskRule, decode_mask, load_mask, read_mask  # noqa: E402
+from defectlib.data.severstal import decode_masks, rle_decode, write_train_csv  # noqa: E402
+
+
+def agree(root, **kw):
+    """ImageMaskFolder and `data check` with the same options: both read the folder, or both refuse
+    it with the same error type; returns (dataset or None, report)."""
+    layout = {k: kw.pop(k) for k in ("images", "masks", "mask_suffix", "mask_ext") if k in kw}
+    rule = MaskRule(**kw) if kw else None
+    try:
+        ds = ImageMaskFolder(root, **layout, **kw)
+        [ds[i] for i in range(len(ds))]
+        err = None
+    except E.DatasetError as exc:
+        ds, err = None, exc
+    report = check_dataset(root, duplicates=False, rule=rule, **({"images": "images", "masks": "masks"} | layout))
+    if err is None:
+        assert report.ok, str(report)
+    else:
+        assert type(err) in {type(p) for p in report.problems}, (err, report.problems)
+    return ds, report
+
+
+def pair(tmp, image, mask, name="a", image_ext=".png", mask_ext=".png", save_image=None, save_mask=None):
+    root = tmp / "data"
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    (root / "masks").mkdir(parents=True, exist_ok=True)
+    ip, mp = root / "images" / f"{name}{image_ext}", root / "masks" / f"{name}{mask_ext}"
+    (save_image or (lambda a, p: Image.fromarray(a).save(p)))(image, ip)
+    (save_mask or (lambda a, p: Image.fromarray(a).save(p)))(mask, mp)
+    return root
+
+
+def mask8():
+    m = np.zeros((8, 8), bool)
+    m[2:5, 3:6] = True
+    return m
+
+
+# --- 1. 16-bit images: scaled by the format, never by the file's own maximum
+def test_16bit_exposures_stay_apart_and_bit_depth_reads_12bit(tmp_path):
+    scene = np.arange(64, dtype=np.uint16).reshape(8, 8) + 1
+    Image.fromarray(scene * 8).save(tmp_path / "x8.png")
+    Image.fromarray(scene * 64).save(tmp_path / "x64.png")
+    a, b = read_gray(tmp_path / "x8.png"), read_gray(tmp_path / "x64.png")
+    assert not np.array_equal(a, b)
+    np.testing.assert_array_equal(b, np.rint(scene * 64 / 65535 * 255).astype(np.uint8))
+    twelve = (scene * 60).astype(np.uint16)  # a 12-bit camera: values up to 3840 of 4095
+    Image.fromarray(twelve).save(tmp_path / "c12.tif")
+    np.testing.assert_array_equal(read_gray(tmp_path / "c12.tif", bit_depth=12),
+                                  np.rint(twelve / 4095 * 255).astype(np.uint8))
+    with pytest.raises(E.ImageEncodingError, match=r"x64\.png: 16-bit image holds values .*bit_depth=12"):
+        read_gray(tmp_path / "x64.png", bit_depth=12)
+
+
+def test_check_warns_about_12bit_data_in_16bit_files(tmp_path):
+    img = (np.arange(64, dtype=np.uint16).reshape(8, 8) * 60)
+    root = pair(tmp_path, img, (mask8() * 255).astype(np.uint8))
+    ds, report = agree(root)
+    assert any("bit_depth=12" in w for w in report.warnings), report.warnings
+    assert float(ds[0][0].max()) < 0.06  # read by the format, dark, as the warning says
+
+
+# --- 2. float TIFF in [0, 1]
+def test_float_tiff_in_0_1_is_read_as_is(tmp_path):
+    x = (np.arange(64, dtype=np.float32).reshape(8, 8) / 63)
+    Image.fromarray(x).save(tmp_path / "f.tif")
+    np.testing.assert_array_equal(read_gray(tmp_path / "f.tif"), np.rint(x * 255).astype(np.uint8))
+    Image.fromarray(x * 1000).save(tmp_path / "g.tif")
+    with pytest.raises(E.ImageEncodingError, match=r"g\.tif: float image holds 0\.\.1000.*\[0, 1\]"):
+        read_gray(tmp_path / "g.tif")
+
+
+# --- 3. EXIF orientation: image and mask read the way viewers and label tools show them
+def test_exif_rotated_photo_still_overlaps_its_mask(tmp_path):
+    shown = np.full((8, 12), 20, np.uint8)
+    m = np.zeros((8, 12), np.uint8)
+    m[1:3, 8:11] = 255
+    shown[m > 0] = 240  # the defect is bright where the label tool showed it
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 clockwise to display"
+    root = pair(tmp_path, shown, m,
+                save_image=lambda a, p: Image.fromarray(a).transpose(Image.Transpose.ROTATE_90).save(p, exif=exif))
+    ds, _ = agree(root)
+    image, mask = ds[0]
+    assert image.shape[-2:] == (8, 12)
+    assert float(image[0][mask[0] > 0].min()) > 0.9 and float(image[0][mask[0] == 0].max()) < 0.1
+
+
+def test_exif_180_on_a_square_image_is_applied(tmp_path):
+    shown = np.zeros((8, 8), np.uint8)
+    shown[mask8()] = 255
+    exif = Image.Exif()
+    exif[0x0112] = 3
+    root = pair(tmp_path, shown, shown.copy(),
+                save_image=lambda a, p: Image.fromarray(a).rotate(180).save(p, exif=exif))
+    ds, _ = agree(root)
+    image, mask = ds[0]
+    np.testing.assert_array_equal(image[0].numpy() > 0.5, mask[0].numpy() > 0)
+
+
+# --- 4. palette PNGs: a black/white palette by its colours, a class palette by its indices
+def quantized(mask, path):  # white-on-black through PIL's quantize(2): index 0 is white, the defect
+    im = Image.fromarray(mask.astype(np.uint8) * 255).convert("RGB").quantize(2)
+    assert im.getpalette()[:3] == [255, 255, 255] and np.array(im)[mask].max() == 0
+    im.save(path)
+
+
+def voc(mask, path):
+    im = Image.fromarray(mask.astype(np.uint8), "P")
+    im.putpalette([0, 0, 0, 128, 0, 0, 0, 128, 0, 128, 128, 0] + [0] * (252 * 3))  # VOC's first colours
+    im.save(path)
+
+
+@pytest.mark.parametrize("kw", [{}, {"encoding": "binary"}, {"threshold": 127}])
+def test_white_first_palette_is_read_by_its_colours(tmp_path, kw):
+    root = pair(tmp_path, np.zeros((8, 8), np.uint8), mask8(), save_mask=quantized)
+    ds, report = agree(root, **kw)
+    np.testing.assert_array_equal(ds[0][1][0].numpy() > 0, mask8())
+    assert report.info["mask files read as"] == {"palette colours": 1}
+
+
+def test_voc_palette_is_read_by_its_indices_and_refused_by_a_threshold(tmp_path):
+    root = pair(tmp_path, np.zeros((8, 8), np.uint8), mask8(), save_mask=voc)
+    ds, report = agree(root)
+    np.testing.assert_array_equal(ds[0][1][0].numpy() > 0, mask8())
+    assert report.info["mask files read as"] == {"palette indices": 1}
+    with pytest.raises(E.MaskEncodingError, match=r"masks/a\.png: palette mask with class colours .*\(128, 0, 0\)"
+                                                   r".*threshold=127 cannot read it"):
+        agree(root, threshold=127)
+        ImageMaskFolder(root, threshold=127)[0]
+
+
+# --- 5. masks painted on a transparent layer
+@pytest.mark.parametrize("mode,colour", [("RGBA", (255, 0, 0)), ("RGBA", (255, 255, 255)), ("LA", (255,))])
+def test_alpha_channel_masks(tmp_path, mode, colour):
+    def save_alpha(m, p):  # an editor's transparent layer: transparent white around the strokes
+        arr = np.full((8, 8, len(colour) + 1), 255, np.uint8)
+        arr[..., -1] = 0
+        arr[m] = (*colour, 255)
+        Image.fromarray(arr, mode).save(p)
+    root = pair(tmp_path, np.zeros((8, 8), np.uint8), mask8(), save_mask=save_alpha)
+    for kw in ({}, {"threshold": 127}, {"encoding": "binary"}):
+        ds, _ = agree(root, **kw)
+        np.testing.assert_array_equal(ds[0][1][0].numpy() > 0, mask8())
+
+
+def test_alpha_mask_in_two_colours_is_read_by_its_colours(tmp_path):
+    arr = np.full((8, 8, 4), (255, 255, 255, 0), np.uint8)
+    arr[2, :4] = (255, 0, 0, 255)
+    arr[5, :4] = (0, 255, 0, 255)
+    Image.fromarray(arr, "RGBA").save(tmp_path / "m.png")
+    out = load_mask(tmp_path / "m.png", MaskRule(colors={(0, 0, 0): 0, (255, 0, 0): 1, (0, 255, 0): 2}))
+    assert out[2, 0] == 1 and out[5, 0] == 2 and out.sum() == 12
+
+
+# --- 6. JPEG masks: one rule for 0/1 and 0/255 alike
+def jpeg(m, p):
+    Image.fromarray(m).save(p, quality=75)
+
+
+@pytest.mark.parametrize("scale", [1, 255])
+def test_jpeg_masks_need_a_threshold(tmp_path, scale):
+    m = np.zeros((16, 16), np.uint8)
+    m[4:11, 5:12] = scale
+    root = pair(tmp_path, np.zeros((16, 16), np.uint8), m, mask_ext=".jpg", save_mask=jpeg)
+    with pytest.raises(E.MaskEncodingError, match=r"masks/a\.jpg: JPEG mask .*threshold=T.*re-export the masks as PNG"):
+        load_all(root)()
+    agree(root)
+    if scale == 255:
+        ds, _ = agree(root, threshold=127)
+        np.testing.assert_array_equal(ds[0][1][0].numpy() > 0, m > 0)
+
+
+# --- 7. .mat label images with more than two labels
+def crack_labels(path):
+    seg = np.ones((8, 8), np.uint8)  # 1 background, 2 crack, 3 "unsure" border
+    seg[mask8()] = 2
+    seg[6, :] = 3
+    mat_file(path, gt=seg)
+
+
+def test_mat_with_three_labels_and_a_threshold_is_refused(tmp_path):
+    root = folder(tmp_path, {"a.mat": crack_labels})
+    with pytest.raises(E.MaskEncodingError, match=r"masks/a\.mat: label image holds 3 labels \[1, 2, 3\].*defect_labels"):
+        load_all(root, threshold=1)()
+    agree(root, threshold=1)
+    assert data_main(["check", str(root), "--threshold", "1", "--no-duplicates"]) == 1
+    ds, _ = agree(root, defect_labels=[2])
+    np.testing.assert_array_equal(ds[0][1][0].numpy() > 0, mask8())
+    assert data_main(["check", str(root), "--defect-labels", "2", "--no-duplicates"]) == 0
+
+
+# --- 8. one folder, x.bmp image beside x.png mask: check and loader read the same folder
+def test_check_reads_a_one_folder_extension_layout_as_the_loader_does(tmp_path):
+    root = tmp_path / "parts"
+    root.mkdir()
+    for k, m in enumerate([(mask8() * 255).astype(np.uint8), stripes(0, 128, 255)]):
+        Image.fromarray((np.random.default_rng(k).random((8, 8)) * 255).astype(np.uint8)).save(root / f"{k}.bmp")
+        Image.fromarray(m).save(root / f"{k}.png")
+    report = check_dataset(root, duplicates=False)
+    assert "masks" in report.info["layout"] and "<stem>.png" in report.info["layout"], report.info["layout"]
+    assert report.counts["samples per split"] == {"all": 2}
+    assert any(isinstance(p, E.MaskEncodingError) and "1.png" in str(p) for p in report.problems)
+    with pytest.raises(E.MaskEncodingError, match=r"1\.png: ambiguous"):
+        load_all(root, images=None, masks=None, mask_ext=".png")()
+    with pytest.raises(E.DuplicateFileError):  # no mask_ext: the loader sees two images named 0
+        ImageMaskFolder(root, images=None, masks=None)
+
+
+# --- 9. Severstal RLE belongs to 256x1600
+def test_severstal_rle_on_a_resized_copy_is_an_error(tmp_path):
+    root = tmp_path / "sev"
+    (root / "train_images").mkdir(parents=True)
+    m = np.zeros((4, 256, 1600), np.uint8)
+    m[2, 100:150, 300:700] = 1
+    write_train_csv(root / "train.csv", {"a.jpg": m})
+    Image.fromarray(np.zeros((128, 800), np.uint8)).save(root / "train_images" / "a.jpg")
+    with pytest.raises(E.MaskSizeError, match=r"a\.jpg: image is 800x128 .*RLE .*1600x256"):
+        Severstal(root)[0]
+    report = check_dataset(root, duplicates=False)
+    assert any(isinstance(p, E.MaskSizeError) for p in report.problems), str(report)
+
+
+# --- 10. encoding="auto" decided once per folder
+def test_auto_is_decided_once_per_folder(tmp_path):
+    root = folder(tmp_path, {"a.png": stripes(0, 1, 2, 3), "b.png": defect(2)})
+    ds, report = agree(root)
+    b = ds.mask_paths[1]
+    np.testing.assert_array_equal(decode_mask(read_mask(b), ds.rule, b), defect(2))  # class 2 stays 2
+    assert "class indices 0..3" in report.info["mask rule"] and "from 2 masks" in report.info["mask rule"]
+
+
+def test_masks_that_disagree_are_one_error_naming_both(tmp_path):
+    root = folder(tmp_path, {"a.png": defect(1), "b.png": defect(255)})
+    with pytest.raises(E.MaskEncodingError, match=r"masks/b\.png: the folder's masks disagree: b\.png holds "
+                                                   r"\[0, 255\], a\.png holds \[0, 1\]"):
+        ImageMaskFolder(root)
+    agree(root)
+
+
+# --- 11. / unclear errors: Severstal class ids and RLE values
+@pytest.mark.parametrize("rles,pattern", [({0: "1 2"}, r"class id 0 is not a Severstal class 1\.\.4"),
+                                          ({5: "1 2"}, r"class id 5 is not a Severstal class 1\.\.4")])
+def test_decode_masks_class_ids_are_1_to_4(rles, pattern):
+    with pytest.raises(E.RLEError, match=pattern):
+        decode_masks(rles, (8, 6))
+
+
+def test_rle_with_a_huge_value_names_the_rle():
+    with pytest.raises(E.RLEError, match=r"RLE '99999999999999999999 1' holds 99999999999999999999"):
+        rle_decode("99999999999999999999 1", (8, 6))
+
+
+# --- 12. pixel_prf takes probabilities, as every metric of probabilities does
+def test_pixel_prf_refuses_logits():
+    with pytest.raises(ValueError, match=r"scores: expected probabilities in \[0, 1\], found -3"):
+        metrics.pixel_prf(M2, M2 * 6 - 3)
+
+
+# --- 13. hidden files (macOS resource forks) are skipped with a note
+def test_resource_forks_are_skipped_and_noted(tmp_path):
+    root = folder(tmp_path, {"a.png": defect()})
+    (root / "images" / "._a.png").write_bytes(b"\x00\x05\x16\x07 mac resource fork")
+    (root / "masks" / "._a.png").write_bytes(b"\x00\x05\x16\x07")
+    ds, report = agree(root)
+    assert ds.ids == ["a"] and {p.name for p in ds.hidden} == {"._a.png"}
+    assert report.info["hidden files skipped"].startswith("1 (._a.png")
+
+
+# --- 14. a dataset one folder too deep in --data-root: refused before any notebook runs
+def test_dataset_one_folder_too_deep_is_refused_before_the_run(tmp_path, monkeypatch):
+    monkeypatch.delenv("DEFECTLIB_DATA", raising=False)
+    monkeypatch.setenv("DEFECTLIB_CACHE", str(tmp_path / "cache"))
+    deep = tmp_path / "datasets" / "neu-det" / "neu-det"
+    (deep / "IMAGES").mkdir(parents=True)
+    (deep / "ANNOTATIONS").mkdir()
+    call = cli(run_main, runner_args(tmp_path, "--data-root", str(tmp_path / "datasets"), "--out", str(tmp_path / "runs")))
+    with pytest.raises(CommandFailed, match=r"(?s)exit 2: .*neu-det is not in neu-det's layout .*one folder down, in .*neu-det/neu-det"):
+        call()
+    with pytest.raises(E.DatasetNotFoundError, match=r"one folder down"):
+        locate("neu-det", tmp_path / "datasets")
+
+
+# --- unclear errors made clear
+def test_danet_phases_are_checked_before_training(tmp_path):
+    from defectlib.experiments.danet.main import main as danet_main
+    with pytest.raises(CommandFailed, match=r"(?s)exit 2: .*phases=\(2, 9\): each phase is one of 1\.\.5"):
+        cli(danet_main, ["--set", "phases=2,9", "--out", str(tmp_path / "out")])()
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_neu_seg_with_a_voc_palette_reads_its_indices(tmp_path):
+    root = tmp_path / "neu-seg"
+    for split in ("training", "test"):
+        (root / "images" / split).mkdir(parents=True)
+        (root / "annotations" / split).mkdir(parents=True)
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(root / "images" / split / "000001.jpg")
+        voc(mask8(), root / "annotations" / split / "000001.png")
+    _, mask = NEUSeg(root)[0]
+    np.testing.assert_array_equal(mask.numpy(), mask8().astype(np.int64))
+    assert check_dataset(root, duplicates=False).ok
+
+
+def test_masks_named_with_a_suffix_suggest_mask_suffix(tmp_path):
+    root = folder(tmp_path, {"a_mask.png": defect(), "b_mask.png": defect()})
+    for name in ("a_mask", "b_mask"):
+        (root / "images" / f"{name}.png").rename(root / "images" / f"{name[0]}.png")
+    with pytest.raises(E.MissingFileError, match=r"image has no mask a\.\* .*mask_suffix='_mask' would pair 2"):
+        ImageMaskFolder(root)
+    agree(root)
+    assert len(ImageMaskFolder(root, mask_suffix="_mask")) == 2
+
+
+# --- beyond the list: CMYK, 12-bit in 16 (above), BGR from OpenCV, bilinear-upscaled masks
+def test_cmyk_image_reads_as_its_rgb_grey(tmp_path):
+    rgb_img = np.zeros((8, 8, 3), np.uint8)
+    rgb_img[..., 0], rgb_img[..., 1], rgb_img[..., 2] = 200, np.arange(8) * 30, 50
+    Image.fromarray(rgb_img).convert("CMYK").save(tmp_path / "c.tif")
+    grey = np.asarray(Image.fromarray(rgb_img).convert("L"), np.int16)
+    assert np.abs(read_gray(tmp_path / "c.tif").astype(np.int16) - grey).max() <= 2
+
+
+def test_bgr_colour_mask_is_an_unknown_colour_error(tmp_path):
+    m = np.zeros((8, 8, 3), np.uint8)
+    m[mask8()] = (255, 0, 0)[::-1]  # red written by cv2.imwrite from an RGB array: blue on disk
+    root = pair(tmp_path, np.zeros((8, 8), np.uint8), m)
+    with pytest.raises(E.MaskEncodingError, match=r"colour\(s\) \[\(0, 0, 255\)\] not in colors="):
+        load_all(root, colors={(0, 0, 0): 0, (255, 0, 0): 1})()
+
+
+def test_bilinear_upscaled_mask_is_refused_by_auto_and_read_by_a_threshold(tmp_path):
+    small = np.zeros((4, 4), np.uint8)
+    small[1:3, 1:3] = 255
+    big = np.array(Image.fromarray(small).resize((16, 16), Image.Resampling.BILINEAR))
+    assert len(np.unique(big)) > 3
+    root = pair(tmp_path, np.zeros((16, 16), np.uint8), big)
+    with pytest.raises(E.MaskEncodingError, match=r"masks/a\.png: ambiguous mask values .*threshold=T"):
+        load_all(root)()
+    agree(root)
+    ds, _ = agree(root, threshold=127)
+    nearest = np.array(Image.fromarray(small).resize((16, 16), Image.Resampling.NEAREST)) > 0
+    assert (ds[0][1][0].numpy().astype(bool) != nearest).mean() < 0.15

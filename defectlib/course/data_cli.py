@@ -7,6 +7,7 @@
                               [--images DIR] [--masks DIR] [--mask-suffix _GT] [--mask-ext .png]
                               [--allow-missing-masks] [--threshold T | --encoding auto|binary|index]
                               [--colors "255,0,0=1;0,255,0=2"] [--mat-key groundTruth.Segmentation]
+                              [--defect-labels 2,3] [--bit-depth 12]
     defectlib data fetch NAME --data-root DIR [--allow-unverified]
     defectlib data make-standins [--dest DIR] [NAME ...]
 """
@@ -44,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--encoding", choices=("auto", "binary", "index"), help="mask encoding (see data/README.md)")
     g.add_argument("--colors", metavar="R,G,B=K;...", help="colour masks: RGB colour -> class index")
     g.add_argument("--mat-key", metavar="NAME", help=".mat masks: the variable (or struct.field) holding the mask")
+    g.add_argument("--defect-labels", metavar="V,V", help="label images: the stored values that are defects "
+                                                           "(all others are background), e.g. 2 or 2,3")
+    c.add_argument("--bit-depth", type=int, metavar="B", help="images stored with B bits in 16-bit files (10, 12)")
     f = sub.add_parser("fetch", help="download + verify + unpack a dataset with a public direct download")
     f.add_argument("name")
     f.add_argument("--data-root", default=None, help="default: $DEFECTLIB_DATA")
@@ -85,9 +89,15 @@ def check_options(args) -> tuple[object, dict]:
     if args.allow_missing_masks:
         layout["allow_missing_masks"] = True
     rule = None
-    if any(v is not None for v in (args.threshold, args.encoding, args.colors, args.mat_key)):
+    labels = getattr(args, "defect_labels", None)
+    if any(v is not None for v in (args.threshold, args.encoding, args.colors, args.mat_key, labels)):
+        if labels is not None:
+            try:
+                labels = [float(v) if "." in v else int(v) for v in labels.replace(";", ",").split(",") if v.strip()]
+            except ValueError:
+                raise ValueError(f"--defect-labels takes values like 2 or 2,3; got {args.defect_labels!r}") from None
         rule = MaskRule(args.encoding or "auto", args.threshold,
-                        parse_colors(args.colors) if args.colors else None, args.mat_key)
+                        parse_colors(args.colors) if args.colors else None, args.mat_key, defect_labels=labels)
     return rule, layout
 
 
@@ -124,7 +134,8 @@ def main(argv=None) -> int:
             t = time.time()
             report = check_dataset(path, kind=args.kind, duplicates=not args.no_duplicates,
                                    mad_threshold=args.mad_threshold, max_hamming=args.max_hamming,
-                                   progress=sys.stderr.isatty(), against=args.against, rule=rule, **layout)
+                                   progress=sys.stderr.isatty(), against=args.against, rule=rule,
+                                   bit_depth=args.bit_depth, **layout)
             print(report)
             print(f"({time.time() - t:.1f} s)\n")
             bad += not report.ok

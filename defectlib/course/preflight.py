@@ -64,7 +64,13 @@ def notebook_datasets(path: str | os.PathLike) -> tuple[str, ...]:
 
 
 def _present(root: Path, name: str) -> bool:
+    """``<root>/<name>`` is a non-empty folder; ValueError when the dataset's layout sits one
+    folder too deep there (``neu-det/neu-det/IMAGES``): the notebook's loader would fail on it."""
+    from ..synth.standins import layout_problem
     p = root / name
+    problem = layout_problem(name, p, nested_only=True) if p.is_dir() else None
+    if problem:
+        raise ValueError(f"--data-root {root}: {problem}")
     return p.is_dir() and any(p.iterdir())
 
 

@@ -350,9 +350,11 @@ def main(argv: list[str] | None = None) -> int:
             raise FileNotFoundError(f"no NN_*.ipynb notebooks in {nb_dir}")
         if args.data_root and not Path(args.data_root).expanduser().is_dir():
             raise FileNotFoundError(f"--data-root {args.data_root} is not a folder")
-        if args.require_real:
-            require_real({nb.stem: missing_datasets(notebook_datasets(nb), args.data_root, notebook_substitutes(nb))
-                          for nb in notebooks}, args.data_root)
+        if args.require_real or args.data_root:  # also a ValueError for a dataset one folder too deep
+            missing = {nb.stem: missing_datasets(notebook_datasets(nb), args.data_root, notebook_substitutes(nb))
+                       for nb in notebooks}
+            if args.require_real:
+                require_real(missing, args.data_root)
         seeds = parse_seeds(args.seed)
         if args.kernel:
             check_kernel(args.kernel)

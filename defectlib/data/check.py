@@ -16,6 +16,10 @@ cannot read is a problem, and so is a folder whose masks are *all* empty (masks 
 encoding the rule misreads look exactly like that). A generic folder takes the options of
 :class:`~defectlib.data.ImageMaskFolder` (``images``, ``masks``, ``mask_suffix``, ``mask_ext``,
 ``allow_missing_masks``); without them the layout is guessed and the report says which it assumed.
+A folder is what the loaders call a folder: the guess pairs ``x.bmp`` + ``x.png`` in one folder
+(MTD-style, masks by extension) and never reads a mask as an image; ``encoding="auto"`` is decided
+once for the folder by the loaders' own :func:`~defectlib.data.masks.decide_auto` and the report
+says what it decided. Hidden files (``._x.png``) are skipped and noted.
 """
 from __future__ import annotations
 
@@ -29,13 +33,13 @@ import numpy as np
 from .duplicates import near_pairs, phash, thumbnail
 from .errors import (AnnotationError, DatasetError, DatasetNotFoundError, EmptyDatasetError, MaskEncodingError,
                      MaskSizeError, MissingFileError)
-from .folder import scan_pairs
-from .io import IMAGE_EXTS, read_gray
-from .masks import MaskRule, decode_mask, read_mask
+from .folder import KNOWN_SUFFIXES, scan_pairs
+from .io import IMAGE_EXTS, is_hidden, read_gray
+from .masks import MaskRule, decide_auto, decode_mask, read_mask_as
 
 FOLDER_OPTIONS = ("images", "masks", "mask_suffix", "mask_ext", "allow_missing_masks")
-#: mask-name suffixes tried when guessing a one-folder layout (KSDD2, DAGM, common exports)
-KNOWN_SUFFIXES = ("_GT", "_gt", "_mask", "_label", "_Label", "_seg")
+#: extensions a mask beside its image is guessed to have (``x.bmp`` + ``x.png``: the .png is the mask)
+MASK_EXT_PREFERENCE = (".png", ".bmp", ".tif", ".tiff", ".gif")
 
 
 @dataclass
@@ -59,6 +63,7 @@ class Report:
     pairs: list = field(default_factory=list)
     info: dict = field(default_factory=dict)
     cross_dataset: list = field(default_factory=list)
+    hidden: list = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -107,30 +112,43 @@ def detect_kind(root: Path) -> str:
     return "folder"
 
 
-def _images(folder: Path, ext: str | None = None) -> dict[str, Path]:
+def _images(folder: Path, ext: str | None = None, report=None) -> dict[str, Path]:
     if not folder.is_dir():
         return {}
-    return {p.stem: p for p in sorted(folder.iterdir())
-            if p.suffix.lower() in IMAGE_EXTS and (ext is None or p.suffix.lower() == ext)}
+    files = [p for p in sorted(folder.iterdir())
+             if p.suffix.lower() in IMAGE_EXTS and (ext is None or p.suffix.lower() == ext)]
+    if report is not None:
+        report.hidden += [p for p in files if is_hidden(p)]
+    return {p.stem: p for p in files if not is_hidden(p)}
 
 
 def _scan(report, split, image_dir, mask_dir=None, label="", **kw) -> list[Sample]:
     """Image/mask pairs exactly as the loaders pair them (:func:`~defectlib.data.folder.scan_pairs`)."""
-    items, problems = scan_pairs(image_dir, mask_dir, **kw)
+    items, problems = scan_pairs(image_dir, mask_dir, hidden=report.hidden, **kw)
     report.problems.extend(problems)
     return [Sample(f"{split}/{stem}", split, img, mask=m, label=label) for stem, img, m, _ in items]
 
 
 def guess_folder_layout(root: Path) -> dict:
     """ImageMaskFolder options for a folder of unknown layout: ``images/`` + ``masks/``, else one
-    folder with masks named ``<stem>_GT.*`` (or another :data:`KNOWN_SUFFIXES`), else images only."""
+    folder with masks named ``<stem>_GT.*`` (or another :data:`KNOWN_SUFFIXES`), else one folder
+    with ``x.bmp`` + ``x.png`` (masks by extension, :data:`MASK_EXT_PREFERENCE`), else images only."""
     if (root / "images").is_dir() and (root / "masks").is_dir():
         return {"images": "images", "masks": "masks"}
-    stems = {p.stem for p in root.iterdir() if p.suffix.lower() in IMAGE_EXTS}
+    files = [p for p in root.iterdir() if p.suffix.lower() in IMAGE_EXTS and not is_hidden(p)]
+    stems = {p.stem for p in files}
     for suffix in KNOWN_SUFFIXES:
         paired = [s for s in stems if s.endswith(suffix) and s[: -len(suffix)] in stems]
         if paired and 2 * len(paired) >= len(stems) // 2:
             return {"images": None, "masks": None, "mask_suffix": suffix}
+    exts: dict[str, set] = {}
+    for p in files:
+        exts.setdefault(p.stem, set()).add(p.suffix.lower())
+    pairs = [e for e in exts.values() if len(e) == 2]
+    if pairs and 2 * len(pairs) >= len(stems):
+        for ext in MASK_EXT_PREFERENCE:  # the mask extension: present in every pair
+            if all(ext in e for e in pairs):
+                return {"images": None, "masks": None, "mask_ext": ext}
     return {"images": "images" if (root / "images").is_dir() else None, "masks": False}
 
 
@@ -163,8 +181,8 @@ def _enumerate(root: Path, kind: str, report: Report, layout: dict | None = None
             [(s, root / s / "images", root / s / "annotations") for s in ("train", "validation", "val", "test")
              if (root / s).is_dir()]
         for split, idir, adir in layouts:
-            xmls = {p.stem: p for p in sorted(adir.glob("*.xml"))} if adir.is_dir() else {}
-            for s in _pair(report, split, _images(idir), xmls, "annotation (.xml)", attr="xml"):
+            xmls = {p.stem: p for p in sorted(adir.glob("*.xml")) if not is_hidden(p)} if adir.is_dir() else {}
+            for s in _pair(report, split, _images(idir, report=report), xmls, "annotation (.xml)", attr="xml"):
                 s.label = filename_class(s.image.stem)
                 samples.append(s)
     elif kind == "neu-seg":
@@ -191,7 +209,7 @@ def _enumerate(root: Path, kind: str, report: Report, layout: dict | None = None
             rles, listed, fmt = {}, [], "?"
         report.info["train.csv format"] = fmt
         for split in ("train_images", "test_images"):
-            imgs = {p.name: p for p in _images(root / split).values()}
+            imgs = {p.name: p for p in _images(root / split, report=report).values()}
             for name, p in imgs.items():
                 r = rles.get(name, {}) if split == "train_images" else None
                 lab = ("+".join(map(str, sorted(r))) or "clean") if r is not None else "test"
@@ -204,9 +222,9 @@ def _enumerate(root: Path, kind: str, report: Report, layout: dict | None = None
         opts = layout or guess_folder_layout(root)
         report.info["layout"] = _describe_layout(root, opts) + ("" if layout else " (guessed; pass "
                                                                 "--images/--masks/--mask-suffix to change)")
-        if opts.get("masks") is False:
+        if opts.get("masks") is False:  # images only: listed as the loaders list them (same-stem files clash)
             folder = root / opts["images"] if opts.get("images") else root
-            samples += [Sample(f"all/{k}", "all", p) for k, p in _images(folder).items()]
+            samples += _scan(report, "all", folder, folder, allow_missing_masks=True, mask_ext=".none")
         else:
             samples += _scan(report, "all", root / opts["images"] if opts.get("images") else root,
                              root / opts["masks"] if opts.get("masks") else root,
@@ -226,14 +244,19 @@ def mask_rule(kind: str, rule: MaskRule | None = None) -> MaskRule:
 
 
 def _check_sample(s: Sample, kind: str, report: Report, mask_values: Counter, rule: MaskRule,
-                  masks_seen: list) -> np.ndarray | None:
+                  masks_seen: list, bit_depth: int | None = None, read_as: Counter | None = None
+                  ) -> np.ndarray | None:
     from .neu_det import parse_voc
-    from .severstal import decode_masks
+    from .severstal import check_rle_size, decode_masks
     try:
-        img = read_gray(s.image)
+        img = read_gray(s.image, bit_depth)
     except DatasetError as exc:
         report.problems.append(exc)
         return None
+    low = _low_bits(s.image) if bit_depth is None else None
+    if low:
+        report.warnings.append(f"{s.image}: 16-bit image whose values stop at {low} (< 4096): 10/12-bit camera "
+                               "data in a 16-bit file reads dark; pass bit_depth=12 (--bit-depth 12) if so")
     if img.max() == img.min():
         report.warnings.append(f"{s.image}: constant image (every pixel = {img.max()})")
     if s.xml is not None:
@@ -250,7 +273,9 @@ def _check_sample(s: Sample, kind: str, report: Report, mask_values: Counter, ru
             report.problems.append(exc)
     if s.mask is not None:
         try:
-            m = read_mask(s.mask, rule)
+            m, how = read_mask_as(s.mask, rule)
+            if read_as is not None:
+                read_as[how] += 1
             if m.shape[:2] != img.shape:
                 raise MaskSizeError(s.mask, f"mask is {m.shape[1]}x{m.shape[0]} but image {s.image.name} "
                                             f"is {img.shape[1]}x{img.shape[0]}")
@@ -265,20 +290,35 @@ def _check_sample(s: Sample, kind: str, report: Report, mask_values: Counter, ru
             report.problems.append(exc)
     if s.rles:
         try:
+            check_rle_size(s.image, img.shape, has_rle=True)
             decode_masks(s.rles, img.shape, source=f"train.csv [{s.image.name}]")
         except DatasetError as exc:
             report.problems.append(exc)
     return img
 
 
+def _low_bits(path) -> int | None:
+    """The largest value of a 16-bit image when it is below 4096 (12-bit data?), else None."""
+    from PIL import Image
+    try:
+        with Image.open(path) as im:
+            if not im.mode.startswith("I;16") and not (im.mode == "I" and im.format == "PNG"):
+                return None
+            top = int(np.asarray(im).max())
+    except Exception:
+        return None
+    return top if 0 < top < 4096 else None
+
+
 def check_dataset(path, kind: str | None = None, max_hamming: int = 22, mad_threshold: float = 2.9,
                   duplicates: bool = True, progress: bool = False, against=None,
-                  rule: MaskRule | None = None, **layout) -> Report:
+                  rule: MaskRule | None = None, bit_depth: int | None = None, **layout) -> Report:
     """Check a dataset folder; returns a :class:`Report` (``print(report)`` for the text).
 
     ``against``: another dataset folder; duplicates between the two are reported too (keys then
     carry the folder name, e.g. ``neu-seg:test/000001`` vs ``neu-det:all/inclusion_1``), the
-    other folder itself is not validated. ``rule`` (a :class:`~defectlib.data.masks.MaskRule`) and
+    other folder itself is not validated. ``bit_depth`` as :func:`~defectlib.data.io.read_gray`.
+    ``rule`` (a :class:`~defectlib.data.masks.MaskRule`) and
     the layout options of :class:`~defectlib.data.ImageMaskFolder` (``images``, ``masks``,
     ``mask_suffix``, ``mask_ext``, ``allow_missing_masks``) read the folder as that class does;
     either makes the format ``"folder"``.
@@ -303,6 +343,11 @@ def check_dataset(path, kind: str | None = None, max_hamming: int = 22, mad_thre
     if not samples:
         report.problems.append(EmptyDatasetError(root, f"no samples found for format {kind!r}"))
         return report
+    if kind == "folder":
+        try:  # "auto" decided once for the folder, exactly as ImageMaskFolder decides it
+            rule = decide_auto([s.mask for s in samples], rule)
+        except DatasetError as exc:
+            report.problems.append(exc)
     report.counts["samples per split"] = dict(Counter(s.split for s in samples))
     labels = Counter(f"{s.split}/{s.label}" for s in samples if s.label)
     if labels:
@@ -321,8 +366,9 @@ def check_dataset(path, kind: str | None = None, max_hamming: int = 22, mad_thre
     from ..progress import tqdm
     it = tqdm(samples, desc=f"check {root.name}") if progress else samples
     masks_seen: list[bool] = []
+    read_as: Counter = Counter()
     for s in it:
-        img = _check_sample(s, kind, report, mask_values, rule, masks_seen)
+        img = _check_sample(s, kind, report, mask_values, rule, masks_seen, bit_depth, read_as)
         if img is None:
             continue
         sizes[f"{img.shape[1]}x{img.shape[0]}"] += 1
@@ -332,6 +378,8 @@ def check_dataset(path, kind: str | None = None, max_hamming: int = 22, mad_thre
     with_mask = sum(s.mask is not None for s in samples)
     if with_mask:
         report.info["mask rule"] = rule.describe()
+        if set(read_as) - {"grey"}:
+            report.info["mask files read as"] = dict(sorted(read_as.items()))
         unread = with_mask - len(masks_seen)
         if masks_seen and not any(masks_seen):
             report.problems.append(MaskEncodingError(root, f"all {len(masks_seen)} masks read are empty under "
@@ -340,9 +388,14 @@ def check_dataset(path, kind: str | None = None, max_hamming: int = 22, mad_thre
                                                            "--threshold / --encoding / --colors)"))
         if unread:
             report.info["masks unreadable"] = f"{unread} of {with_mask} (see problems)"
+    if report.hidden:
+        names = sorted({p.name for p in report.hidden})
+        report.info["hidden files skipped"] = f"{len(names)} ({', '.join(names[:3])}{' ...' if len(names) > 3 else ''})"
     if mask_values:
         vals = sorted(mask_values)
         valid = {0, 1, 2, 3} if kind == "neu-seg" else {0, 255} if 255 in mask_values else {0, 1}
+        if (rule.decision() or "").startswith("class indices"):  # auto decided class indices 0..K
+            valid = set(range(int(max(rule.decided)) + 1))
         odd = sum(c for v, c in mask_values.items() if v not in valid)
         report.info["mask values"] = (f"{len(vals)} distinct, {vals[:6]}{'...' if len(vals) > 6 else ''}; "
                                       f"{odd} of {sum(mask_values.values())} pixels outside {sorted(valid)}")

@@ -50,6 +50,11 @@ class MaskSizeError(DatasetError):
     """A mask's size differs from its image's size."""
 
 
+class ImageEncodingError(DatasetError, ValueError):
+    """An image's stored values fit no rule: a 16-bit value above ``bit_depth``, a float image
+    outside [0, 1] (see :mod:`defectlib.data.io`)."""
+
+
 class MaskEncodingError(DatasetError, ValueError):
     """A mask's stored values fit no rule, or more than one (see :mod:`defectlib.data.masks`)."""
 
@@ -65,5 +70,5 @@ class SplitError(DatasetError):
 __all__ = [
     "DatasetError", "DatasetNotFoundError", "EmptyDatasetError", "MissingFileError",
     "CorruptImageError", "AnnotationError", "RLEError", "MaskSizeError", "SplitError",
-    "MaskEncodingError", "DuplicateFileError",
+    "MaskEncodingError", "DuplicateFileError", "ImageEncodingError",
 ]

@@ -24,8 +24,11 @@ from torch.utils.data import Dataset
 
 from .errors import (DatasetError, DatasetNotFoundError, DuplicateFileError, EmptyDatasetError,
                      MissingFileError)
-from .io import IMAGE_EXTS, check_same_size, read_gray, to_image, to_mask
-from .masks import MASK_EXTS, MaskRule, decode_mask, read_mask
+from .io import IMAGE_EXTS, check_same_size, is_hidden, read_gray, to_image, to_mask
+from .masks import MASK_EXTS, MaskRule, decide_auto, decode_mask, read_mask
+
+#: mask-name suffixes tried when an image has no mask, to suggest ``mask_suffix=``
+KNOWN_SUFFIXES = ("_GT", "_gt", "_mask", "_Mask", "_label", "_Label", "_seg", "_anno")
 
 
 class PairedMasks(Dataset):
@@ -35,17 +38,19 @@ class PairedMasks(Dataset):
     turns a stored mask into class indices and the returned mask is binary (float ``[1, H, W]``
     in {0, 1}: any class is a defect). ``mask_fn(stored [H, W]) -> array`` replaces that step
     (NEU-Seg keeps its class indices); ``with_label=True`` appends the per-image label.
+    ``bit_depth`` is for images stored with 9..16 bits (:func:`~defectlib.data.io.read_gray`).
     """
 
     def __init__(self, items: Sequence[tuple[str, Path, Path | None, int]], transforms=None,
                  threshold: int | None = 127, mask_fn: Callable | None = None, with_label: bool = False,
-                 mask_dtype=torch.float32, rule: MaskRule | None = None):
+                 mask_dtype=torch.float32, rule: MaskRule | None = None, bit_depth: int | None = None):
         self.ids = [it[0] for it in items]
         self.image_paths = [it[1] for it in items]
         self.mask_paths = [it[2] for it in items]
         self.labels = [it[3] for it in items]
         self.rule = rule if rule is not None else MaskRule(threshold=threshold)
         self.threshold = self.rule.threshold
+        self.bit_depth = bit_depth
         self.mask_fn = mask_fn
         self.mask_dtype = mask_dtype
         self.with_label = with_label
@@ -56,11 +61,11 @@ class PairedMasks(Dataset):
 
     def load_arrays(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """Raw uint8 image and stored mask (zeros when the image has no mask file)."""
-        img = read_gray(self.image_paths[i])
+        img = read_gray(self.image_paths[i], self.bit_depth)
         mp = self.mask_paths[i]
         if mp is None:
             return img, np.zeros_like(img)
-        mask = read_mask(mp, self.rule) if self.mask_fn is None else read_gray(mp)
+        mask = read_mask(mp, self.rule)
         check_same_size(self.image_paths[i], img, mp, mask)
         return img, mask
 
@@ -89,12 +94,17 @@ def select_ids(items: list, ids, root) -> list:
     return [by_id[i] for i in ids]
 
 
-def _listing(folder: Path, exts, problems: list, broken: set) -> list[Path]:
+def _listing(folder: Path, exts, problems: list, broken: set, hidden: list | None = None) -> list[Path]:
     """Files of ``folder`` with one of ``exts``, sorted; a dangling or looping symbolic link is a
-    problem (it would otherwise vanish from the listing and its partner be reported instead)."""
+    problem (it would otherwise vanish from the listing and its partner be reported instead).
+    Hidden files (``._x.png`` macOS resource forks, ``.x.png``) are skipped, and added to ``hidden``."""
     out = []
     for p in sorted(folder.iterdir()):
         if p.suffix.lower() not in exts:
+            continue
+        if is_hidden(p):
+            if hidden is not None:
+                hidden.append(p)
             continue
         if p.is_symlink() and not p.exists():
             problems.append(MissingFileError(p, "broken symbolic link (its target is missing, or a link loop)"))
@@ -119,12 +129,14 @@ def _by_stem(files: list[Path], key, problems: list, what: str) -> dict[str, Pat
 
 def scan_pairs(image_dir: Path, mask_dir: Path | None = None, mask_suffix: str = "",
                mask_ext: str | None = None, allow_missing_masks: bool = False, id_prefix: str = "",
-               label: int = 0) -> tuple[list[tuple[str, Path, Path | None, int]], list[DatasetError]]:
+               label: int = 0, hidden: list | None = None
+               ) -> tuple[list[tuple[str, Path, Path | None, int]], list[DatasetError]]:
     """Pair every image in ``image_dir`` with ``mask_dir/<stem><mask_suffix>.<ext>``.
 
     Returns ``(items, problems)``: every problem found (missing folders, broken links, duplicate
     stems, images without a mask, masks without an image) instead of stopping at the first, for
-    ``defectlib data check``; :func:`pair_folder` raises the first one.
+    ``defectlib data check``; :func:`pair_folder` raises the first one. Hidden files are never
+    samples: they are appended to ``hidden`` (``data check`` notes them).
     """
     image_dir = Path(image_dir)
     mask_dir = Path(mask_dir) if mask_dir is not None else image_dir
@@ -138,14 +150,14 @@ def scan_pairs(image_dir: Path, mask_dir: Path | None = None, mask_suffix: str =
     mask_files = []
     if mask_dir.is_dir():
         exts = (mask_ext.lower(),) if mask_ext else MASK_EXTS
-        mask_files = [p for p in _listing(mask_dir, exts, problems, set())
+        mask_files = [p for p in _listing(mask_dir, exts, problems, set(), hidden)
                       if not mask_suffix or p.stem.endswith(mask_suffix)]
         if same and not mask_suffix and not mask_ext:
             mask_files = []  # masks beside their images need a suffix or an extension to tell them apart
     masks = _by_stem(mask_files, lambda p: p.stem[: len(p.stem) - len(mask_suffix)] if mask_suffix else p.stem,
                      problems, "masks")
     taken = set(mask_files)
-    image_files = [p for p in _listing(image_dir, IMAGE_EXTS, problems, broken)
+    image_files = [p for p in _listing(image_dir, IMAGE_EXTS, problems, broken, None if same else hidden)
                    if not (same and (p in taken or (mask_suffix and p.stem.endswith(mask_suffix))))]
     images = _by_stem(image_files, lambda p: p.stem, problems, "images")
     if not images:
@@ -160,12 +172,36 @@ def scan_pairs(image_dir: Path, mask_dir: Path | None = None, mask_suffix: str =
     if missing:
         problems.append(MissingFileError(missing[0], f"image has no mask {missing[0].stem}{mask_suffix}.* in "
                                          f"{mask_dir}" + (f" ({len(missing) - 1} more images lack one)"
-                                                          if len(missing) > 1 else "")))
+                                                          if len(missing) > 1 else "")
+                                         + _suffix_hint(missing, mask_dir, mask_suffix, mask_ext)))
     orphans = sorted(set(masks) - set(images) - broken)
     if orphans:
         problems.append(MissingFileError(masks[orphans[0]], f"mask has no image {orphans[0]}.* in {image_dir}"
                                          + (f" ({len(orphans) - 1} more)" if len(orphans) > 1 else "")))
     return items, _unique(problems)
+
+
+def _suffix_hint(missing: list[Path], mask_dir: Path, mask_suffix: str, mask_ext: str | None) -> str:
+    """``; mask_suffix="_mask" would pair them`` when masks named ``<stem><suffix>.*`` exist."""
+    if not mask_dir.is_dir():
+        return ""
+    stems = {p.stem for p in mask_dir.iterdir() if p.suffix.lower() in MASK_EXTS and not is_hidden(p)
+             and (mask_ext is None or p.suffix.lower() == mask_ext.lower())}
+    wanted = [p.stem for p in missing]
+    best, hits = None, 0
+    suffixes = set(KNOWN_SUFFIXES)
+    for s in stems:  # also a suffix seen on the first image's mask: x -> x-gt, x.mask ...
+        if wanted and s.startswith(wanted[0]) and len(s) > len(wanted[0]):
+            suffixes.add(s[len(wanted[0]):])
+    for suffix in sorted(suffixes):
+        if suffix == mask_suffix:
+            continue
+        n = sum(f"{w}{suffix}" in stems for w in wanted)
+        if n > hits:
+            best, hits = suffix, n
+    if best is None:
+        return ""
+    return f"; masks named <stem>{best}.* are there: mask_suffix={best!r} would pair {hits} of them"
 
 
 def _unique(problems: list) -> list:
@@ -179,11 +215,11 @@ def _unique(problems: list) -> list:
 
 def pair_folder(image_dir: Path, mask_dir: Path | None = None, mask_suffix: str = "",
                 mask_ext: str | None = None, allow_missing_masks: bool = False, id_prefix: str = "",
-                label: int = 0) -> list[tuple[str, Path, Path | None, int]]:
+                label: int = 0, hidden: list | None = None) -> list[tuple[str, Path, Path | None, int]]:
     """:func:`scan_pairs`, raising its first problem (DatasetNotFoundError / EmptyDatasetError for
     the folder, MissingFileError, DuplicateFileError for a file)."""
     items, problems = scan_pairs(image_dir, mask_dir, mask_suffix, mask_ext, allow_missing_masks,
-                                 id_prefix, label)
+                                 id_prefix, label, hidden)
     if problems:
         raise problems[0]
     return items
@@ -203,23 +239,29 @@ class ImageMaskFolder(PairedMasks):
     the rules of :mod:`defectlib.data.masks`: ``encoding="auto"`` reads 0/255, 0/1, class indices
     and black + one colour, and refuses anything ambiguous with an error naming the file and the
     option to pass: ``threshold=T`` (grey > T), ``encoding="binary" | "index"``, ``colors=``,
-    ``mat_key=`` (``num_classes`` bounds ``encoding="index"``). Labels: 1 when the mask has any
-    defect pixel, else 0 (:meth:`image_labels`).
+    ``mat_key=`` (``num_classes`` bounds ``encoding="index"``), ``defect_labels=[2]`` (those
+    stored values are defects: label images with several labels). ``encoding="auto"`` is decided
+    once for the folder (:func:`~defectlib.data.masks.decide_auto`, ``self.rule.describe()`` says
+    what it decided). ``bit_depth=12`` reads 10/12-bit camera images stored in 16-bit files.
+    Hidden files (``._x.png``) are skipped and listed in ``self.hidden``. Labels: 1 when the mask
+    has any defect pixel, else 0 (:meth:`image_labels`).
     """
 
     def __init__(self, root, images: str | None = "images", masks: str | None = "masks",
                  mask_suffix: str = "", mask_ext: str | None = None, threshold: float | None = None,
                  allow_missing_masks: bool = False, transforms=None, with_label: bool = False,
                  encoding: str = "auto", colors=None, mat_key: str | None = None,
-                 num_classes: int | None = None):
+                 num_classes: int | None = None, defect_labels=None, bit_depth: int | None = None):
         root = Path(root)
         if not root.is_dir():
             raise DatasetNotFoundError(root, "dataset folder not found")
-        rule = MaskRule(encoding, threshold, colors, mat_key, num_classes)
+        rule = MaskRule(encoding, threshold, colors, mat_key, num_classes, defect_labels)
         image_dir = root / images if images else root
         mask_dir = root / masks if masks else root
-        items = pair_folder(image_dir, mask_dir, mask_suffix, mask_ext, allow_missing_masks)
-        super().__init__(items, transforms=transforms, with_label=with_label, rule=rule)
+        self.hidden: list[Path] = []
+        items = pair_folder(image_dir, mask_dir, mask_suffix, mask_ext, allow_missing_masks, hidden=self.hidden)
+        rule = decide_auto([it[2] for it in items], rule)
+        super().__init__(items, transforms=transforms, with_label=with_label, rule=rule, bit_depth=bit_depth)
         self.root = root
 
     def image_labels(self) -> list[int]:

@@ -22,7 +22,7 @@ from torch.utils.data import Dataset
 from torchvision import tv_tensors
 
 from .errors import AnnotationError, DatasetNotFoundError, EmptyDatasetError, MissingFileError
-from .io import IMAGE_EXTS, read_gray, to_image
+from .io import IMAGE_EXTS, is_hidden, read_gray, to_image
 
 CLASSES = ("crazing", "inclusion", "patches", "pitted_surface", "rolled-in_scale", "scratches")
 #: spellings seen in copies of NEU-DET, mapped to the canonical class name
@@ -106,8 +106,8 @@ def _find_pairs(root: Path, split: str | None) -> list[tuple[Path, Path]]:
         for d, what in ((img_dir, "image"), (ann_dir, "annotation")):
             if not d.is_dir():
                 raise DatasetNotFoundError(d, f"{what} folder not found")
-        images = {p.stem: p for p in img_dir.iterdir() if p.suffix.lower() in IMAGE_EXTS}
-        xmls = sorted(ann_dir.glob("*.xml"))
+        images = {p.stem: p for p in img_dir.iterdir() if p.suffix.lower() in IMAGE_EXTS and not is_hidden(p)}
+        xmls = sorted(x for x in ann_dir.glob("*.xml") if not is_hidden(x))
         for x in xmls:
             if x.stem not in images:
                 raise MissingFileError(x, f"annotation has no image {x.stem}.* in {img_dir}")

@@ -2,7 +2,8 @@
 
 Usually cited as the segmentation set of H. Dong et al., "PGA-Net", IEEE TII 16(12), 2020.
 Layout: ``images/{training,test}/<id>.jpg`` + ``annotations/{training,test}/<id>.png``; mask values
-0 background, 1 inclusion, 2 patches, 3 scratches. 300 file names exist in BOTH splits as
+0 background, 1 inclusion, 2 patches, 3 scratches (grey PNGs; a copy saved with a VOC colour
+palette is read by its palette indices). 300 file names exist in BOTH splits as
 different images, so samples are keyed ``<split>/<name>``. See SOURCE.md for its overlaps with
 NEU-DET. Test images that near-duplicate a training image: 16 pairs are listed in SOURCE.md's
 ``near_duplicates.txt``; ``defectlib data check`` finds 22 at the same threshold (mean absolute grey
@@ -17,6 +18,7 @@ import torch
 
 from .errors import AnnotationError, DatasetNotFoundError
 from .folder import PairedMasks, pair_folder, select_ids
+from .masks import MaskRule
 
 CLASSES = ("background", "inclusion", "patches", "scratches")
 SPLIT_ALIASES = {"train": "training", "training": "training", "test": "test", "val": "test"}
@@ -39,10 +41,13 @@ class NEUSeg(PairedMasks):
                             mask_ext=".png", id_prefix=f"{split}/")
         items = select_ids(items, ids, self.root)
         self.split, self.binary = split, binary
+        # stored values are class indices: grey PNGs as they are, palette PNGs by their indices
+        rule = MaskRule("index")
         if binary:
-            super().__init__(items, transforms=transforms, mask_fn=_any_defect)
+            super().__init__(items, transforms=transforms, mask_fn=_any_defect, rule=rule)
         else:
-            super().__init__(items, transforms=transforms, mask_fn=self._index_mask, mask_dtype=torch.int64)
+            super().__init__(items, transforms=transforms, mask_fn=self._index_mask, mask_dtype=torch.int64,
+                             rule=rule)
 
     def _index_mask(self, m: np.ndarray) -> np.ndarray:  # a method, not a lambda: loader workers pickle it
         if m.max() >= len(CLASSES):

@@ -21,8 +21,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .errors import AnnotationError, DatasetNotFoundError, EmptyDatasetError, MissingFileError, RLEError
-from .io import read_gray, to_image, to_mask
+from .errors import (AnnotationError, DatasetNotFoundError, EmptyDatasetError, MaskSizeError, MissingFileError,
+                     RLEError)
+from .io import is_hidden, read_gray, to_image, to_mask
 
 HEIGHT, WIDTH = 256, 1600
 NUM_CLASSES = 4
@@ -32,9 +33,13 @@ CLASSES = ("1", "2", "3", "4")
 def _parse_rle(rle: str, source=None) -> tuple[np.ndarray, np.ndarray]:
     tokens = rle.split()
     try:
-        values = np.asarray([int(t) for t in tokens], dtype=np.int64)
+        ints = [int(t) for t in tokens]
     except ValueError:
         raise RLEError(source, f"RLE holds a non-integer value: {rle[:60]!r}") from None
+    big = next((v for v in ints if abs(v) > 2 ** 40), None)
+    if big is not None:
+        raise RLEError(source, f"RLE {rle[:60]!r} holds {big}, far past any image's pixel count")
+    values = np.asarray(ints, dtype=np.int64)
     if values.size % 2:
         raise RLEError(source, f"RLE has an odd number of values ({values.size}); expected start/length pairs")
     return values[0::2], values[1::2]
@@ -144,9 +149,13 @@ def read_train_csv(path: str | os.PathLike) -> tuple[dict[str, dict[int, str]], 
 
 
 def decode_masks(rles: dict[int, str], shape=(HEIGHT, WIDTH), source=None) -> np.ndarray:
-    """{class_id: rle} -> uint8 ``[4, H, W]``."""
+    """{class_id: rle} -> uint8 ``[4, H, W]``; class ids are 1-based (1..4 -> channels 0..3), any
+    other id is an RLEError naming it."""
     out = np.zeros((NUM_CLASSES, *shape), np.uint8)
     for cls, rle in rles.items():
+        if isinstance(cls, bool) or not isinstance(cls, (int, np.integer)) or not 1 <= cls <= NUM_CLASSES:
+            raise RLEError(source, f"class id {cls!r} is not a Severstal class 1..{NUM_CLASSES} (class ids are "
+                                   f"1-based: channel c holds class c + 1)")
         out[cls - 1] = rle_decode(rle, shape, source=f"{source} (class {cls})" if source else None)
     return out
 
@@ -156,12 +165,16 @@ class Severstal(Dataset):
 
     ``image`` is a float ``tv_tensors.Image`` in [0, 1]; ``mask`` a float ``tv_tensors.Mask`` in {0, 1}.
     All images in ``images_dir`` are used (clean ones have an all-zero mask); ``ids`` restricts them.
+    The RLE of ``train.csv`` numbers the pixels of a ``rle_shape`` image (256x1600): an image of
+    another size (a resized copy) is a MaskSizeError naming both sizes, never a re-wrapped mask.
+    Hidden files (``._x.jpg``) are skipped (listed in ``self.hidden``).
     ``self.labels[i]`` is the set of classes present, ``self.defective[i]`` whether any is.
     """
 
     CLASSES = CLASSES
 
-    def __init__(self, root, ids=None, transforms=None, images_dir="train_images", csv_name="train.csv"):
+    def __init__(self, root, ids=None, transforms=None, images_dir="train_images", csv_name="train.csv",
+                 rle_shape: tuple[int, int] = (HEIGHT, WIDTH)):
         self.root = Path(root)
         if not self.root.is_dir():
             raise DatasetNotFoundError(self.root, "Severstal folder not found")
@@ -170,7 +183,10 @@ class Severstal(Dataset):
             raise DatasetNotFoundError(self.image_dir, "image folder not found")
         self.csv_path = self.root / csv_name
         self.rles, listed, self.csv_format = read_train_csv(self.csv_path)
-        on_disk = sorted(p.name for p in self.image_dir.iterdir() if p.suffix.lower() in (".jpg", ".png"))
+        files = [p for p in self.image_dir.iterdir() if p.suffix.lower() in (".jpg", ".png")]
+        self.hidden = sorted(p for p in files if is_hidden(p))
+        on_disk = sorted(p.name for p in files if not is_hidden(p))
+        self.rle_shape = tuple(int(v) for v in rle_shape)
         if not on_disk:
             raise EmptyDatasetError(self.image_dir, "no images found")
         present = set(on_disk)
@@ -193,11 +209,22 @@ class Severstal(Dataset):
     def __getitem__(self, i: int):
         path = self.image_dir / self.ids[i]
         arr = read_gray(path)
-        masks = decode_masks(self.rles.get(self.ids[i], {}), arr.shape, source=f"{self.csv_path} [{self.ids[i]}]")
+        rles = self.rles.get(self.ids[i], {})
+        check_rle_size(path, arr.shape, self.rle_shape, bool(rles))
+        masks = decode_masks(rles, arr.shape, source=f"{self.csv_path} [{self.ids[i]}]")
         image, mask = to_image(arr), to_mask(masks)
         if self.transforms is not None:
             image, mask = self.transforms(image, mask)
         return image, mask
+
+
+def check_rle_size(path, image_shape, rle_shape=(HEIGHT, WIDTH), has_rle: bool = True) -> None:
+    """MaskSizeError naming both sizes when an image with RLE rows is not ``rle_shape``: RLE
+    numbers the pixels of one image size, and decoding it into another paints stripes."""
+    if has_rle and tuple(image_shape[:2]) != tuple(rle_shape):
+        raise MaskSizeError(path, f"image is {image_shape[1]}x{image_shape[0]} (WxH) but train.csv's RLE numbers "
+                                  f"the pixels of a {rle_shape[1]}x{rle_shape[0]} image: use the original "
+                                  "images, or pass rle_shape= if the RLE was written for this size")
 
 
 def write_submission(path: str | os.PathLike, predictions, fmt: str = "new") -> Path:

@@ -61,6 +61,8 @@ def parse_changes(notebook: str, profile: str, items: list[str]) -> dict[str, An
             changes[key] = convert(raw.strip(), hints[key])
         except ValueError as exc:
             raise ValueError(f"--set {item!r}: {key} is {_name(hints[key])} ({exc})") from None
+    if changes:
+        cfg.replace(**changes)  # the profile checks the values (DANet's phases 1..5) before any training
     return changes
 
 

@@ -266,7 +266,7 @@ def best_f1_threshold(target, scores):
 def pixel_prf(target, scores, threshold=0.5) -> dict:
     """Pooled pixel precision, recall and F1 of ``score >= threshold`` (paper 004, Table 1)."""
     y = _bool(target, "target").ravel()
-    s = finite(scores, "scores").ravel()
+    s = probabilities(scores, "scores").ravel()  # one rule: logits are refused, as by every metric of probabilities
     if y.shape != s.shape:
         raise ValueError(f"scores: {s.size} values for {y.size} target pixels")
     threshold = float(finite(threshold, "threshold"))

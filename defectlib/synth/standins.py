@@ -19,6 +19,59 @@ from .writers import STANDIN_VERSION, STANDINS, write_standin
 
 NAMES = ("neu-det", "neu-seg", "mtd", "severstal", "nrsd-mn")
 
+#: what each loader needs to find in ``<data_root>/<name>`` (data/README.md)
+LAYOUTS = {
+    "neu-det": "IMAGES/ + ANNOTATIONS/, or train|validation/{images,annotations}/",
+    "neu-seg": "images/{training,test}/ + annotations/{training,test}/",
+    "mtd": "MT_<class>/Imgs/ folders",
+    "severstal": "train.csv + train_images/",
+    "nrsd-mn": "2086/{img,gt}/ (or train/{img,gt}/ ...)",
+}
+
+
+def _has_layout(name: str, path: Path) -> bool:
+    """Whether ``path`` holds what ``name``'s loader looks for."""
+    if name == "neu-det":
+        return ((path / "IMAGES").is_dir() and (path / "ANNOTATIONS").is_dir()) or any(
+            (path / s / "images").is_dir() and (path / s / "annotations").is_dir()
+            for s in ("train", "validation", "val", "test"))
+    if name == "neu-seg":
+        return any((path / "images" / s).is_dir() and (path / "annotations" / s).is_dir()
+                   for s in ("training", "test"))
+    if name == "mtd":
+        return any(p.is_dir() and p.name.startswith("MT_") and (p / "Imgs").is_dir() for p in path.iterdir())
+    if name == "severstal":
+        return (path / "train.csv").is_file() and (path / "train_images").is_dir()
+    if name == "nrsd-mn":
+        from ..data.nrsd_mn import SPLITS, split_dirs
+        for split in SPLITS:
+            try:
+                split_dirs(path, split)
+                return True
+            except DatasetNotFoundError:
+                continue
+        return False
+    return True  # a dataset without a known layout: any non-empty folder
+
+
+def layout_problem(name: str, path: str | os.PathLike, nested_only: bool = False) -> str | None:
+    """None when ``path`` is in ``name``'s layout (what its loader reads), else one sentence
+    saying what was expected and, when the layout sits one folder down (``neu-det/neu-det/``),
+    where it is. ``nested_only=True`` reports only that case (a folder in no layout at all is
+    then left to the loader)."""
+    path = Path(path)
+    if name not in LAYOUTS or not path.is_dir() or _has_layout(name, path):
+        return None
+    nested = [p for p in sorted(path.iterdir()) if p.is_dir() and not p.name.startswith(".")
+              and _has_layout(name, p)]
+    if nested:
+        return (f"{path} is not in {name}'s layout ({LAYOUTS[name]}): it is one folder down, in "
+                f"{nested[0]}; move its content up (or point the data root at a folder whose {name}/ "
+                "holds the layout itself)")
+    if nested_only:
+        return None
+    return f"{path} is not in {name}'s layout: expected {LAYOUTS[name]} (see data/README.md)"
+
 
 def standin_dir(name: str) -> Path:
     return default_data_dir() / "standins" / name
@@ -32,7 +85,9 @@ def locate(name: str, data_root: str | os.PathLike | None = None, standin: bool 
     generated (first call only; ``standin_kwargs`` go to its writer, and each distinct set of them
     gets its own folder ``<name>-<hash>``) and returned with ``real=False``. Every name in :data:`NAMES` has a stand-in. ``standin=True``
     skips the real look-up (to show a stand-in beside the real data). An explicit ``data_root``
-    that is not a folder is a DatasetNotFoundError: a typo must not quietly mean "stand-ins".
+    that is not a folder is a DatasetNotFoundError: a typo must not quietly mean "stand-ins";
+    so is a real folder that is not in the dataset's layout (:func:`layout_problem`), e.g. one
+    folder too deep: the error says where the layout is, before any loader runs.
     """
     root = None if standin else real_data_root(data_root)
     if data_root is not None and not standin and not root.is_dir():
@@ -41,6 +96,9 @@ def locate(name: str, data_root: str | os.PathLike | None = None, standin: bool 
     if root is not None:
         path = root / name
         if path.is_dir() and any(path.iterdir()):
+            problem = layout_problem(name, path)
+            if problem:
+                raise DatasetNotFoundError(None, problem)
             return path, True
     if name not in STANDINS:
         where = root / name if root is not None else f"<data_root>/{name} (or set DEFECTLIB_DATA)"

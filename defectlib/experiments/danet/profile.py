@@ -56,6 +56,14 @@ class DANetProfile(Profile):
     n_show: int = 6
     eval_every: int = 5                      # epochs between test-AP50 points of the learning curve (and the end)
 
+    def __post_init__(self) -> None:
+        """Settings checked when made (``--set phases=2,9`` fails here, before any training)."""
+        phases = self.phases if isinstance(self.phases, (tuple, list)) else (self.phases,)
+        bad = [p for p in phases if isinstance(p, bool) or not isinstance(p, int) or not 1 <= p <= 5]
+        if not phases or bad:
+            raise ValueError(f"phases={self.phases!r}: each phase is one of 1..5 (DANet's ablation phases), "
+                             f"got {bad or 'none'}")
+
     def training(self, model=None) -> dict:
         """Every phase trains with the paper's SGD recipe (Sec. IV-B) at the profile's size."""
         return {**self.numerics(), "epochs": self.epochs, "optimizer": self.optimizer, "lr": self.lr,
