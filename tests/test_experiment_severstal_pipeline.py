@@ -267,3 +267,44 @@ def test_threshold_search_from_counts_equals_thresholding_every_grid_point(monke
     monkeypatch.setattr(P, "apply_thresholds", lambda *a, **k: calls.append(1) or real(*a, **k))
     tune_thresholds(probs, targets, kaggle_dice, scores, **grids)
     assert calls == []                                          # 36 grid points, no mask thresholded
+
+
+def test_dice_report_from_counts_equals_the_metrics_on_whole_masks_to_the_last_bit():
+    """``dice_report`` / ``thresholded_iou`` / ``unet_on_clean``'s counts (per-(image, class) pixel
+    counts, chunk by chunk: no mask of the whole split) give exactly (``==``) what ``kaggle_dice``,
+    the author's Dice (on float64 copies, as before) and ``class_iou`` give on the whole masks, with
+    a gate, minimum areas, per-class thresholds and more images than a chunk."""
+    from defectlib.experiments.severstal.evaluation import max_probability
+    from defectlib.experiments.severstal.pipeline import (Outputs, apply_thresholds, class_iou, dice_report,
+                                                          mask_counts, thresholded_iou)
+    from defectlib.metrics import kaggle_dice, severstal_author_dice
+
+    g = torch.Generator().manual_seed(7)
+    targets = torch.rand(21, 4, 24, 40, generator=g) > 0.8
+    targets[::3] = False                                               # clean images
+    targets[:, 3] = False                                              # a class absent everywhere
+    probs = (0.5 * targets + 0.6 * torch.rand(21, 4, 24, 40, generator=g)).clamp(0, 1).half()
+    scores = torch.rand(21, generator=g)
+    out = Outputs(probs, scores, targets)
+
+    def author_float64(masks, t):                                      # the former computation
+        p, q = (a.numpy().astype(np.float64).reshape(len(a), -1) for a in (masks, t))
+        return float(((2 * (p * q).sum(1) + 1.0) / (p.sum(1) + q.sum(1) + 1.0)).mean())
+
+    for gate, pix, area in ((0.5, 0.5, 0), (0.3, (0.35, 0.5, 0.65, 0.4), 40), (0.7, 0.6, (0, 16, 64, 8))):
+        rep = dice_report(out, gate, pix, area)
+        rows = {"predict nothing": torch.zeros_like(targets),
+                "U-Net alone": apply_thresholds(probs, None, 0.0, pix, area),
+                "two-stage": apply_thresholds(probs, scores, gate, pix, area),
+                "two-stage, perfect gate": apply_thresholds(probs, out.defective.float(), 0.5, pix, area)}
+        assert list(rep) == list(rows)
+        for name, masks in rows.items():
+            k, per_class = kaggle_dice(masks, targets, per_class=True)
+            assert rep[name]["kaggle"] == k and rep[name]["kaggle_per_class"] == [float(v) for v in per_class]
+            assert rep[name]["author"] == author_float64(masks, targets) == severstal_author_dice(masks, targets)
+            assert rep[name]["iou_per_class"] == class_iou(masks, targets)
+        assert thresholded_iou(out, pix, area) == class_iou(rows["U-Net alone"], targets)
+        _, pred, _ = mask_counts(probs, targets, None, 0.0, pix, area, chunk=4)
+        assert torch.equal(torch.from_numpy(pred.sum(1) > 0), rows["U-Net alone"].flatten(1).any(1))
+    assert torch.equal(max_probability(probs, chunk=4), probs.float().flatten(1).amax(1))
+    assert "two-stage" not in dice_report(Outputs(probs, None, targets))

@@ -23,7 +23,8 @@ import torch
 from ...metrics import gate_report, kaggle_dice
 from ...metrics.classification import roc_auc
 from .data import eval_loader
-from .pipeline import Outputs, apply_thresholds, class_iou, collect, collect_scores, dice_report, mean_iou, tune_thresholds
+from .pipeline import (Outputs, apply_thresholds, collect, collect_scores, dice_report, mask_counts, mean_iou,
+                       thresholded_iou, tune_thresholds)
 
 
 @dataclass
@@ -50,22 +51,28 @@ def evaluate_unet(model, task, cfg, *, seed: int, predict: dict) -> UNetEvaluati
     report = dice_report(test, pixel_threshold=chosen["pixel_threshold"], min_area=chosen["min_area"])
     best_iou, _ = tune_thresholds(val.probs, val.targets, mean_iou, None, pixel_grid=cfg.pixel_grid)
     iou_threshold = best_iou["pixel_threshold"]
-    ious = class_iou(apply_thresholds(test.probs, None, 0.0, iou_threshold), test.targets)
-    ious_fixed = class_iou(apply_thresholds(test.probs, None, 0.0, cfg.pixel_threshold), test.targets)
+    ious = thresholded_iou(test, iou_threshold)                 # per-(image, class) counts, chunk by chunk
+    ious_fixed = thresholded_iou(test, cfg.pixel_threshold)
     return UNetEvaluation(chosen, report, val, test, ious, iou_threshold, ious_fixed)
 
 
 @dataclass
 class CleanImages:
     """The gate task's U-Net: ``val`` / ``test`` outputs, ``chosen`` thresholds (on validation, for
-    Kaggle Dice), masks ``alone`` at the fixed pixel threshold, and which clean test images it
-    marks defect pixels on, at the fixed threshold (``fp``) and at ``chosen`` (``fp_tuned``)."""
+    Kaggle Dice), which clean test images it marks defect pixels on, at the fixed threshold
+    (``fp``) and at ``chosen`` (``fp_tuned``), and (made when asked, not kept) its masks ``alone``
+    at the fixed pixel threshold."""
     val: Outputs
     test: Outputs
     chosen: dict
-    alone: torch.Tensor
+    pixel_threshold: float
     fp: torch.Tensor
     fp_tuned: torch.Tensor
+
+    @property
+    def alone(self) -> torch.Tensor:
+        """The U-Net's masks on the test images at the fixed pixel threshold, bool [N, C, H, W]."""
+        return apply_thresholds(self.test.probs, None, 0.0, self.pixel_threshold)
 
     @property
     def n_clean(self) -> int:
@@ -80,9 +87,10 @@ def unet_on_clean(unet, task, cfg, *, seed: int, predict: dict) -> CleanImages:
                                 min_area_grid=cfg.min_area_grid)
     test = collect(unet, eval_loader(task.test, cfg.seg_batch_size), **predict)
     clean = ~test.defective
-    alone = apply_thresholds(test.probs, None, 0.0, cfg.pixel_threshold)          # the fixed 0.5
-    tuned = apply_thresholds(test.probs, None, 0.0, chosen["pixel_threshold"], chosen["min_area"])
-    return CleanImages(val, test, chosen, alone, alone.flatten(1).any(1) & clean, tuned.flatten(1).any(1) & clean)
+    _, alone, _ = mask_counts(test.probs, test.targets, None, 0.0, cfg.pixel_threshold)          # the fixed 0.5
+    _, tuned, _ = mask_counts(test.probs, test.targets, None, 0.0, chosen["pixel_threshold"], chosen["min_area"])
+    marked = lambda pred: torch.from_numpy(pred.sum(1) > 0) & clean  # noqa: E731  (images with a predicted pixel)
+    return CleanImages(val, test, chosen, cfg.pixel_threshold, marked(alone), marked(tuned))
 
 
 @dataclass
@@ -118,10 +126,17 @@ def evaluate_gate(gate, task, clean: CleanImages, cfg, *, seed: int, predict: di
     both = 0 < int(test.defective.sum()) < len(test.scores)
     gate_auc = roc_auc(test.defective, test.scores) if both else float("nan")
     # a score with no gate at all: the U-Net's largest pixel probability in the image
-    unet_auc = roc_auc(test.defective, test.probs.float().flatten(1).amax(1)) if both else float("nan")
+    # (per chunk, in float16, then float: a conversion that keeps every value and their order)
+    unet_auc = roc_auc(test.defective, max_probability(test.probs)) if both else float("nan")
     reports = {t: gate_report(test.defective, test.scores, t)
                for t in dict.fromkeys([cfg.gate_threshold, best["gate_threshold"]])}
     return GateEvaluation(val, test, best, grid, gate_auc, unet_auc, reports)
+
+
+def max_probability(probs: torch.Tensor, chunk: int = 8) -> torch.Tensor:
+    """Each image's largest pixel probability, float32 [N] (``probs.float().flatten(1).amax(1)``
+    without a float32 copy of the whole split)."""
+    return torch.cat([probs[i:i + chunk].flatten(1).amax(1) for i in range(0, len(probs), chunk)]).float()
 
 
 def gate_paper_key(classifier: str) -> str:

@@ -63,12 +63,15 @@ def run(profile: str = "smoke", out: str | Path | None = None, seed: int = 0, da
     unets = {enc: train_unet(seg_task, enc, train_cfg, seed=seed, device=dev, rec=rec, predict=predict)[0]
              for enc in cfg.encoders}
     # under torchrun rank 0 alone evaluates (the others wait in their next step) and tells them the
-    # encoder it chose; one process computes exactly what the notebook computes
+    # encoder it chose; one process computes exactly what the notebook computes. Of each encoder
+    # only its Kaggle Dice is kept: its outputs on whole splits go before the next one's are made
     seg = {}
     for enc, model in unets.items() if di.is_main else ():
-        seg[enc] = evaluate_unet(model, seg_task, cfg, seed=seed, predict=predict)
-        record_segmentation(rec, seg_task, enc, seg[enc], cfg.pixel_threshold)
-    best_enc = D.broadcast(max(seg, key=lambda e: seg[e].report["U-Net alone"]["kaggle"]) if di.is_main else None, di)
+        ev = evaluate_unet(model, seg_task, cfg, seed=seed, predict=predict)
+        record_segmentation(rec, seg_task, enc, ev, cfg.pixel_threshold)
+        seg[enc] = ev.report["U-Net alone"]["kaggle"]
+        del ev
+    best_enc = D.broadcast(max(seg, key=lambda e: seg[e]) if di.is_main else None, di)
     gate_unet = (unets[best_enc] if seg_task is gate_task else
                  train_unet(gate_task, best_enc, train_cfg, seed=seed, device=dev, rec=rec, predict=predict)[0])
     on_clean = unet_on_clean(gate_unet, gate_task, cfg, seed=seed, predict=predict) if di.is_main else None

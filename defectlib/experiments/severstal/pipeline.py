@@ -139,7 +139,7 @@ def tune_thresholds(probs: torch.Tensor, targets: torch.Tensor, metric: Callable
     return dict(best), table
 
 
-def _tune_from_counts(probs, targets, score_fn, scores, gates, pixel_grid, min_area_grid, chunk: int = 64):
+def _tune_from_counts(probs, targets, score_fn, scores, gates, pixel_grid, min_area_grid, chunk: int = 8):
     """The grid of :func:`tune_thresholds` from per-(image, class) pixel counts: one pass over the
     probabilities per pixel threshold, after which every gate threshold and minimum area is a
     decision on an ``[N, C]`` table (a gate or a minimum area only empties whole class masks).
@@ -147,7 +147,7 @@ def _tune_from_counts(probs, targets, score_fn, scores, gates, pixel_grid, min_a
     fraction of the cost (paper profile: 9 x 5 grid points on Severstal's full-size validation
     strips, about 70 single-thread minutes the direct way)."""
     n, c = probs.shape[:2]
-    true_count = targets.flatten(2).sum(-1).cpu().numpy().astype(np.int64)
+    true_count = _count(targets.bool())
     counts = []                       # (predicted pixels, true positives) [N, C] per pixel threshold
     for pix in pixel_grid:
         t = _per_class(pix, c, probs.device)
@@ -155,8 +155,8 @@ def _tune_from_counts(probs, targets, score_fn, scores, gates, pixel_grid, min_a
         inter = np.zeros((n, c), np.int64)
         for i in range(0, n, chunk):
             m = probs[i:i + chunk] >= t
-            pred_count[i:i + chunk] = m.flatten(2).sum(-1).cpu().numpy()
-            inter[i:i + chunk] = (m & targets[i:i + chunk].bool()).flatten(2).sum(-1).cpu().numpy()
+            pred_count[i:i + chunk] = _count(m)
+            inter[i:i + chunk] = _count(m & targets[i:i + chunk].bool())
         counts.append((pred_count, inter))
     table = []
     # the direct search's order (gate, pixel, area), so ties go to the same grid point
@@ -239,25 +239,76 @@ def collect_scores(classifier: nn.Module, loader, device="cpu", max_batches: int
         channels_last=channels_last)
 
 
+def mask_counts(probs: torch.Tensor, targets: torch.Tensor, scores: torch.Tensor | None = None,
+                gate_threshold: float = 0.5, pixel_threshold=0.5, min_area=0,
+                chunk: int = 8) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pixel counts per (image, class), int64 ``[N, C]``: (true positives, predicted pixels, true
+    pixels) of :func:`apply_thresholds`'s masks, made ``chunk`` images at a time (every metric of
+    :func:`dice_report` is a function of these counts; no mask of the whole split is built)."""
+    n, c = probs.shape[:2]
+    inter, pred, true = (np.zeros((n, c), np.int64) for _ in range(3))
+    for i in range(0, n, chunk):
+        t = targets[i:i + chunk].bool()
+        m = apply_thresholds(probs[i:i + chunk], None if scores is None else scores[i:i + chunk],
+                             gate_threshold, pixel_threshold, min_area)
+        inter[i:i + chunk], pred[i:i + chunk], true[i:i + chunk] = _count(m & t), _count(m), _count(t)
+    return inter, pred, true
+
+
+def _count(masks: torch.Tensor, chunk: int = 8) -> np.ndarray:
+    """Pixels set per (image, class) of bool ``masks`` [N, C, ...], int64 [N, C] (numpy counts the
+    bools as they are: torch's ``sum`` of a bool tensor first makes an int64 copy, 8x its size)."""
+    a = masks.cpu().numpy()
+    a = a.reshape(*a.shape[:2], -1)
+    out = np.zeros(a.shape[:2], np.int64)
+    for i in range(0, len(a), chunk):
+        out[i:i + chunk] = np.count_nonzero(a[i:i + chunk], axis=2)
+    return out
+
+
+def scores_from_counts(inter: np.ndarray, pred: np.ndarray, true: np.ndarray) -> dict:
+    """Kaggle Dice (and per class), the author's Dice and the pooled IoU per class from
+    :func:`mask_counts`: the same float64 operations as :func:`~defectlib.metrics.kaggle_dice`,
+    :func:`~defectlib.metrics.severstal_author_dice` and :func:`class_iou` on the masks, so the
+    same numbers to the last bit (sums of integer counts are exact)."""
+    from ...metrics.segmentation import author_dice_from_counts, safe_div
+    d = safe_div(2 * inter.astype(np.float64), pred + true, 1.0)          # [N, C], as kaggle_dice
+    tp, fp, fn = (a.sum(0).astype(np.float64) for a in (inter, pred - inter, true - inter))
+    iou = [float(safe_div(np.array([tp[k]]), np.array([tp[k] + fp[k] + fn[k]]), 1.0).mean()) for k in range(len(tp))]
+    return {"kaggle": float(d.mean()), "author": author_dice_from_counts(inter, pred, true),
+            "kaggle_per_class": [float(v) for v in d.mean(0)], "iou_per_class": iou}
+
+
 def dice_report(out: Outputs, gate_threshold: float = 0.5, pixel_threshold=0.5, min_area=0) -> dict:
     """Kaggle Dice (per image x class, empty-empty = 1) and the author's pooled Dice for: predicting
     nothing, the U-Net alone, the two-stage pipeline, and the pipeline with a perfect gate (the
-    true defective flag; its upper bound). Returns {row: {"kaggle", "author", "kaggle_per_class"}}."""
-    from ...metrics import kaggle_dice, severstal_author_dice
-    rows = {"predict nothing": torch.zeros_like(out.targets),
-            "U-Net alone": apply_thresholds(out.probs, None, 0.0, pixel_threshold, min_area)}
-    if out.scores is not None:
-        rows["two-stage"] = apply_thresholds(out.probs, out.scores.float(), gate_threshold,
-                                             pixel_threshold, min_area)
-    rows["two-stage, perfect gate"] = apply_thresholds(out.probs, out.defective.float(), 0.5,
-                                                       pixel_threshold, min_area)
+    true defective flag; its upper bound). Returns {row: {"kaggle", "author", "kaggle_per_class",
+    "iou_per_class"}}, from per-(image, class) pixel counts (:func:`mask_counts`)."""
+    n, c = out.probs.shape[:2]
     report = {}
-    for name, masks in rows.items():
-        k, per_class = kaggle_dice(masks, out.targets, per_class=True)
-        report[name] = {"kaggle": k, "author": severstal_author_dice(masks, out.targets),
-                        "kaggle_per_class": [float(v) for v in per_class],
-                        "iou_per_class": class_iou(masks, out.targets)}
+    for name in ("predict nothing", "U-Net alone", "two-stage", "two-stage, perfect gate"):
+        if name == "predict nothing":
+            true = _count(out.targets.bool())
+            inter, pred = np.zeros((n, c), np.int64), np.zeros((n, c), np.int64)
+        elif name == "U-Net alone":
+            inter, pred, true = mask_counts(out.probs, out.targets, None, 0.0, pixel_threshold, min_area)
+        elif name == "two-stage":
+            if out.scores is None:
+                continue
+            inter, pred, true = mask_counts(out.probs, out.targets, out.scores.float(), gate_threshold,
+                                            pixel_threshold, min_area)
+        else:
+            inter, pred, true = mask_counts(out.probs, out.targets, out.defective.float(), 0.5,
+                                            pixel_threshold, min_area)
+        report[name] = scores_from_counts(inter, pred, true)
     return report
+
+
+def thresholded_iou(out: Outputs, pixel_threshold=0.5, min_area=0) -> list[float]:
+    """:func:`class_iou` of the U-Net's masks at ``pixel_threshold`` / ``min_area`` on ``out``,
+    from :func:`mask_counts` (no mask of the whole split)."""
+    return scores_from_counts(*mask_counts(out.probs, out.targets, None, 0.0, pixel_threshold,
+                                           min_area))["iou_per_class"]
 
 
 def class_iou(masks: torch.Tensor, targets: torch.Tensor) -> list[float]:
