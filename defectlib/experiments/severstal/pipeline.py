@@ -173,15 +173,25 @@ def _tune_from_counts(probs, targets, score_fn, scores, gates, pixel_grid, min_a
     return table
 
 
-def _kaggle_from_counts(inter, pred_count, true_count) -> float:
+def _pair_dice(inter, pred_count, true_count) -> np.ndarray:
+    """Kaggle's Dice of every (image, class) pair from its counts, float64 ``[N, C]`` (an empty pair scores 1)."""
     from ...metrics.segmentation import safe_div
-    return float(safe_div(2 * inter.astype(np.float64), pred_count + true_count, 1.0).mean())
+    return safe_div(2 * inter.astype(np.float64), pred_count + true_count, 1.0)
+
+
+def _class_iou(inter, pred_count, true_count) -> list[float]:
+    """Pooled IoU of each class from per-(image, class) counts (the integer sums are exact)."""
+    from ...metrics.segmentation import safe_div
+    tp, fp, fn = (a.sum(0).astype(np.float64) for a in (inter, pred_count - inter, true_count - inter))
+    return [float(safe_div(np.array([tp[k]]), np.array([tp[k] + fp[k] + fn[k]]), 1.0).mean()) for k in range(len(tp))]
+
+
+def _kaggle_from_counts(inter, pred_count, true_count) -> float:
+    return float(_pair_dice(inter, pred_count, true_count).mean())
 
 
 def _mean_iou_from_counts(inter, pred_count, true_count) -> float:
-    from ...metrics.segmentation import safe_div
-    tp, fp, fn = (a.astype(np.float64).sum(0) for a in (inter, pred_count - inter, true_count - inter))
-    ious = [float(safe_div(np.array([tp[k]]), np.array([tp[k] + fp[k] + fn[k]]), 1.0).mean()) for k in range(len(tp))]
+    ious = _class_iou(inter, pred_count, true_count)
     return sum(ious) / len(ious)
 
 
@@ -271,12 +281,10 @@ def scores_from_counts(inter: np.ndarray, pred: np.ndarray, true: np.ndarray) ->
     :func:`mask_counts`: the same float64 operations as :func:`~defectlib.metrics.kaggle_dice`,
     :func:`~defectlib.metrics.severstal_author_dice` and :func:`class_iou` on the masks, so the
     same numbers to the last bit (sums of integer counts are exact)."""
-    from ...metrics.segmentation import author_dice_from_counts, safe_div
-    d = safe_div(2 * inter.astype(np.float64), pred + true, 1.0)          # [N, C], as kaggle_dice
-    tp, fp, fn = (a.sum(0).astype(np.float64) for a in (inter, pred - inter, true - inter))
-    iou = [float(safe_div(np.array([tp[k]]), np.array([tp[k] + fp[k] + fn[k]]), 1.0).mean()) for k in range(len(tp))]
+    from ...metrics.segmentation import author_dice_from_counts
+    d = _pair_dice(inter, pred, true)                                      # [N, C], as kaggle_dice
     return {"kaggle": float(d.mean()), "author": author_dice_from_counts(inter, pred, true),
-            "kaggle_per_class": [float(v) for v in d.mean(0)], "iou_per_class": iou}
+            "kaggle_per_class": [float(v) for v in d.mean(0)], "iou_per_class": _class_iou(inter, pred, true)}
 
 
 def dice_report(out: Outputs, gate_threshold: float = 0.5, pixel_threshold=0.5, min_area=0) -> dict:
