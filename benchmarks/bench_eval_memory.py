@@ -4,10 +4,12 @@ Builds the Severstal-format stand-in (256x1600 strips, ``--images`` of them, spl
 notebook splits it), an untrained U-Net-ResNet34 (4 sigmoid outputs) and an untrained ResNet34
 gate, and runs what notebook 02 runs after training, on CPU, full-size strips (scale 1):
 :func:`evaluate_unet` (threshold search for Kaggle Dice and mean IoU on validation, the test
-report), :func:`unet_on_clean` and :func:`evaluate_gate` (the joint gate / pixel / area search),
+report), :func:`unet_on_clean` (reusing the U-Net's passes, one task for both stages, as the
+command and the notebook do) and :func:`evaluate_gate` (the joint gate / pixel / area search),
 then :func:`pipeline_predictions`. Prints the peak resident set size (``VmHWM``) after a warm-up
 forward pass (the model's own working memory) and after the evaluation, and the growth per
-evaluated strip (validation + test), which is what grows with the split:
+evaluated strip (validation + test), which is what grows with the split (the evaluation keeps
+the maps of at most a dozen or so strips for the notebook's figures: a fixed part of the growth):
 
     python benchmarks/bench_eval_memory.py --images 200
     python benchmarks/bench_eval_memory.py --images 400
@@ -67,13 +69,13 @@ def main() -> None:
     t0 = time.time()
     ev = evaluate_unet(unet, seg_task, cfg, seed=0, predict=predict)
     after_unet = peak_mb()
-    clean = unet_on_clean(unet, gate_task, cfg, seed=0, predict=predict)
+    clean = unet_on_clean(unet, gate_task, cfg, seed=0, predict=predict, evaluated=ev)
     g = evaluate_gate(gate, gate_task, clean, cfg, seed=0, predict=predict)
     preds = pipeline_predictions(g, clean, cfg, "resnet34")
     peak = peak_mb()
     n = n_val + n_test
     print(f"evaluation: {time.time() - t0:.0f} s; kaggle (untrained) {ev.report['U-Net alone']['kaggle']:.4f}, "
-          f"{len(preds)} predictions")
+          f"{len(preds)} predictions; maps kept for figures: {len(ev.test.samples)} strips")
     print(f"peak RSS after evaluate_unet: {after_unet:.0f} MB; after the whole evaluation: {peak:.0f} MB")
     print(f"growth over the warm-up peak: {peak - base:.0f} MB for {n} evaluated strips "
           f"= {(peak - base) / n:.1f} MB per strip")

@@ -180,7 +180,8 @@ def test_submission_round_trip_and_validity(tmp_path):
 def test_class_iou_equals_scikit_learn_jaccard_per_class_and_the_report_carries_it():
     from sklearn.metrics import jaccard_score
 
-    from defectlib.experiments.severstal.pipeline import Outputs, class_iou, dice_report, iou_curve
+    from defectlib.experiments.severstal.pipeline import Outputs, class_iou, dice_report
+    from defectlib.experiments.severstal.recipe import iou_curve
 
     g = torch.Generator().manual_seed(4)
     targets = torch.rand(6, 3, 16, 16, generator=g) > 0.7

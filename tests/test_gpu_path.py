@@ -33,7 +33,7 @@ def test_notebook_02_stops_before_building_its_data(monkeypatch, world_size):
     used to come after minutes of data preparation, naming a key notebook 02 does not have)."""
     from defectlib.experiments.severstal import main as severstal_main
 
-    def join(notebook, profile, device, dry_run, changes):
+    def join(notebook, profile, device, dry_run, changes, out=None):
         return profiles.get(notebook, profile, dry_run=dry_run, **changes), torch.device("cpu"), \
             DistInfo(0, world_size, 0)
     monkeypatch.setattr(command, "join", join)
@@ -237,7 +237,7 @@ def _rank(monkeypatch, rank: int, world: int = 2):
     would need one are replaced by the test)."""
     from defectlib.engine import distributed as D
 
-    def join(notebook, profile, device, dry_run, changes):
+    def join(notebook, profile, device, dry_run, changes, out=None):
         return profiles.get(notebook, profile, dry_run=dry_run, **changes), torch.device("cpu"), \
             DistInfo(rank, world, rank)
     monkeypatch.setattr(command, "join", join)
@@ -295,3 +295,70 @@ def test_ocinet_curve_points_compute_the_iou_alone_and_the_same_iou(monkeypatch)
     full = recipe.score_maps(probs, masks)["IoU"]
     monkeypatch.setattr(wfm, "weighted_fmeasure", lambda *a, **k: pytest.fail("wFm computed for a curve point"))
     assert np.array_equal(recipe.score_maps(probs, masks, iou_only=True)["IoU"], full)
+
+
+# --- notebook 04 under torchrun: rank 0 alone evaluates ---------------------------------------------
+def _synthetic_rank(rank, world, port, queue):
+    """Rank ``rank`` of a 2-process gloo run of notebook 04's command on toy tiles, counting the
+    whole-image predictions (the evaluations: source-validation F1, threshold, test P / R / F1)."""
+    import os
+
+    import torch.distributed as dist
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
+                      WORLD_SIZE=str(world), CUDA_VISIBLE_DEVICES="")
+    if os.path.exists("/sys/class/net/lo"):
+        os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
+    torch.set_num_threads(1)
+    from defectlib.experiments.synthetic import main as synthetic_main
+    from defectlib.experiments.synthetic import recipe
+    predicted = []
+    real = recipe.predict_images
+    recipe.predict_images = lambda model, pairs, *a, **k: predicted.append(len(pairs)) or real(model, pairs, *a, **k)
+    g = torch.Generator().manual_seed(0)
+
+    def split():
+        def pair():
+            mask = torch.zeros(1, 64, 64)
+            mask[0, 20:30, 16:40] = 1
+            return torch.rand(1, 64, 64, generator=g), mask
+        return {"train": [pair() for _ in range(4)], "val": [pair() for _ in range(2)], "test": [pair() for _ in range(2)]}
+    target = {**split(), "real": False, "ids": {}, "root": ""}
+    sources = (target, split(), split())
+    synthetic_main.load_sources = lambda *a, **k: sources
+    synthetic_main.describe_target = lambda *a, **k: "toy tiles"
+    try:
+        out = synthetic_main.run("smoke", progress=False, arms=("real", "planar_ft"))
+        queue.put((rank, len(predicted), sorted(k["name"] for k in out["metrics"]) if out else None))
+    except BaseException as e:   # noqa: BLE001  (reported to the test, not lost in the child)
+        queue.put((rank, repr(e), None))
+        raise
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def test_notebook_04_evaluates_on_rank_0_only():
+    """Under torchrun every rank of notebook 04 predicted the source validation tiles, chose its
+    threshold and scored the test tiles, each computing what rank 0 computed. Two gloo processes:
+    rank 0 evaluates (the same 5 predictions as one process), rank 1 none; rank 0 records the rows."""
+    import socket
+
+    import torch.multiprocessing as mp
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_synthetic_rank, args=(r, 2, port, queue)) for r in range(2)]
+    for p in procs:
+        p.start()
+    try:
+        got = {rank: (n, names) for rank, n, names in (queue.get(timeout=300) for _ in procs)}
+    finally:
+        for p in procs:
+            p.join(timeout=60)
+            if p.is_alive():
+                p.kill()
+    assert got[1] == (0, None), got                  # rank 1: no prediction, no results
+    assert got[0][0] == 5, got                       # real: val F1 + test; planar_ft: val F1 + threshold + test
+    assert {f"unet/{arm}/{k}" for arm in ("real", "planar_ft") for k in ("P", "R", "F1")} <= set(got[0][1])

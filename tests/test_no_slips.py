@@ -88,7 +88,7 @@ def _notebook_cells(name: str) -> list[dict]:
 
 
 def test_the_corpus_is_there():
-    assert "README.md" in CORPUS and len([k for k in CORPUS if k.endswith(".ipynb")]) == 5
+    assert "README.md" in CORPUS and len([k for k in CORPUS if k.endswith(".ipynb")]) == 6
     assert "defectlib/papers.py" in CORPUS and "solutions/danet.py" in CORPUS
 
 

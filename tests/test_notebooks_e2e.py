@@ -83,3 +83,42 @@ def test_same_seed_same_numbers(smoke_run, tmp_path, monkeypatch):
     a, b = values(first), values(again)
     assert a and a.keys() == b.keys()
     assert {k: (a[k], b[k]) for k in a if a[k] != b[k]} == {}
+
+
+# the trained models each notebook's smoke run writes a last.pt for before the kill (the kill comes
+# right after that many checkpoints; later models are trained by the resumed run)
+KILL_AFTER = {"01": 2, "02": 2, "03": 1, "04": 2, "05": 1}
+
+
+@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.name[:2] in KILL_AFTER],
+                         ids=[p.stem for p in NOTEBOOKS if p.name[:2] in KILL_AFTER])
+def test_killed_and_resumed_gives_the_same_numbers(smoke_run, path, tmp_path, monkeypatch):
+    """A notebook's kernel SIGKILLed right after a checkpoint (as a lost GPU node dies: no clean-up),
+    then ``defectlib run --resume``: the models that had finished are loaded, the others trained, and
+    every metric equals the uninterrupted run's, bit for bit (same machine, same thread count)."""
+    from defectlib.engine.checkpoint import KILL_AFTER_CHECKPOINTS
+    _, results = smoke_run
+    first = _entry(results, path.stem)
+    if first["status"] != "ok":
+        pytest.skip("notebook failed (see its own test)")
+    first_env = runner_env(2)                   # the thread count the uninterrupted run's 2 jobs got
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.setenv(var, first_env[var])
+    monkeypatch.setenv(KILL_AFTER_CHECKPOINTS, str(KILL_AFTER[path.name[:2]]))
+    assert runner.main(["--profile", "smoke", "--only", path.name[:2], "--out", str(tmp_path), "--quiet",
+                        "--timeout", "480"]) == 1
+    (run_dir,) = list(tmp_path.iterdir())
+    killed = _entry(json.loads((run_dir / "results.json").read_text()), path.stem)
+    assert killed["status"] == "failed" and killed["results"] is None
+    written = sorted((run_dir / path.stem / "checkpoints").rglob("last.pt"))
+    assert len(written) == KILL_AFTER[path.name[:2]]
+    monkeypatch.delenv(KILL_AFTER_CHECKPOINTS)
+    assert runner.main(["--resume", str(run_dir), "--quiet", "--timeout", "480"]) == 0
+    resumed = _entry(json.loads((run_dir / "results.json").read_text()), path.stem)
+    assert resumed["status"] == "ok" and resumed["parameters"]["resume"] is True
+    assert (run_dir / path.stem / "attempt-1.ipynb").is_file()       # the killed attempt, kept
+    assert "--- resumed" in (run_dir / path.stem / "papermill.log").read_text()
+    values = lambda nb: {m["name"]: m["value"] for m in nb["results"]["metrics"]}  # noqa: E731
+    a, b = values(first), values(resumed)
+    assert a and a.keys() == b.keys()
+    assert {k: (a[k], b[k]) for k in a if a[k] != b[k]} == {}

@@ -51,7 +51,7 @@ def test_the_paper_profile_is_the_default_and_the_others_derive_from_it():
         paper = profiles.get(nb, "paper")
         assert type(paper) is cls and all(type(profiles.get(nb, p)) is cls for p in profiles.PROFILE_NAMES)
         # apart from the GPU feeding, the paper profile's values are the class's own defaults
-        gpu = {"num_workers", "pin_memory", "precision", "channels_last", "sync_bn", "weights"}
+        gpu = {"num_workers", "pin_memory", "precision", "channels_last", "sync_bn", "weights", "checkpoint_every"}
         assert {k: v for k, v in paper.items() if k not in gpu} == {k: v for k, v in cls().items() if k not in gpu}
 
 

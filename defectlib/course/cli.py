@@ -1,5 +1,5 @@
 """The ``defectlib`` command: ``run`` the notebooks, ``report`` on a run, ``seeds`` to commit them,
-``doctor``, ``data`` tools, ``papers``.
+``doctor``, ``data`` tools, ``papers``, ``predict`` with a model notebook 05 exported.
 
     defectlib run --profile smoke              # every notebook, smoke profile (what `make run` does)
     defectlib run --only 01 --profile cpu      # one notebook, the reduced real experiment
@@ -8,6 +8,7 @@
     defectlib seeds runs/A runs/B runs/C       # commit one notebook's seeds as results/NN_<name>/
     defectlib data --help                      # dataset tools (defectlib.course.data_cli)
     defectlib papers danet/table3/phase5       # the papers' own numbers, as recorded in defectlib
+    defectlib predict MODEL IMAGES --out DIR   # masks + overlays by a model notebook 05 exported
 """
 from __future__ import annotations
 
@@ -43,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
                 "report": "rebuild a run's report.md, optionally --against another run",
                 "seeds": "gather the runs of several seeds into results/NN_<name>/ (results.json, seeds.json)",
                 "data": "dataset tools (locate, check, stand-ins)",
-                "papers": "list the papers' own numbers by key prefix"}
+                "papers": "list the papers' own numbers by key prefix",
+                "predict": "masks and overlays of new images by a model notebook 05 exported"}
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands:
         print(__doc__.strip() + "\n\ncommands:\n" +
               "\n".join(f"  {k:8s} {v}" for k, v in commands.items()))
@@ -63,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
         return seeds_main(rest)
     if cmd == "data":
         return _data(rest)
+    if cmd == "predict":
+        from .predict import main as predict_main
+        return predict_main(rest)
     return _papers(rest)
 
 

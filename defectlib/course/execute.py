@@ -101,6 +101,7 @@ class Job:
     attempts: int = 0                  # launches so far (a kernel that never started is relaunched)
     standins: list = field(default_factory=list)  # datasets not under --data-root (stand-ins used)
     substitutes: dict = field(default_factory=dict)  # absent datasets replaced by other real data
+    resumed: bool = False              # launched again by `defectlib run --resume` (continues its checkpoints)
 
     def __post_init__(self):
         self.stem = self.stem or self.path.stem

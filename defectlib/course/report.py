@@ -64,7 +64,7 @@ def write_results(run_dir: Path, meta: dict, jobs: list, finished: bool = False)
         except ValueError:
             results = None
         notebooks.append({
-            "notebook": job.stem, "source": job.path.stem, "seed": job.parameters.get("seed"),
+            "notebook": job.stem, "source": job.path.stem, "path": str(job.path), "seed": job.parameters.get("seed"),
             "status": job.status, "elapsed_s": job.elapsed_s,
             "gpu": job.gpu, "parameters": job.parameters, "error": job.error,
             "executed": job.executed.name, "output_dir": job.stem,

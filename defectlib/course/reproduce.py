@@ -233,8 +233,12 @@ def _settings_changes(run: Results, ref: Results) -> list[str]:
                   for lib in sorted(set(va) | set(vb)) if va.get(lib) != vb.get(lib)]
         ca, cb = a.get("config") or {}, b.get("config") or {}
         lines += [f"- {nb} config {k}: {cb.get(k)} -> {ca.get(k)}"
-                  for k in sorted(set(ca) | set(cb)) if ca.get(k) != cb.get(k)]
+                  for k in sorted(set(ca) | set(cb)) if ca.get(k) != cb.get(k) and k not in CHECKPOINT_KEYS]
     return lines
+
+
+# where and how often a run keeps checkpoints, and whether it resumed: they change no number
+CHECKPOINT_KEYS = ("checkpoint_dir", "checkpoint_every", "resume")
 
 
 def section(run: Results, ref: Results, tol: float = 0.0) -> tuple[list[str], dict]:

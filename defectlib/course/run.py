@@ -5,6 +5,7 @@
     defectlib run --profile paper --dry-run --kernel gpu    # 2 steps of the paper config on a GPU kernel
     defectlib run --only 03 --profile cpu --seed 0,1,2      # three seeds: report.md gives mean +- sd
     defectlib run --only 03 --profile cpu --data-root ~/datasets --check  # reproduces results/?
+    defectlib run --resume latest                           # finish a run that died (defectlib.course.resume)
 
 Each call writes ``runs/<UTC stamp>-<profile>/`` (never reusing one) holding, per notebook, the
 executed ``<stem>.ipynb`` and a ``<stem>/`` folder (the notebook's ``output_dir``: its
@@ -35,30 +36,21 @@ import json
 import os
 import re
 import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-from .. import paths
 from ..profiles import PROFILE_NAMES
 from .preflight import (check_out_dir, missing_datasets, notebook_datasets, notebook_substitutes, require_real,
                         substituted)
-from .runs import default_out_dir, default_results_dir
-from .execute import (Job, check_kernel, child_env, detect_gpus, fmt_time, progress,
-                      failure_from_notebook, kill, log_failure, no_cell_ran, papermill_command,
-                      plan_devices)
+from .runs import default_notebooks_dir, default_out_dir, default_results_dir
+from .execute import Job, check_kernel, child_env, detect_gpus, plan_devices
+from .schedule import KERNEL_START_ATTEMPTS, execute_jobs  # noqa: F401 (KERNEL_START_ATTEMPTS: the runner's)
 
 NOTEBOOK_RE = re.compile(r"^(\d\d)_[^/]+\.ipynb$")
 PROFILES = PROFILE_NAMES  # one list, in profiles.py
 
 
 # --- what to run ----------------------------------------------------------------------------------
-def default_notebooks_dir() -> Path:
-    root = paths.repo_root()
-    return root / "notebooks" if root else Path.cwd() / "notebooks"
-
-
 def parse_only(only: str | None) -> list[str] | None:
     """``"01,3"`` -> ``["01", "03"]``; None or ``""`` -> None (all notebooks)."""
     if not only:
@@ -121,51 +113,6 @@ def new_run_dir(out: Path, profile: str, dry_run: bool = False,
             continue
         return path
     raise RuntimeError(f"could not create a new run folder under {out}")
-
-
-KERNEL_START_ATTEMPTS = 3  # launches of a notebook whose kernel never ran a cell
-
-
-def _start(job: Job, env: dict, kernel: str | None, cwd: Path, gpu: str | None) -> None:
-    """Launch ``job``'s papermill process (in a session of its own) with its log file (a
-    relaunch appends to the log, so the failed start stays readable)."""
-    job.output_dir.mkdir(parents=True, exist_ok=True)
-    job_env = dict(env)
-    if gpu is not None:
-        job.gpu = job_env["CUDA_VISIBLE_DEVICES"] = gpu
-    job.attempts += 1
-    job.log_file = open(job.log, "a" if job.attempts > 1 else "w")
-    if job.attempts > 1:
-        print(f"--- relaunch {job.attempts}: the kernel of the previous launch ran no cell ---",
-              file=job.log_file, flush=True)
-    job.proc = subprocess.Popen(papermill_command(job, kernel, cwd), env=job_env,
-                                stdout=job.log_file, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-    job.started, job.status = time.time(), "running"
-
-
-def _finished(job: Job, timeout: float | None) -> bool:
-    """Poll ``job``; when it has ended (or overrun ``timeout``), set its status and error.
-    A failure before any cell ran (the kernel did not start) leaves the job ``"restart"`` until
-    it has had ``KERNEL_START_ATTEMPTS`` launches."""
-    elapsed = time.time() - job.started
-    rc = job.proc.poll()
-    if rc is None and timeout and elapsed > timeout:
-        kill(job.proc)
-        rc = "timeout"
-    if rc is None:
-        return False
-    job.log_file.close()
-    job.elapsed_s = elapsed
-    if rc == 0:
-        job.status = "ok"
-    elif rc != "timeout" and job.attempts < KERNEL_START_ATTEMPTS and no_cell_ran(job.executed):
-        job.status = "restart"
-    else:
-        job.status = "timeout" if rc == "timeout" else "failed"
-        job.error = failure_from_notebook(job.executed) or log_failure(
-            job.log, f"stopped after {fmt_time(timeout)}" if rc == "timeout" else None)
-    return True
 
 
 # --- the run --------------------------------------------------------------------------------------
@@ -233,65 +180,8 @@ def run(notebooks: list[Path], *, profile: str = "smoke", data_root: str | None 
         say("note: DEFECTLIB_DATA is set but the runner uses the stand-ins unless you pass "
             "--data-root (e.g. --data-root \"$DEFECTLIB_DATA\")")
 
-    t0 = time.time()
-    pending, running = list(jobs_list), []
-    free_gpus = list(plan.gpus) if jobs > 1 else []
-    last_beat = time.time()
-    tag = {job.stem: f"[{i}/{len(jobs_list)}] {job.stem}" for i, job in enumerate(jobs_list, 1)}
-    try:
-        while pending or running:
-            while pending and len(running) < jobs:
-                job = pending.pop(0)
-                _start(job, env, kernel, cwd, free_gpus.pop(0) if free_gpus else None)
-                say(f"{tag[job.stem]}: started" + (f" on GPU {job.gpu}" if job.gpu else "")
-                    + (f"  (not in --data-root, generated stand-in used: {', '.join(job.standins)})"
-                       if job.standins else "")
-                    + "".join(f"  (no {name} in --data-root: real {' + '.join(real)} in its place)"
-                              for name, real in job.substitutes.items()))
-                running.append(job)
-            time.sleep(0.2)
-            for job in list(running):
-                if not _finished(job, timeout):
-                    continue
-                running.remove(job)
-                if job.gpu:
-                    free_gpus.append(job.gpu)
-                if job.status == "restart":
-                    say(f"{tag[job.stem]}: the kernel ran no cell (log: {job.log}); relaunching")
-                    pending.insert(0, job)
-                    continue
-                line = f"{tag[job.stem]}: {job.status if job.status == 'ok' else job.status.upper()}"
-                line += f" in {fmt_time(job.elapsed_s)}"
-                if job.error:
-                    where = f"cell {job.error['cell']}: " if job.error.get("cell") else ""
-                    line += f"  ({where}{job.error['ename']}: {job.error['evalue'][:200]})"
-                say(line)
-                report.write_results(run_dir, meta, jobs_list)
-            if running and time.time() - last_beat >= heartbeat:
-                last_beat = time.time()
-                say("  ... " + "; ".join(f"{j.stem} {progress(j)}, "
-                                         f"{fmt_time(time.time() - j.started)}" for j in running)
-                    + f"  (total {fmt_time(time.time() - t0)})")
-    except KeyboardInterrupt:
-        for job in running:
-            kill(job.proc)
-            job.log_file.close()
-            job.status, job.elapsed_s = "interrupted", time.time() - job.started
-        for job in pending:
-            job.status = "interrupted"
-        say("interrupted: writing what finished so far")
-        report.write_results(run_dir, meta, jobs_list, finished=True)
-        report.write_report(run_dir)
-        raise
-    report.write_results(run_dir, meta, jobs_list, finished=True)
-    report_path = report.write_report(run_dir)
-    failed = [j.stem for j in jobs_list if j.status != "ok"]
-    say(f"done in {fmt_time(time.time() - t0)}: {len(jobs_list) - len(failed)} ok, "
-        f"{len(failed)} failed"
-        + (f" ({', '.join(failed)})" if failed else ""))
-    say(f"executed notebooks: {run_dir}/NN_*.ipynb")
-    say(f"results:            {run_dir / 'results.json'}")
-    say(f"report:             {report_path}")
+    execute_jobs(run_dir, meta, jobs_list, jobs=jobs, env=env, kernel=kernel, cwd=cwd, gpus=plan.gpus,
+                 timeout=timeout, heartbeat=heartbeat, say=say)
     return run_dir
 
 
@@ -330,8 +220,32 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
                          help="deterministic kernels on a GPU too (slower; the default on CPU)")
     kernels.add_argument("--fast", dest="deterministic", action="store_const", const=False,
                          help="the fastest kernels on a CPU too (the default on a GPU: cuDNN autotuning, TF32)")
+    p.add_argument("--resume", metavar="RUN",
+                   help="finish the run folder RUN (a path, a name under runs/, or latest): its notebooks "
+                        "that did not end ok run again with its settings, each trained model going on from "
+                        "its checkpoints (the paper profiles write them); --jobs, --kernel, --timeout apply")
     p.add_argument("--quiet", "-q", action="store_true", help="print only the final summary")
     return p
+
+
+# what a run fixes once and for all: --resume takes them from the run folder
+RUN_SETTINGS = ("profile", "only", "data_root", "require_real", "dry_run", "device", "seed", "notebooks",
+                "deterministic")
+
+
+def _resume(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Path:
+    """``--resume RUN``: refuse the options a run fixed, then :func:`defectlib.course.resume.resume`."""
+    from .resume import resume
+    from .runs import resolve_run
+    given = [f"--{k.replace('_', '-')}" for k in RUN_SETTINGS if getattr(args, k) != parser.get_default(k)]
+    if given:
+        parser.error(f"--resume continues a run with the settings it started with; drop {', '.join(given)}")
+    try:
+        run_dir = resolve_run(args.resume, Path(args.out) if args.out else None)
+        return resume(run_dir, jobs=args.jobs if args.jobs != parser.get_default("jobs") else None,
+                      kernel=args.kernel, timeout=args.timeout, quiet=args.quiet)
+    except (ValueError, FileNotFoundError) as exc:
+        parser.error(str(exc))
 
 
 def _interrupt(signum, frame):
@@ -343,6 +257,13 @@ def main(argv: list[str] | None = None) -> int:
         prog="defectlib run", description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter))
     args = parser.parse_args(argv)
+    if args.resume:
+        reference = None
+        if hasattr(args, "check"):
+            from . import reproduce
+            reference = reproduce.load(reproduce.resolve(args.check or default_results_dir(),
+                                                         args.out or default_out_dir()))
+        return _finish(args, _resume(parser, args), reference)
     try:
         nb_dir = Path(args.notebooks) if args.notebooks else default_notebooks_dir()
         notebooks = discover(nb_dir, parse_only(args.only))
@@ -378,6 +299,11 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
+    return _finish(args, run_dir, reference)
+
+
+def _finish(args: argparse.Namespace, run_dir: Path, reference) -> int:
+    """The summary line, the exit status (1 if a notebook failed) and the ``--check``."""
     results = json.loads((run_dir / "results.json").read_text())
     if args.quiet:
         print(f"{run_dir / 'report.md'}: {results['summary']}")

@@ -30,6 +30,11 @@ def default_results_dir() -> Path:
     return root / "results" if root else Path.cwd() / "results"
 
 
+def default_notebooks_dir() -> Path:
+    root = paths.repo_root()
+    return root / "notebooks" if root else Path.cwd() / "notebooks"
+
+
 def default_out_dir() -> Path:
     root = paths.repo_root()
     return root / "runs" if root else Path.cwd() / "runs"

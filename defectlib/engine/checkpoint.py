@@ -7,11 +7,16 @@ and the history so far. Everything is stored as tensors and plain python values,
 loads with ``torch.load(weights_only=True)`` (no arbitrary code runs when a checkpoint is opened).
 Files are written to a temporary name and renamed, so an interrupted save never leaves a
 half-written ``last.pt``.
+
+:func:`fault_point` is the kill-and-resume tests' way to die like a lost GPU node: with
+``DEFECTLIB_KILL_AFTER_CHECKPOINTS=N`` in its environment, a process sends itself SIGKILL (no
+clean-up, no ``finally``) right after writing its N-th ``last.pt``.
 """
 from __future__ import annotations
 
 import os
 import random
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +54,20 @@ def set_rng_state(state: dict[str, Any]) -> None:
     if "cuda" in state and torch.cuda.is_available():
         for k, s in enumerate(state["cuda"][: torch.cuda.device_count()]):
             torch.cuda.set_rng_state(s.cpu().to(torch.uint8), k)
+
+
+KILL_AFTER_CHECKPOINTS = "DEFECTLIB_KILL_AFTER_CHECKPOINTS"
+_written = 0
+
+
+def fault_point() -> None:
+    """Called by the engine after each ``last.pt``: with ``$DEFECTLIB_KILL_AFTER_CHECKPOINTS`` = N,
+    the N-th call kills this process with SIGKILL (for the kill-and-resume tests)."""
+    global _written
+    _written += 1
+    limit = os.environ.get(KILL_AFTER_CHECKPOINTS)
+    if limit and _written == int(limit):
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:

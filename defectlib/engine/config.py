@@ -98,7 +98,14 @@ class TrainConfig:
     # each read makes the host wait for the GPU. A non-finite loss is still named by its step.
     sync_every: int | None = None
     save_last: bool = True            # write <checkpoint_dir>/last.pt (for resume)...
-    checkpoint_every: int = 1         # ...every this many epochs, and always after the last one or a stop
+    checkpoint_every: int = 1         # ...every this many epochs, and always after the last one or a stop;
+    # with checkpoint_share, the interval widens after each write so that writing last.pt takes at
+    # most that share of the training time (0.01: 1 %; a slow disk or a short epoch writes less often)
+    checkpoint_share: float | None = None
+    # the last.pt of a run that ended (its last epoch, early stopping, max_steps) keeps the weights,
+    # history and generators, not the optimizer state: a third of an Adam run's file, loaded back
+    # by a resume as it is, but it cannot be trained on with more epochs (resume says so)
+    slim_last: bool = False
 
     def __post_init__(self) -> None:
         self.optimizer = str(self.optimizer).lower()
@@ -130,6 +137,8 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.curve_every={self.curve_every}; need >= 1 or None")
         if self.checkpoint_every < 1:
             raise ValueError(f"TrainConfig.checkpoint_every={self.checkpoint_every}; need >= 1 (epochs)")
+        if self.checkpoint_share is not None and not 0 < self.checkpoint_share < 1:
+            raise ValueError(f"TrainConfig.checkpoint_share={self.checkpoint_share}; need 0 < share < 1 or None")
         if self.resume and not self.save_last:
             raise ValueError("TrainConfig.resume=True needs save_last=True (resume reads last.pt)")
         if self.sync_every is not None and self.sync_every < 1:

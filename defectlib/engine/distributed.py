@@ -99,15 +99,38 @@ def wrap_model(model: torch.nn.Module, di: DistInfo, device: torch.device, sync_
     return torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=find_unused_parameters)
 
 
+def machine_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask, else the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def loader_workers(num_workers: int, di: DistInfo) -> int:
+    """The data-loader worker processes each process starts: ``num_workers`` in one process; under
+    torchrun at most this machine's CPUs shared out among its processes (``LOCAL_WORLD_SIZE`` of
+    them): ``num_workers=4`` gives 4 workers each on a 4-GPU node with 16 or more cores, none on a
+    2-core machine rehearsing with 4 CPU processes. Each worker is a fork of its process: on the CPU,
+    where the activations live in that process's memory, 4 processes x 4 workers of the paper
+    profile's DANet held more than 24 GiB and were killed; on so few cores they only competed with
+    the training for them."""
+    if not di.enabled or num_workers <= 0:
+        return num_workers
+    local = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", di.world_size)))
+    return min(num_workers, machine_cpus() // local)
+
+
 def distributed_loader(loader: DataLoader, di: DistInfo, seed: int = 0) -> DataLoader:
     """The same loader with a ``DistributedSampler`` (shuffled iff the original shuffled); a batch
     sampler that knows how to ``shard(rank, num_replicas)`` itself (the class-balanced samplers of
-    notebook 02) is sharded instead."""
+    notebook 02) is sharded instead. Its workers: :func:`loader_workers` (no more than the
+    machine's CPUs shared out among the processes on it)."""
     if not di.enabled or isinstance(loader.sampler, DistributedSampler):
         return loader
     custom = loader.batch_sampler is not None and type(loader.batch_sampler) is not BatchSampler
     if custom and hasattr(loader.batch_sampler, "shard"):
-        return _rebuild(loader, batch_sampler=loader.batch_sampler.shard(di.rank, di.world_size))
+        return _rebuild(loader, di, batch_sampler=loader.batch_sampler.shard(di.rank, di.world_size))
     if custom:
         raise ValueError(f"cannot shard a loader with a custom batch sampler "
                          f"({type(loader.batch_sampler).__name__}) across processes; give it a "
@@ -115,16 +138,18 @@ def distributed_loader(loader: DataLoader, di: DistInfo, seed: int = 0) -> DataL
     sampler = DistributedSampler(loader.dataset, num_replicas=di.world_size, rank=di.rank,
                                  shuffle=isinstance(loader.sampler, RandomSampler), seed=seed,
                                  drop_last=loader.drop_last)
-    return _rebuild(loader, batch_size=loader.batch_size, sampler=sampler, drop_last=loader.drop_last)
+    return _rebuild(loader, di, batch_size=loader.batch_size, sampler=sampler, drop_last=loader.drop_last)
 
 
-def _rebuild(loader: DataLoader, **sampling: Any) -> DataLoader:
-    """``loader`` again with other sampling arguments, everything else (workers, collate,
-    pinning, generator) kept."""
-    kwargs: dict[str, Any] = dict(num_workers=loader.num_workers, collate_fn=loader.collate_fn,
-                                  pin_memory=loader.pin_memory, timeout=loader.timeout,
+def _rebuild(loader: DataLoader, di: DistInfo | None = None, **sampling: Any) -> DataLoader:
+    """``loader`` again with other sampling arguments, everything else (collate, pinning,
+    generator, the workers' settings) kept; under torchrun (``di``) no more workers than
+    :func:`loader_workers` allows."""
+    workers = loader_workers(loader.num_workers, di) if di is not None else loader.num_workers
+    kwargs: dict[str, Any] = dict(num_workers=workers, collate_fn=loader.collate_fn,
+                                  pin_memory=loader.pin_memory, timeout=loader.timeout if workers else 0,
                                   worker_init_fn=loader.worker_init_fn, generator=loader.generator, **sampling)
-    if loader.num_workers > 0:
+    if workers > 0:
         kwargs.update(prefetch_factor=loader.prefetch_factor, persistent_workers=loader.persistent_workers,
                       multiprocessing_context=loader.multiprocessing_context)
     return DataLoader(loader.dataset, **kwargs)

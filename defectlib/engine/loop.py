@@ -34,7 +34,7 @@ from torch.utils.data import DataLoader
 
 from ..runtime import deterministic_default, resolve_device, seed_everything
 from . import distributed as D
-from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .checkpoint import fault_point, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import TrainConfig
 from .helpers import LossFn
 from .history import History
@@ -42,10 +42,13 @@ from .precision import resolve_precision, to_channels_last
 from ..progress import tqdm
 from .schedules import EarlyStopping, LRSchedule, build_optimizer
 
+# why a run ends for good: with slim_last its last.pt then keeps the weights, not the optimizer (a
+# time budget, by contrast, is a pause: that last.pt can go on)
+FINAL_STOPS = ("early_stopping", "max_steps")
 # settings that may change between a run and its resumption without a warning
 _RUN_LENGTH_KEYS = {"epochs", "max_steps", "max_eval_batches", "resume", "progress", "checkpoint_dir", "eval_every",
                     "time_budget_s", "sync_every",
-                    "save_last", "checkpoint_every"}
+                    "save_last", "checkpoint_every", "checkpoint_share", "slim_last"}
 
 
 def fit(model: torch.nn.Module, train_loader: DataLoader, cfg: TrainConfig, loss_fn: LossFn | None = None,
@@ -123,20 +126,27 @@ class Trainer:
         self.history = History()
         self.epoch = 0  # epochs completed
         self.step = 0   # optimizer steps taken
+        self.checkpoint_every = cfg.checkpoint_every  # widened by cfg.checkpoint_share (see _save_last)
 
     # ----------------------------------------------------------------------------- checkpoints
-    def state_dict(self) -> dict[str, Any]:
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "schedule": self.schedule.state_dict(), "scaler": self.scaler.state_dict(),
-                "early_stopping": None if self.stopper is None else self.stopper.state_dict(),
-                "rng": rng_state(), "rank": self.dist.rank, "epoch": self.epoch, "step": self.step,
-                "history": self.history.state_dict(), "config": self.cfg.to_dict()}
+    def state_dict(self, finished: bool = False) -> dict[str, Any]:
+        """The checkpoint; ``finished``: the run is over, so only what loading it back needs (the
+        weights, history, counters and random generators: a third of an Adam run's file)."""
+        state = {"model": self.model.state_dict(), "rng": rng_state(), "rank": self.dist.rank, "epoch": self.epoch,
+                 "step": self.step, "history": self.history.state_dict(), "config": self.cfg.to_dict(),
+                 "finished": finished}
+        if not finished:
+            state.update(optimizer=self.optimizer.state_dict(), schedule=self.schedule.state_dict(),
+                         scaler=self.scaler.state_dict(),
+                         early_stopping=None if self.stopper is None else self.stopper.state_dict())
+        return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.schedule.load_state_dict(state["schedule"])
-        self.scaler.load_state_dict(state["scaler"])
+        if not state.get("finished"):
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.schedule.load_state_dict(state["schedule"])
+            self.scaler.load_state_dict(state["scaler"])
         if self.stopper is not None and state.get("early_stopping") is not None:
             self.stopper.load_state_dict(state["early_stopping"])
         self.history = History.from_state_dict(state["history"])
@@ -151,6 +161,13 @@ class Trainer:
         # read onto the CPU: load_state_dict copies weights and optimizer moments to the model's
         # device, and the random generators' states must stay CPU byte tensors
         state = load_checkpoint(path, map_location="cpu")
+        more = int(state["epoch"]) < self.cfg.epochs and state["history"].get("stopped") != "early_stopping" and (
+            self.cfg.max_steps is None or int(state["step"]) < self.cfg.max_steps)
+        if state.get("finished") and more:
+            raise ValueError(f"{path} is a finished run (epoch {state['epoch']}, step {state['step']}): it kept the "
+                             f"weights, not the optimizer state, so it cannot go on to epoch {self.cfg.epochs}"
+                             + (f" / step {self.cfg.max_steps}" if self.cfg.max_steps else "")
+                             + "; start a new run from its weights (engine.load_weights) or choose another folder")
         saved = state.get("config", {})
         changed = {k: (saved[k], v) for k, v in self.cfg.to_dict().items()
                    if k in saved and saved[k] != v and k not in _RUN_LENGTH_KEYS}
@@ -158,7 +175,11 @@ class Trainer:
             warnings.warn(f"resuming {path} with different settings {changed} (checkpoint, now); the "
                           "optimizer and schedule states of the checkpoint are used", stacklevel=3)
         self.load_state_dict(state)
-        self._say(f"resumed from {path} after epoch {self.epoch} (step {self.step})")
+        h = self.history
+        done = h.stopped == "early_stopping" or self.epoch >= self.cfg.epochs or (
+            self.cfg.max_steps is not None and self.step >= self.cfg.max_steps)
+        self._say(f"{'finished: loaded' if done else 'resumed from'} {path} after epoch {self.epoch} "
+                  f"(step {self.step})")
 
     # ----------------------------------------------------------------------------- one epoch
     def _seed_epoch(self, epoch: int) -> None:
@@ -320,14 +341,27 @@ class Trainer:
             self.epoch = epoch + 1
             shown = ", ".join(f"{k}={v:.4g}" for k, v in record.items() if isinstance(v, float) and k != "lr")
             self._say(f"epoch {epoch + 1}: {shown}, lr={record['lr']:.3g}" + (f" [{stopped}]" if stopped else ""))
-            due = (epoch + 1) % cfg.checkpoint_every == 0 or epoch + 1 == cfg.epochs or stopped is not None
+            due = (epoch + 1) % self.checkpoint_every == 0 or epoch + 1 == cfg.epochs or stopped is not None
             if self.ckpt_dir is not None and cfg.save_last and due:
-                if self.main:
-                    save_checkpoint(self.ckpt_dir / "last.pt", self.state_dict())
-                D.barrier(self.dist)
+                self._save_last(record["time_s"], finished=cfg.slim_last and (
+                    epoch + 1 == cfg.epochs or stopped in FINAL_STOPS))
             if stopped:
                 break
         return h
+
+    def _save_last(self, epoch_s: float, finished: bool) -> None:
+        """``last.pt`` (rank 0; the others wait). With ``checkpoint_share`` the interval widens so that
+        writes cost at most that share of the time: a write of ``w`` seconds after epochs of ``e``
+        seconds waits at least ``w / (share * e)`` epochs for the next one."""
+        if self.main:
+            t0 = time.perf_counter()
+            save_checkpoint(self.ckpt_dir / "last.pt", self.state_dict(finished))
+            write_s = time.perf_counter() - t0
+            share = self.cfg.checkpoint_share
+            if share and epoch_s > 0:
+                self.checkpoint_every = max(self.checkpoint_every, math.ceil(write_s / (share * epoch_s)))
+            fault_point()
+        self.checkpoint_every = D.broadcast(self.checkpoint_every, self.dist)
 
     def _track_best(self, epoch: int, value: float) -> None:
         best, minimise = self.history.best, self.cfg.mode_for(self.monitor) == "min"

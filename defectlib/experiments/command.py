@@ -23,7 +23,8 @@ _BOOLS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false":
 
 
 def parser(prog: str, description: str) -> argparse.ArgumentParser:
-    """The options every entry takes: ``--profile --seed --data-root --device --out --dry-run --set --quiet``."""
+    """The options every entry takes: ``--profile --seed --data-root --device --out --dry-run --set --resume
+    --quiet``."""
     ap = argparse.ArgumentParser(prog=prog, description=description,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--profile", choices=PROFILE_NAMES, default="smoke",
@@ -39,6 +40,9 @@ def parser(prog: str, description: str) -> argparse.ArgumentParser:
     ap.add_argument("--set", dest="changes", action="append", default=[], metavar="KEY=VALUE",
                     help="change one profile setting, read with the setting's type: --set epochs=2 "
                          "--set phases=2,5 --set grad_clip=none (repeatable; an unknown key is an error)")
+    ap.add_argument("--resume", action="store_true",
+                    help="continue from the checkpoints in <out>/checkpoints (a killed run: each trained model "
+                         "goes on from its last.pt, a finished one is loaded, not trained again)")
     ap.add_argument("--quiet", action="store_true", help="no progress bars")
     return ap
 
@@ -134,9 +138,18 @@ def main(notebook: str, run, prog: str, description: str, argv: list[str] | None
         changes = parse_changes(notebook, args.profile, args.changes)
     except (KeyError, ValueError) as exc:
         ap.error(exc.args[0] if exc.args else str(exc))
+    return launch(run, args, changes)
+
+
+def launch(run, args: argparse.Namespace, changes: dict[str, Any], **extra: Any) -> int:
+    """``run(profile, out, seed=, data_root=, device=, dry_run=, progress=, **changes, **extra)`` from
+    the shared options (``--resume``: ``resume=True``), then the end of torchrun's process group if
+    ``run`` joined one."""
+    if args.resume:
+        changes = {**changes, "resume": True}
     try:
         run(args.profile, args.out, seed=args.seed, data_root=args.data_root, device=args.device,
-            dry_run=args.dry_run, progress=not args.quiet, **changes)
+            dry_run=args.dry_run, progress=not args.quiet, **changes, **extra)
     finally:
         if D.info().enabled:
             import torch.distributed
@@ -144,12 +157,12 @@ def main(notebook: str, run, prog: str, description: str, argv: list[str] | None
     return 0
 
 
-def join(notebook: str, profile: str, device: str, dry_run: bool, changes: dict):
-    """The profile (with ``changes``), the device and torchrun's process group (gloo on CPU, NCCL
-    on CUDA; a single process when not launched by torchrun), and the profile as each process
-    trains it: ``batch_size`` split over the processes (:func:`per_rank_batch`)."""
+def join(notebook: str, profile: str, device: str, dry_run: bool, changes: dict, out=None):
+    """The profile (with ``changes``; checkpoints, where the profile writes them, in
+    ``<out>/checkpoints``), the device and torchrun's process group (gloo on CPU, NCCL on CUDA; a
+    single process when not launched by torchrun)."""
     from ..runtime import resolve_device
-    cfg = profile_of(notebook, profile, dry_run=dry_run, **changes)
+    cfg = profile_of(notebook, profile, dry_run=dry_run, output_dir=out, **changes)
     dev = resolve_device(device)
     di = D.init_from_env(backend="nccl" if dev.type == "cuda" else "gloo")
     dev = D.device_for(di, dev)

@@ -26,6 +26,7 @@ import importlib
 import pkgutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 PROFILE_NAMES = ("smoke", "cpu", "paper")
@@ -86,6 +87,12 @@ class Profile(Settings):
     precision: str = "fp32"                  # engine numerics: fp32 | bf16 | fp16 | auto
     channels_last: bool = False
     sync_bn: bool = False                    # under torchrun on GPUs: BatchNorm over the global batch
+    # checkpoints (see :func:`checkpointing`): every trained model writes ``last.pt`` every
+    # ``checkpoint_every`` epochs (0: never) into ``<checkpoint_dir>/<its name>/``; the run decides
+    # the folder (the runner: ``<run>/<notebook>/checkpoints``) and whether to ``resume`` from it
+    checkpoint_every: int = 0
+    checkpoint_dir: str | None = None
+    resume: bool = False
 
     def numerics(self) -> dict[str, Any]:
         """The TrainConfig fields every profile sets the same way: numerics, SyncBN, a dry run's cut."""
@@ -96,7 +103,8 @@ class Profile(Settings):
 # what the paper profiles add for a GPU: mixed precision, loader workers so JPEG decoding keeps up, and
 # SyncBN, so that a global batch split over N GPUs still normalises over the whole batch (paper runs
 # are single-GPU in the papers; on one GPU, or on CPU, sync_bn changes nothing)
-GPU = {"num_workers": 4, "pin_memory": True, "precision": "auto", "channels_last": True, "sync_bn": True}
+GPU = {"num_workers": 4, "pin_memory": True, "precision": "auto", "channels_last": True, "sync_bn": True,
+       "checkpoint_every": 1}
 # what the cpu profiles add: bf16 autocast where the CPU has it natively, channels_last
 CPU = {"precision": "auto", "channels_last": True}
 # the other profiles start from the paper's GPU settings: back to one process and exact numerics
@@ -104,18 +112,46 @@ NO_GPU = {"num_workers": 0, "pin_memory": False, "precision": "fp32", "channels_
 
 
 def three(paper: Profile, cpu: dict, smoke: dict) -> dict[str, Profile]:
-    """A notebook's three profiles: ``paper``, and ``cpu`` / ``smoke`` as changes of it."""
-    return {"paper": paper, "cpu": paper.replace(profile="cpu", **cpu),
-            "smoke": paper.replace(profile="smoke", **smoke)}
+    """A notebook's three profiles: ``paper``, and ``cpu`` / ``smoke`` as changes of it. Checkpoints
+    (unless a profile says otherwise): the paper runs, hours long, write them (every epoch, fewer
+    when a write would cost more than 1 % of the time); a cpu run of 30 minutes is run again
+    rather than resumed (its checkpoints would fill gigabytes); the smoke runs write them, so that
+    the suite's kill-and-resume tests go through the same road as a paper run."""
+    return {"paper": paper, "cpu": paper.replace(profile="cpu", **{"checkpoint_every": 0, **cpu}),
+            "smoke": paper.replace(profile="smoke", **{"checkpoint_every": 1, **smoke})}
 
 
-def train_config(settings: Settings, model: str | None = None, **run: Any):
+def train_config(settings: Settings, model: str | None = None, *, name: str | None = None, **run: Any):
     """The engine's :class:`~defectlib.engine.TrainConfig` for one trained ``model`` of a profile:
-    what the profile sets (``settings.training(model)``), then what the run decides (``run``: the
-    seed, progress bars, a checkpoint folder, the grid point being trained...). Every notebook,
-    command and the doctor build their TrainConfig here; a key the engine does not have raises."""
+    what the profile sets (``settings.training(model)``), its checkpoints (:func:`checkpointing`:
+    ``name`` is the trained model's own folder, unique in the run, e.g. ``"phase5"`` or
+    ``"severstal/unet-resnet34/bce_dice"``), then what the run decides (``run``: the seed,
+    progress bars, the grid point being trained...). Every notebook, command and the doctor build
+    their TrainConfig here; a key the engine does not have raises."""
     from ..engine import TrainConfig
-    return TrainConfig.from_dict({**settings.training(model), **run})
+    return TrainConfig.from_dict({**settings.training(model), **checkpointing(settings, name), **run})
+
+
+CHECKPOINT_SHARE = 0.01   # at most 1 % of a run's time goes to writing last.pt (the engine widens the interval)
+
+
+def checkpointing(settings: Settings, name: str | None) -> dict[str, Any]:
+    """The engine's checkpoint fields for the trained model ``name``: ``last.pt`` (and ``best.pt``)
+    in ``<checkpoint_dir>/<name>/`` every ``checkpoint_every`` epochs, read back when ``resume``
+    (a model whose ``last.pt`` says it finished is loaded, not trained again; that file keeps the
+    weights, not the optimizer state: ``slim_last``). Nothing when the
+    settings have no ``checkpoint_dir`` or ``checkpoint_every`` is 0. A profile that checkpoints
+    needs every trained model named: two models sharing a folder would resume each other."""
+    folder, every = getattr(settings, "checkpoint_dir", None), getattr(settings, "checkpoint_every", 0)
+    if not folder or not every:
+        return {}
+    if not name:
+        raise ValueError(f"{type(settings).__name__} checkpoints into {folder}: pass train_config(..., name=) "
+                         "a name for the trained model, unique in the run (its checkpoint folder)")
+    if name.startswith("/") or ".." in name.split("/"):
+        raise ValueError(f"checkpoint name {name!r} must be a relative folder inside {folder}")
+    return {"checkpoint_dir": Path(folder) / name, "checkpoint_every": int(every), "checkpoint_share": CHECKPOINT_SHARE,
+            "slim_last": True, "resume": bool(getattr(settings, "resume", False))}
 
 
 # --- the record ------------------------------------------------------------------------------------
@@ -197,10 +233,13 @@ def experiment(notebook: str) -> Experiment:
 
 
 # --- profiles --------------------------------------------------------------------------------------
-def profile(notebook: str, name: str, dry_run: bool = False, **changes: Any) -> Profile:
+def profile(notebook: str, name: str, dry_run: bool = False, *, output_dir: Any = None, resume: bool = False,
+            **changes: Any) -> Profile:
     """The configuration of ``notebook`` (``"01"`` or ``"01_danet_neu_det"``) under profile ``name``,
     with ``changes`` (known settings only); ``dry_run``: stopped after 2 steps and one evaluation
-    batch (the same configuration otherwise)."""
+    batch (the same configuration otherwise). ``output_dir`` (a run's folder for this notebook):
+    where a profile that checkpoints (``checkpoint_every`` > 0) keeps them, ``<output_dir>/checkpoints``,
+    unless ``changes`` name a ``checkpoint_dir``; ``resume``: continue from them."""
     try:
         table = experiment(notebook).profiles
     except KeyError:
@@ -210,13 +249,17 @@ def profile(notebook: str, name: str, dry_run: bool = False, **changes: Any) -> 
     cfg = table[name].replace(**changes)
     if dry_run:
         cfg = cfg.replace(dry_run=True, max_steps=2, max_eval_batches=1)
+    if output_dir is not None and "checkpoint_dir" not in changes and "checkpoint_dir" in cfg:
+        cfg = cfg.replace(checkpoint_dir=str(Path(output_dir) / "checkpoints"))
+    if resume:
+        cfg = cfg.replace(resume=True)
     return cfg
 
 
 def profile_table(notebook: str, dry_run: bool = False) -> str:
     """The three profiles of ``notebook`` side by side, as a markdown table (for notebooks/README)."""
     cfgs = {p: profile(notebook, p, dry_run=dry_run) for p in PROFILE_NAMES}
-    names = [k for k in cfgs["paper"] if k != "profile"]
+    names = [k for k in cfgs["paper"] if k not in ("profile", "checkpoint_dir", "resume")]  # the run's, not a profile's
 
     def cell(value: Any) -> str:
         value = value.to_dict() if isinstance(value, Settings) else value

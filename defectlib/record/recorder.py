@@ -82,7 +82,8 @@ class Recorder:
         self.data = {
             "notebook": notebook,
             "profile": profile,
-            "config": _jsonable(config or {}),
+            # the settings, less the run's own checkpoint folder (beside this file: <output_dir>/checkpoints)
+            "config": _jsonable({k: v for k, v in dict(config or {}).items() if k != "checkpoint_dir"}),
             "seed": seed,
             "device": str(device) if device is not None else None,
             "data_root": str(data_root) if data_root else None,

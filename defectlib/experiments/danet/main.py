@@ -52,7 +52,7 @@ def run(profile: str = "smoke", out: str | Path | None = None, seed: int = 0, da
     KeyError); rank 0 writes ``<out>/results.json`` and returns the recorder's data, the other
     ranks return None. Joins torchrun's process group (gloo on CPU, NCCL on CUDA) if launched
     under it; the caller ends it (:func:`main` does)."""
-    cfg, dev, di = command.join("01", profile, device, dry_run, changes)
+    cfg, dev, di = command.join("01", profile, device, dry_run, changes, out)
     rank_cfg = cfg.replace(batch_size=command.per_rank_batch(cfg.batch_size, di.world_size, "batch_size"))
     seed_everything(seed)
     rec = Recorder(out if di.is_main else None, NOTEBOOK, profile, config=cfg, seed=seed, device=dev,
@@ -73,8 +73,7 @@ def run(profile: str = "smoke", out: str | Path | None = None, seed: int = 0, da
         record_params(rec, cfg, seed)
 
     test_loader = DataLoader(test_ds, batch_size=cfg.eval_batch_size, collate_fn=collate_detection,
-                             num_workers=cfg.num_workers)
-    train_cfg = train_config(cfg, seed=seed, progress=progress)
+                             num_workers=D.loader_workers(cfg.num_workers, di))   # rank 0's evaluations
     plan = training_plan(cfg, steps_per_epoch=len(train_loader(train_ds, cfg, seed)))
     rec.note(f"training plan: {plan}")
     say(plan)
@@ -92,6 +91,7 @@ def run(profile: str = "smoke", out: str | Path | None = None, seed: int = 0, da
         say(f"--- phase {ph}: {danet.PHASES[ph]}")
         model = build_model(cfg, ph, len(CLASSES), weights, seed)   # every phase: the same random draw
         t = time.time()
+        train_cfg = train_config(cfg, seed=seed, progress=progress, name=f"phase{ph}")   # as the notebook's
         histories[ph] = fit(model, train_loader(train_ds, rank_cfg, seed), train_cfg, loss_fn=detection_loss,
                             device=dev, evaluate=test_ap50)
         rec.timing(f"phase{ph}/train_s", time.time() - t)

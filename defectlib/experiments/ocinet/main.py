@@ -36,7 +36,7 @@ def run(profile: str = "smoke", out: str | Path | None = None, seed: int = 0, da
         device: str = "auto", dry_run: bool = False, progress: bool = True, **changes: Any) -> dict | None:
     """Notebook 03's training and evaluation (``changes``: profile settings, unknown ones a
     KeyError); rank 0 writes ``<out>/results.json`` and returns the recorder's data."""
-    cfg, dev, di = command.join("03", profile, device, dry_run, changes)
+    cfg, dev, di = command.join("03", profile, device, dry_run, changes, out)
     rank_cfg = cfg.replace(batch_size=command.per_rank_batch(cfg.batch_size, di.world_size),
                            progress=cfg.progress and progress and di.is_main)
     seed_everything(seed)

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from ...engine import fit, predict, supervised_loss
+from ...engine import distributed as D
 from ...losses import DeepSupervisionLoss
 from ...metrics import ocinet_evaluation, otsu_binarize, otsu_threshold, segmentation_scores
 from ...metrics.segmentation import minmax_normalize
@@ -195,7 +196,8 @@ def backbone_weights(name: str | None, dry_run: bool = False) -> Path | None:
 def _iou_curve(data: OCINetData, cfg, device):
     """``curve(model)`` for :func:`defectlib.engine.fit`: IoU on the first test set, in %."""
     name, first = next(iter(data.tests.items()))
-    loader = DataLoader(first, batch_size=cfg.eval_batch_size, collate_fn=collate_eval, num_workers=cfg.num_workers)
+    loader = DataLoader(first, batch_size=cfg.eval_batch_size, collate_fn=collate_eval,
+                        num_workers=D.loader_workers(cfg.num_workers, D.info()))
 
     def curve(model):  # the IoU alone (no wFm: a curve point used to run the whole protocol)
         _, probs, masks = predict_maps(model, loader, device, cfg.max_eval_batches, cfg.precision)
@@ -206,7 +208,7 @@ def _iou_curve(data: OCINetData, cfg, device):
 
 def train_and_evaluate(variant: str, data: OCINetData, cfg, device, seed: int = 0, keep: int = 0,
                        weights=None, loss_weights=(1.0, 1.0, 0.5, 0.25), worst: int = 0,
-                       evaluate_sets: bool = True, thresholds=None) -> dict:
+                       evaluate_sets: bool = True, thresholds=None, name: str | None = None) -> dict:
     """Build ``variant``, train it on ``data.train`` as ``cfg`` says, evaluate it on every test set.
     ``loss_weights``: the deep-supervision weights of S^1..S^4 (paper Eq. 1: 1, 1, 1/2, 1/4);
     ``keep`` / ``worst``: sample triples kept for figures, ``thresholds``: fixed thresholds scored
@@ -216,7 +218,12 @@ def train_and_evaluate(variant: str, data: OCINetData, cfg, device, seed: int = 
     steps (``history.curve``, a learning curve: drawn, never used to choose; it does not change
     the training). Returns ``{"model", "history", "train_s", "results": {test name: evaluate(...)}}``;
     ``evaluate_sets=False`` (the ranks but 0 under torchrun) trains only and returns no results.
+    ``name``: its checkpoint folder when the profile checkpoints (default: the variant, with the
+    loss weights when they are not the paper's).
     """
+    if name is None:
+        name = variant if tuple(loss_weights) == (1.0, 1.0, 0.5, 0.25) else \
+            f"{variant}-w{'-'.join(f'{w:g}' for w in loss_weights)}"
     seed_everything(seed)
     model = build_ocinet(variant, weights=weights).to(device)
     loader = train_loader(data, cfg, seed)
@@ -224,12 +231,13 @@ def train_and_evaluate(variant: str, data: OCINetData, cfg, device, seed: int = 
     t0 = time.perf_counter()
     # no seed=: the engine reseeds with its default, 0, after the weights are drawn, so augmentation
     # draws do not follow the run's seed (the committed numbers were made so; see README, notebook 03)
-    history = fit(model, loader, train_config(cfg), loss_fn=ocinet_loss_fn(loss_weights), device=device, curve=curve)
+    history = fit(model, loader, train_config(cfg, name=name), loss_fn=ocinet_loss_fn(loss_weights), device=device,
+                  curve=curve)
     train_s = time.perf_counter() - t0
     results = {}
     for name, ds in data.tests.items() if evaluate_sets else ():
         test_loader = DataLoader(ds, batch_size=cfg.eval_batch_size, collate_fn=collate_eval,
-                                 num_workers=cfg.num_workers)
+                                 num_workers=D.loader_workers(cfg.num_workers, D.info()))   # rank 0's
         results[name] = evaluate(model, test_loader, device, cfg.max_eval_batches, keep=keep,
                                  precision=cfg.precision, worst=worst, thresholds=thresholds)
     return {"model": model, "history": history, "train_s": train_s, "results": results}

@@ -301,13 +301,26 @@ def gate_loader(task: Task, batch_size: int, steps_per_epoch: int | None, seed=0
 
 
 def eval_loader(ds: Dataset, batch_size: int, limit: int | None = None, gate: bool = False,
-                seed: int = 0) -> DataLoader:
+                seed: int = 0, num_workers: int = 0, pin_memory: bool = False) -> DataLoader:
     """Validation / test batches in a fixed order; ``limit`` keeps a seeded random subset (splits
-    are ordered by class, so the first images would all be of one kind)."""
+    are ordered by class, so the first images would all be of one kind). ``num_workers`` loader
+    processes (kept between passes: the validation loss and the learning curves read their loader
+    every epoch) and ``pin_memory`` (where there is a GPU) as the profile sets them
+    (:func:`loading`); the batches are the same either way."""
+    from ...runtime import pin_memory as pinned
     if limit is not None and limit < len(ds):
         keep = np.sort(np.random.default_rng(seed).choice(len(ds), limit, replace=False))
         ds = _Indexed(ds, keep.tolist())
-    return DataLoader(GateDataset(ds) if gate else _Plain(ds), batch_size, shuffle=False)
+    return DataLoader(GateDataset(ds) if gate else _Plain(ds), batch_size, shuffle=False, num_workers=num_workers,
+                      pin_memory=pinned(pin_memory), persistent_workers=num_workers > 0)
+
+
+def loading(cfg) -> dict:
+    """The profile's loader settings for :func:`eval_loader` (the paper profiles: 4 workers, pinned memory);
+    under torchrun no more workers than the machine's CPUs shared out among its processes
+    (:func:`defectlib.engine.distributed.loader_workers`)."""
+    from ...engine import distributed as D
+    return {"num_workers": D.loader_workers(cfg.num_workers, D.info()), "pin_memory": cfg.pin_memory}
 
 
 class _Indexed(Dataset):

@@ -14,7 +14,8 @@ paper keys, units and notes). It draws no figure and writes no submission file.
 Under torchrun the profile's ``seg_batch_size`` and ``cls_batch_size`` are the global batches: each
 of N processes draws batches of ``1/N`` of them, N times as many per epoch, which the class-balanced
 samplers then share out (``ceil(batches / N)`` each), so the steps per epoch stay the profile's.
-Rank 0 alone evaluates (the others wait) and writes ``results.json`` into ``--out``.
+Rank 0 alone evaluates (the others wait), in batches of the global size as one process does
+(:func:`.recipe.train_unet`), and writes ``results.json`` into ``--out``.
 """
 from __future__ import annotations
 
@@ -29,27 +30,18 @@ from ...runtime import seed_everything
 from .. import command
 from .data import build_tasks, demo_batches
 from .evaluation import evaluate_gate, evaluate_unet, gate_paper_key, pipeline_predictions, unet_on_clean
-from .recipe import parameter_counts, train_gate, train_unet
+from .recipe import parameter_counts, per_rank, train_gate, train_unet
 from .results import record_gate, record_pipeline, record_scores, record_segmentation
 
 NOTEBOOK = "02_severstal_two_stage"
-
-
-def per_rank(cfg, world_size: int):
-    """The profile as each of ``world_size`` processes trains it (see the module docstring)."""
-    if world_size == 1:
-        return cfg
-    more = {k: getattr(cfg, k) * world_size for k in ("steps_per_epoch", "cls_steps_per_epoch") if getattr(cfg, k)}
-    return cfg.replace(seg_batch_size=command.per_rank_batch(cfg.seg_batch_size, world_size, "seg_batch_size"),
-                       cls_batch_size=command.per_rank_batch(cfg.cls_batch_size, world_size, "cls_batch_size"), **more)
 
 
 def run(profile: str = "smoke", out: str | Path | None = None, seed: int = 0, data_root: str | Path | None = None,
         device: str = "auto", dry_run: bool = False, progress: bool = True, **changes: Any) -> dict | None:
     """Notebook 02's training and evaluation (``changes``: profile settings, unknown ones a
     KeyError); rank 0 writes ``<out>/results.json`` and returns the recorder's data."""
-    cfg, dev, di = command.join("02", profile, device, dry_run, changes)
-    train_cfg = per_rank(cfg, di.world_size)   # before any data is built: a batch that does not split stops here
+    cfg, dev, di = command.join("02", profile, device, dry_run, changes, out)
+    per_rank(cfg, di.world_size)   # before any data is built: a batch that does not split stops here
     predict = dict(device=dev, max_batches=cfg.max_eval_batches, precision=cfg.precision,
                    channels_last=cfg.channels_last)
     seed_everything(seed)
@@ -60,28 +52,33 @@ def run(profile: str = "smoke", out: str | Path | None = None, seed: int = 0, da
     parameter_counts()
     seg_task, gate_task = build_tasks(cfg, data_root, seed)
     demo_batches(seg_task, cfg, seed)
-    unets = {enc: train_unet(seg_task, enc, train_cfg, seed=seed, device=dev, rec=rec, predict=predict)[0]
+    # the profile's batches are the global ones: each process trains on its share (.recipe.per_rank)
+    unets = {enc: train_unet(seg_task, enc, cfg, seed=seed, device=dev, rec=rec, predict=predict,
+                             processes=di.world_size)[0]
              for enc in cfg.encoders}
     # under torchrun rank 0 alone evaluates (the others wait in their next step) and tells them the
-    # encoder it chose; one process computes exactly what the notebook computes. Of each encoder
-    # only its Kaggle Dice is kept: its outputs on whole splits go before the next one's are made
-    seg = {}
+    # encoder it chose; one process computes exactly what the notebook computes. An evaluation is
+    # counts and a few maps (.evaluation.count); on one task for both stages the chosen encoder's
+    # is the gate task's U-Net's too (unet_on_clean reuses it: no second pass over the splits)
+    seg, evaluated = {}, {}
     for enc, model in unets.items() if di.is_main else ():
         ev = evaluate_unet(model, seg_task, cfg, seed=seed, predict=predict)
         record_segmentation(rec, seg_task, enc, ev, cfg.pixel_threshold)
         seg[enc] = ev.report["U-Net alone"]["kaggle"]
-        del ev
+        evaluated[enc] = ev if seg_task is gate_task else None
     best_enc = D.broadcast(max(seg, key=lambda e: seg[e]) if di.is_main else None, di)
     gate_unet = (unets[best_enc] if seg_task is gate_task else
-                 train_unet(gate_task, best_enc, train_cfg, seed=seed, device=dev, rec=rec, predict=predict)[0])
-    on_clean = unet_on_clean(gate_unet, gate_task, cfg, seed=seed, predict=predict) if di.is_main else None
-    gate, _ = train_gate(gate_task, train_cfg, seed=seed, device=dev, predict=predict, unet=gate_unet,
-                         encoder=best_enc, rec=rec, say=say)
+                 train_unet(gate_task, best_enc, cfg, seed=seed, device=dev, rec=rec, predict=predict,
+                            processes=di.world_size)[0])
+    on_clean = unet_on_clean(gate_unet, gate_task, cfg, seed=seed, predict=predict,
+                             evaluated=evaluated.get(best_enc)) if di.is_main else None
+    gate, _ = train_gate(gate_task, cfg, seed=seed, device=dev, predict=predict, unet=gate_unet,
+                         encoder=best_enc, rec=rec, say=say, processes=di.world_size)
     if di.is_main:
         g = evaluate_gate(gate, gate_task, on_clean, cfg, seed=seed, predict=predict)
         record_gate(rec, gate_task, cfg.classifier, g.reports, cfg.gate_threshold, gate_paper_key(cfg.classifier))
         preds = pipeline_predictions(g, on_clean, cfg, best_enc)
-        record_pipeline(rec, gate_task, preds, n_test=len(g.test.probs))
+        record_pipeline(rec, gate_task, preds, n_test=len(g.test))
         record_scores(rec, seg_task, gate_task, cfg, best_enc, g, on_clean)
     rec.timing("notebook_body_s", time.time() - t0)
     if di.is_main:

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 
-def _per_class(value: float | Sequence[float], num_classes: int, device) -> torch.Tensor:
+def per_class(value: float | Sequence[float], num_classes: int, device) -> torch.Tensor:
     t = torch.as_tensor(value, dtype=torch.float32, device=device).flatten()
     if t.numel() == 1:
         t = t.expand(num_classes)
@@ -45,12 +45,12 @@ def apply_thresholds(probs: torch.Tensor, scores: torch.Tensor | None, gate_thre
     a class mask with fewer than ``min_area`` pixels is emptied (0 disables). Returns bool masks.
     """
     n, c = probs.shape[:2]
-    masks = probs >= _per_class(pixel_threshold, c, probs.device)
+    masks = probs >= per_class(pixel_threshold, c, probs.device)
     if scores is not None:
         if scores.shape != (n,):
             raise ValueError(f"scores must have shape [{n}], got {list(scores.shape)}")
         masks &= (scores >= gate_threshold).view(n, 1, 1, 1)
-    min_area_t = _per_class(min_area, c, probs.device).view(1, c)
+    min_area_t = per_class(min_area, c, probs.device).view(1, c)
     if (min_area_t > 0).any():
         small = masks.flatten(2).sum(-1) < min_area_t
         masks &= ~small.view(n, c, 1, 1)
@@ -125,7 +125,7 @@ def tune_thresholds(probs: torch.Tensor, targets: torch.Tensor, metric: Callable
     default should win ties.
     """
     gates = (None,) if scores is None else tuple(gate_grid)
-    fast = _registry().get(metric)
+    fast = count_scorers().get(metric)
     if fast is not None:
         table = _tune_from_counts(probs, targets, fast, scores, gates, pixel_grid, min_area_grid)
         best = max(table, key=lambda r: r["score"])
@@ -150,7 +150,7 @@ def _tune_from_counts(probs, targets, score_fn, scores, gates, pixel_grid, min_a
     true_count = _count(targets.bool())
     counts = []                       # (predicted pixels, true positives) [N, C] per pixel threshold
     for pix in pixel_grid:
-        t = _per_class(pix, c, probs.device)
+        t = per_class(pix, c, probs.device)
         pred_count = np.zeros((n, c), np.int64)
         inter = np.zeros((n, c), np.int64)
         for i in range(0, n, chunk):
@@ -158,6 +158,13 @@ def _tune_from_counts(probs, targets, score_fn, scores, gates, pixel_grid, min_a
             pred_count[i:i + chunk] = _count(m)
             inter[i:i + chunk] = _count(m & targets[i:i + chunk].bool())
         counts.append((pred_count, inter))
+    return grid_table(counts, true_count, score_fn, scores, gates, pixel_grid, min_area_grid)
+
+
+def grid_table(counts, true_count, score_fn, scores, gates, pixel_grid, min_area_grid) -> list[dict]:
+    """Every grid point's score from ``counts``, (predicted pixels, true positives) ``[N, C]`` at
+    each pixel threshold of ``pixel_grid``, and the true pixels ``true_count``."""
+    n, c = true_count.shape
     table = []
     # the direct search's order (gate, pixel, area), so ties go to the same grid point
     for gate, (k, pix), area in itertools.product(gates, enumerate(pixel_grid), min_area_grid):
@@ -165,7 +172,7 @@ def _tune_from_counts(probs, targets, score_fn, scores, gates, pixel_grid, min_a
         keep = np.ones((n, c), bool)
         if gate is not None:
             keep &= (scores >= gate).cpu().numpy()[:, None]
-        area_t = _per_class(area, c, "cpu").view(c).numpy()
+        area_t = per_class(area, c, "cpu").view(c).numpy()
         if (area_t > 0).any():
             keep &= ~(np.where(keep, pred_count, 0) < area_t[None, :])
         table.append({"gate_threshold": gate, "pixel_threshold": pix, "min_area": area,
@@ -173,7 +180,7 @@ def _tune_from_counts(probs, targets, score_fn, scores, gates, pixel_grid, min_a
     return table
 
 
-def _pair_dice(inter, pred_count, true_count) -> np.ndarray:
+def pair_dice(inter, pred_count, true_count) -> np.ndarray:
     """Kaggle's Dice of every (image, class) pair from its counts, float64 ``[N, C]`` (an empty pair scores 1)."""
     from ...metrics.segmentation import safe_div
     return safe_div(2 * inter.astype(np.float64), pred_count + true_count, 1.0)
@@ -187,10 +194,10 @@ def _class_iou(inter, pred_count, true_count) -> list[float]:
 
 
 def _kaggle_from_counts(inter, pred_count, true_count) -> float:
-    return float(_pair_dice(inter, pred_count, true_count).mean())
+    return float(pair_dice(inter, pred_count, true_count).mean())
 
 
-def _mean_iou_from_counts(inter, pred_count, true_count) -> float:
+def mean_iou_from_counts(inter, pred_count, true_count) -> float:
     ious = _class_iou(inter, pred_count, true_count)
     return sum(ious) / len(ious)
 
@@ -209,8 +216,18 @@ class Outputs:
     def defective(self) -> torch.Tensor:
         return self.targets.flatten(1).any(1)
 
+    @property
+    def true(self) -> np.ndarray:
+        """True pixels per (image, class), int64 ``[N, C]``."""
+        return _count(self.targets.bool())
 
-def _probabilities(logits: torch.Tensor) -> torch.Tensor:
+    def at(self, pixel_threshold=0.5, min_area=0, scores: torch.Tensor | None = None,
+           gate_threshold: float = 0.5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:func:`mask_counts` of these outputs (``scores`` None: the U-Net alone)."""
+        return mask_counts(self.probs, self.targets, scores, gate_threshold, pixel_threshold, min_area)
+
+
+def probabilities(logits: torch.Tensor) -> torch.Tensor:
     """Logits of a forward pass run as training ran it (16-bit autocast, channels_last) -> the
     sigmoid in fp32."""
     return torch.sigmoid(logits.float())
@@ -231,8 +248,8 @@ def collect(segmenter: nn.Module, loader, classifier: nn.Module | None = None, d
         return {name: net(x) for name, net in m.items()}
 
     def output(out, batch):
-        return (_probabilities(out["seg"]).half(),
-                _probabilities(out["cls"].reshape(len(batch[0]))) if "cls" in out else None,
+        return (probabilities(out["seg"]).half(),
+                probabilities(out["cls"].reshape(len(batch[0]))) if "cls" in out else None,
                 batch[1].bool().contiguous())   # the masks in their own layout, not channels_last
     probs, scores, targets = predict(models, loader, device, max_batches, forward, output, progress=progress,
                                      precision=precision, channels_last=channels_last)
@@ -244,7 +261,7 @@ def collect_scores(classifier: nn.Module, loader, device="cpu", max_batches: int
     """p(defective) [N] for every image of ``loader`` ((image, ...) batches), in order
     (``precision`` / ``channels_last`` as in :func:`collect`)."""
     from ...engine import predict
-    return predict(classifier, loader, device, max_batches, output=lambda out, batch: _probabilities(
+    return predict(classifier, loader, device, max_batches, output=lambda out, batch: probabilities(
         out.reshape(len(batch[0]))), progress=progress, desc="gate", precision=precision,
         channels_last=channels_last)
 
@@ -282,41 +299,39 @@ def scores_from_counts(inter: np.ndarray, pred: np.ndarray, true: np.ndarray) ->
     :func:`~defectlib.metrics.severstal_author_dice` and :func:`class_iou` on the masks, so the
     same numbers to the last bit (sums of integer counts are exact)."""
     from ...metrics.segmentation import author_dice_from_counts
-    d = _pair_dice(inter, pred, true)                                      # [N, C], as kaggle_dice
+    d = pair_dice(inter, pred, true)                                      # [N, C], as kaggle_dice
     return {"kaggle": float(d.mean()), "author": author_dice_from_counts(inter, pred, true),
             "kaggle_per_class": [float(v) for v in d.mean(0)], "iou_per_class": _class_iou(inter, pred, true)}
 
 
-def dice_report(out: Outputs, gate_threshold: float = 0.5, pixel_threshold=0.5, min_area=0) -> dict:
+def dice_report(out, gate_threshold: float = 0.5, pixel_threshold=0.5, min_area=0) -> dict:
     """Kaggle Dice (per image x class, empty-empty = 1) and the author's pooled Dice for: predicting
     nothing, the U-Net alone, the two-stage pipeline, and the pipeline with a perfect gate (the
     true defective flag; its upper bound). Returns {row: {"kaggle", "author", "kaggle_per_class",
-    "iou_per_class"}}, from per-(image, class) pixel counts (:func:`mask_counts`)."""
-    n, c = out.probs.shape[:2]
+    "iou_per_class"}}, from per-(image, class) pixel counts. ``out``: :class:`Outputs` (counted
+    chunk by chunk, :func:`mask_counts`) or the evaluation's :class:`.evaluation.Counts` (counted
+    as the split was predicted): anything with ``at``, ``true``, ``scores`` and ``defective``."""
     report = {}
     for name in ("predict nothing", "U-Net alone", "two-stage", "two-stage, perfect gate"):
         if name == "predict nothing":
-            true = _count(out.targets.bool())
-            inter, pred = np.zeros((n, c), np.int64), np.zeros((n, c), np.int64)
+            true = out.true
+            inter = pred = np.zeros_like(true)
         elif name == "U-Net alone":
-            inter, pred, true = mask_counts(out.probs, out.targets, None, 0.0, pixel_threshold, min_area)
+            inter, pred, true = out.at(pixel_threshold, min_area)
         elif name == "two-stage":
             if out.scores is None:
                 continue
-            inter, pred, true = mask_counts(out.probs, out.targets, out.scores.float(), gate_threshold,
-                                            pixel_threshold, min_area)
+            inter, pred, true = out.at(pixel_threshold, min_area, out.scores.float(), gate_threshold)
         else:
-            inter, pred, true = mask_counts(out.probs, out.targets, out.defective.float(), 0.5,
-                                            pixel_threshold, min_area)
+            inter, pred, true = out.at(pixel_threshold, min_area, out.defective.float(), 0.5)
         report[name] = scores_from_counts(inter, pred, true)
     return report
 
 
-def thresholded_iou(out: Outputs, pixel_threshold=0.5, min_area=0) -> list[float]:
-    """:func:`class_iou` of the U-Net's masks at ``pixel_threshold`` / ``min_area`` on ``out``,
-    from :func:`mask_counts` (no mask of the whole split)."""
-    return scores_from_counts(*mask_counts(out.probs, out.targets, None, 0.0, pixel_threshold,
-                                           min_area))["iou_per_class"]
+def thresholded_iou(out, pixel_threshold=0.5, min_area=0) -> list[float]:
+    """:func:`class_iou` of the U-Net's masks at ``pixel_threshold`` / ``min_area`` on ``out``
+    (as in :func:`dice_report`), from per-(image, class) counts (no mask of the whole split)."""
+    return scores_from_counts(*out.at(pixel_threshold, min_area))["iou_per_class"]
 
 
 def class_iou(masks: torch.Tensor, targets: torch.Tensor) -> list[float]:
@@ -337,19 +352,6 @@ def mean_iou(masks: torch.Tensor, targets: torch.Tensor) -> float:
     return sum(ious) / len(ious)
 
 
-def _registry() -> dict:
+def count_scorers() -> dict:
     from ...metrics import kaggle_dice
-    return {kaggle_dice: _kaggle_from_counts, mean_iou: _mean_iou_from_counts}
-
-
-def iou_curve(loader, device="cpu", threshold: float = 0.5, name: str = "test_mIoU",
-              max_batches: int | None = None, precision: str = "fp32",
-              channels_last: bool = False) -> Callable[[nn.Module], dict]:
-    """An ``evaluate`` hook for a learning curve: mean over classes of :func:`class_iou` (in %) of
-    the segmenter's masks at ``threshold`` on ``loader`` (predicted as :func:`collect` does). It is
-    drawn, never used to choose."""
-    def evaluate(model: nn.Module) -> dict[str, float]:
-        out = collect(model, loader, device=device, max_batches=max_batches, progress=False,
-                      precision=precision, channels_last=channels_last)
-        return {name: 100 * mean_iou(out.probs.float() >= threshold, out.targets)}
-    return evaluate
+    return {kaggle_dice: _kaggle_from_counts, mean_iou: mean_iou_from_counts}

@@ -30,6 +30,7 @@ class SeverstalProfile(Profile):
     val_limit: int | None = None
     tune_limit: int | None = None
     eval_limit: int | None = None
+    curve_limit: int | None = 500            # test images of the learning curves (a seeded subset; None: all)
     lr: float = 1e-3
     plateau_factor: float = 0.5
     plateau_patience: int = 3
@@ -76,15 +77,19 @@ class SeverstalProfile(Profile):
 # on 120 val images, NEU-Seg tested on a random 240 of its test images.
 _NB02_SMALL = {"encoders": ("resnet34",), "classifier": "resnet34", "mtd_defect_p": 0.7, "mtd_one_channel": True,
                "gate_init": "unet", "cache_images": True, **NO_GPU}
+# "paper": the learning curves (drawn, never used to choose) read a seeded 500 of the ~1,885 test
+# strips after each of the 330 U-Net epochs (70 + 40 per encoder), not all of them; the validation
+# loss, which the plateau schedule reads, stays on the whole validation split every epoch. The cpu
+# and smoke profiles draw their curves on all their test images.
 PROFILES = three(
     SeverstalProfile(**GPU),
     {**_NB02_SMALL, **CPU, "severstal_scale": 0.5,
      "crops": {"severstal": ((128, 192), (128, 256)), "neu-seg": ((200, 200),), "mtd": ((96, 96), (96, 128))},
      "image_size": {"mtd": (160, 192)}, "seg_batch_size": 16, "seg_epochs": 6, "tversky_epochs": 0,
      "steps_per_epoch": 100, "schedule": "onecycle", "tversky_lr": 1e-4, "cls_batch_size": 16, "cls_epochs": 6,
-     "cls_steps_per_epoch": 50, "val_limit": 48, "tune_limit": 120, "eval_limit": 240},
+     "cls_steps_per_epoch": 50, "val_limit": 48, "tune_limit": 120, "eval_limit": 240, "curve_limit": None},
     {**_NB02_SMALL, "severstal_scale": 0.25,
      "crops": {"severstal": ((64, 96), (64, 128)), "neu-seg": ((64, 64), (64, 96)), "mtd": ((64, 64), (64, 96))},
      "image_size": {"mtd": (96, 96)}, "neu_seg_train_limit": 32, "seg_batch_size": 4, "seg_epochs": 1,
      "tversky_epochs": 1, "steps_per_epoch": 2, "cls_batch_size": 4, "cls_epochs": 1, "cls_steps_per_epoch": 2,
-     "val_limit": 8, "tune_limit": 8, "eval_limit": 8})
+     "val_limit": 8, "tune_limit": 8, "eval_limit": 8, "curve_limit": None})

@@ -19,14 +19,19 @@ from dataclasses import dataclass
 from typing import Callable
 
 import torch.nn.functional as F
+from torch import nn
 
 from ...engine import TrainConfig, fit, loss_evaluator, supervised_loss, to_device
+from ...engine import distributed as D
 from ...losses import BCEDiceLoss, TverskyLoss
 from ...models.classifier import build_classifier, classifier_from_encoder
 from ...models.unet import build_unet
 from ...progress import tqdm
+from .. import command
 from ..registry import Probe, train_config
-from .data import build_tasks, eval_loader, gate_loader, seg_loader
+from .data import build_tasks, eval_loader, gate_loader, loading, seg_loader
+from .evaluation import count
+from .pipeline import mean_iou_from_counts
 
 
 # --- training ------------------------------------------------------------------------------------
@@ -58,14 +63,14 @@ def train_stage(model, train_loader, val_loader, loss_fn, cfg: TrainConfig, *, d
     another engine ``schedule``, e.g. ``"onecycle"`` peaking at ``lr``; see
     :func:`defectlib.experiments.registry.train_config`), stopped early by ``max_steps`` (dry runs)
     or by ``time_budget_s``, a user's opt-in (the profiles never set it). ``curve(model)`` -> dict
-    (e.g. :func:`.pipeline.iou_curve`) adds learning-curve points to every epoch's record; they
+    (e.g. :func:`iou_curve`) adds learning-curve points to every epoch's record; they
     are drawn, never used to choose anything."""
     val_losses = loss_evaluator(val_loader, loss_fn, device, max_batches=cfg.max_eval_batches)
 
     def evaluate(model):
         return {**val_losses(model), **(curve(model) if curve is not None else {})}
     t0 = time.perf_counter()
-    if desc:
+    if desc and D.is_main_process():    # under torchrun, once
         tqdm.write(desc)
     history = fit(model, train_loader, cfg, loss_fn=loss_fn, device=device, evaluate=evaluate)
     last_lr = history.epochs[-1]["lr"] if history.epochs else cfg.lr
@@ -85,44 +90,87 @@ def parameter_counts() -> list[tuple[str, int]]:
     return rows
 
 
-def train_unet(task, encoder: str, cfg, *, seed: int, device, rec=None, predict: dict | None = None):
+def per_rank(cfg, world_size: int):
+    """The profile as each of ``world_size`` torchrun processes trains it: ``seg_batch_size`` and
+    ``cls_batch_size`` are the global batches, each process draws batches of ``1/N`` of them, N times
+    as many per epoch, which the class-balanced samplers then share out (``ceil(batches / N)`` each),
+    so the steps per epoch stay the profile's. A batch that does not split is a ValueError naming
+    the setting and the values that split (:func:`defectlib.experiments.command.per_rank_batch`)."""
+    if world_size == 1:
+        return cfg
+    more = {k: getattr(cfg, k) * world_size for k in ("steps_per_epoch", "cls_steps_per_epoch") if getattr(cfg, k)}
+    return cfg.replace(seg_batch_size=command.per_rank_batch(cfg.seg_batch_size, world_size, "seg_batch_size"),
+                       cls_batch_size=command.per_rank_batch(cfg.cls_batch_size, world_size, "cls_batch_size"), **more)
+
+
+def _batch(global_batch: int, rank_batch: int, processes: int) -> str:
+    """``batch 4``, under torchrun ``batch 4 (4 processes x 1)``: the notes name the global batch."""
+    return f"batch {global_batch}" + (f" ({processes} processes x {rank_batch})" if processes > 1 else "")
+
+
+def iou_curve(loader, device="cpu", threshold: float = 0.5, name: str = "test_mIoU",
+              max_batches: int | None = None, precision: str = "fp32",
+              channels_last: bool = False) -> Callable[[nn.Module], dict]:
+    """An ``evaluate`` hook for a learning curve: mean over classes of :func:`.pipeline.class_iou` (in
+    %) of the segmenter's masks at ``threshold`` on ``loader`` (predicted as :func:`.pipeline.collect`
+    does, each batch reduced to pixel counts as it is made: :func:`.evaluation.count`; no map of the
+    split is kept). It is drawn, never used to choose."""
+    def evaluate(model: nn.Module) -> dict[str, float]:
+        counts = count(model, loader, (threshold,), device=device, max_batches=max_batches, progress=False,
+                       precision=precision, channels_last=channels_last)
+        return {name: 100 * mean_iou_from_counts(*counts.at(threshold))}
+    return evaluate
+
+
+def train_unet(task, encoder: str, cfg, *, seed: int, device, rec=None, predict: dict | None = None,
+               processes: int = 1):
     """A U-Net with ``encoder`` on ``task``: BCE + Dice, then Tversky fine-tuning when the profile
     has ``tversky_epochs`` (at ``tversky_lr``, else the lr the first stage ended at). The learning
     curve is the test mean IoU at 0.5 after every epoch (drawn, never used to choose); ``predict``
     holds how it predicts (``max_batches``, ``precision``, ``channels_last``). Returns the model
-    and ``[(stage name, StageResult)]``; each stage's time and steps go to ``rec``."""
-    from .pipeline import iou_curve   # late: pipeline's evaluation imports nothing of training
+    and ``[(stage name, StageResult)]``; each stage's time and steps go to ``rec``. The curve reads
+    ``cfg.curve_limit`` test images (a seeded subset; all when None), the validation loss
+    ``cfg.val_limit``, both with the profile's loader workers. ``processes``: how many torchrun
+    processes share the profile's (global) ``seg_batch_size``; each trains on its share
+    (:func:`per_rank`), while the validation loss and the curve (rank 0's) read batches of the
+    global size, as one process does."""
     model = build_unet(encoder, task.num_classes, in_channels=1)
-    loader = seg_loader(task, cfg.seg_batch_size, cfg.steps_per_epoch, cfg.dark_threshold, seed, cfg.num_workers)
-    val = eval_loader(task.val, cfg.seg_batch_size, cfg.val_limit)
+    mine = per_rank(cfg, processes)
+    loader = seg_loader(task, mine.seg_batch_size, mine.steps_per_epoch, cfg.dark_threshold, seed, cfg.num_workers)
+    val = eval_loader(task.val, cfg.seg_batch_size, cfg.val_limit, **loading(cfg))
     predict = {k: v for k, v in (predict or {}).items() if k != "device"}
-    curve = iou_curve(eval_loader(task.test, cfg.seg_batch_size), device=device, **predict)
+    test = eval_loader(task.test, cfg.seg_batch_size, cfg.curve_limit, seed=seed, **loading(cfg))
+    curve = iou_curve(test, device=device, **predict)
     name = f"{task.dataset} U-Net-{encoder}"
-    first = train_stage(model, loader, val, seg_loss(BCEDiceLoss()), train_config(cfg, "unet", seed=seed),
+    folder = f"{task.dataset.replace(' ', '-')}/unet-{encoder}"    # its checkpoints (cfg.checkpoint_dir)
+    first = train_stage(model, loader, val, seg_loss(BCEDiceLoss()),
+                        train_config(cfg, "unet", seed=seed, name=f"{folder}/bce_dice"),
                         device=device, curve=curve, desc=f"{name}: BCE + Dice")
     stages = [("BCE + Dice", first)]
     if cfg.tversky_epochs:
         went_on = {} if cfg.tversky_lr else {"lr": first.final_lr}   # no lr of its own: where stage 1 ended
         stages.append(("Tversky", train_stage(
             model, loader, val, seg_loss(TverskyLoss(alpha=cfg.tversky_alpha)),
-            train_config(cfg, "tversky", seed=seed, **went_on), device=device, curve=curve,
+            train_config(cfg, "tversky", seed=seed, name=f"{folder}/tversky", **went_on), device=device, curve=curve,
             desc=f"{name}: Tversky fine-tuning")))
-    else:
+    elif D.is_main_process():
         tqdm.write(f"{name}: no Tversky stage in this profile (tversky_epochs = 0)")
     for stage, result in stages if rec is not None else ():
         key = stage.lower().replace(" + ", "_")
         rec.timing(f"{task.dataset}/unet-{encoder}/{key}", result.seconds)
-        rec.note(f"{name} {key}: {result.steps} steps of batch {cfg.seg_batch_size} in {result.seconds:.0f} s")
+        rec.note(f"{name} {key}: {result.steps} steps of {_batch(cfg.seg_batch_size, mine.seg_batch_size, processes)} "
+                 f"in {result.seconds:.0f} s")
     return model, stages
 
 
 def train_gate(task, cfg, *, seed: int, device, predict: dict | None = None, unet=None, encoder: str = "",
-               rec=None, say=print):
+               rec=None, say=print, processes: int = 1):
     """The gate on ``task``: initialised from ``unet``'s encoder (``cfg.gate_init == "unet"``:
     in-domain pre-training, the trunk the U-Net learned from the training masks) or a classifier
     of its own (the paper's; from random weights here, the paper does not say which), trained with
     BCE on the defective flag (:func:`train_stage`). The learning curve is the test ROC AUC after every
-    epoch (drawn, never used to choose). Returns the gate and its :class:`StageResult`."""
+    epoch, on ``cfg.curve_limit`` test images (drawn, never used to choose). Returns the gate and its
+    :class:`StageResult`. ``processes``: as for :func:`train_unet` (``cls_batch_size`` is the global batch)."""
     import torch
 
     from ...metrics.classification import roc_auc
@@ -132,9 +180,10 @@ def train_gate(task, cfg, *, seed: int, device, predict: dict | None = None, une
         say(f"gate: {encoder} trunk copied from the {task.dataset} U-Net's encoder, a fresh one-logit head")
     else:
         gate = build_classifier(cfg.classifier, in_channels=1)
-    train = gate_loader(task, cfg.cls_batch_size, cfg.cls_steps_per_epoch, seed, cfg.num_workers)
-    val = eval_loader(task.val, cfg.cls_batch_size, cfg.val_limit, gate=True)
-    test = eval_loader(task.test, cfg.cls_batch_size, gate=True)
+    mine = per_rank(cfg, processes)
+    train = gate_loader(task, mine.cls_batch_size, mine.cls_steps_per_epoch, seed, cfg.num_workers)
+    val = eval_loader(task.val, cfg.cls_batch_size, cfg.val_limit, gate=True, **loading(cfg))
+    test = eval_loader(task.test, cfg.cls_batch_size, cfg.curve_limit, gate=True, seed=seed, **loading(cfg))
     truth = torch.cat([y for _, y in test]).bool()
     predict = predict or {}
 
@@ -143,12 +192,15 @@ def train_gate(task, cfg, *, seed: int, device, predict: dict | None = None, une
         y = truth[: len(s)]
         return {"test_AUC": roc_auc(y, s) if 0 < int(y.sum()) < len(y) else float("nan")}
 
-    stage = train_stage(gate, train, val, gate_loss, train_config(cfg, "gate", seed=seed), device=device,
+    stage = train_stage(gate, train, val, gate_loss,
+                        train_config(cfg, "gate", seed=seed,
+                                     name=f"{task.dataset.replace(' ', '-')}/gate-{cfg.classifier}"),
+                        device=device,
                         curve=auc_curve, desc=f"{task.dataset} gate ({cfg.classifier})")
     if rec is not None:
         rec.timing(f"{task.dataset}/gate-{cfg.classifier}", stage.seconds)
-        rec.note(f"{task.dataset} gate {cfg.classifier} (initialised: {cfg.gate_init}): {stage.steps} steps of batch "
-                 f"{cfg.cls_batch_size} in {stage.seconds:.0f} s")
+        rec.note(f"{task.dataset} gate {cfg.classifier} (initialised: {cfg.gate_init}): {stage.steps} steps of "
+                 f"{_batch(cfg.cls_batch_size, mine.cls_batch_size, processes)} in {stage.seconds:.0f} s")
     return gate, stage
 
 

@@ -22,7 +22,7 @@ def record_segmentation(rec, task, encoder: str, ev, fixed_threshold: float) -> 
     area chosen on validation, Kaggle Dice per class, the pooled IoU per class at the threshold
     chosen on validation for IoU, its mean, and the mean at the fixed ``fixed_threshold`` (the
     usual 0.5, the course's "paper setting": the paper prints no threshold)."""
-    name, real, n_test = task.dataset, task.real, len(ev.test.probs)
+    name, real, n_test = task.dataset, task.real, len(ev.test)
     seg = f"{name}/segmentation"
     for row, tag in (("predict nothing", "predict-nothing"), ("U-Net alone", f"unet-{encoder}")):
         paper = UNET_PAPER.get(encoder) if row == "U-Net alone" else None

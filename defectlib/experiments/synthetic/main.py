@@ -10,7 +10,8 @@ synthetic pre-training, with and without fine-tuning and exposure stacking) on o
 metric names, paper keys, units and notes) and the verdict on the paper's claims. It draws no figure
 and leaves out the renderer's speed (``render_*_per_image_s``), which measures the machine. The
 study's ``batch_size`` is the global batch (:func:`defectlib.experiments.command.per_rank_batch`;
-each process draws its own crops); each process evaluates, rank 0 writes ``results.json``.
+each process draws its own crops); rank 0 alone evaluates (the others wait for it in their next
+step, and take its choice of grid point) and writes ``results.json``.
 """
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ def run(profile: str = "smoke", out: str | Path | None = None, seed: int = 0, da
         device: str = "auto", dry_run: bool = False, progress: bool = True, **changes: Any) -> dict | None:
     """Notebook 04's study (``changes``: profile settings, unknown ones a KeyError); rank 0 writes
     ``<out>/results.json`` and returns the recorder's data."""
-    cfg, dev, di = command.join("04", profile, device, dry_run, changes)
+    cfg, dev, di = command.join("04", profile, device, dry_run, changes, out)
     seed_everything(seed)
     rec = Recorder(out if di.is_main else None, NOTEBOOK, profile, cfg, seed, dev, data_root)
     sc = study_config(cfg)
@@ -44,7 +45,9 @@ def run(profile: str = "smoke", out: str | Path | None = None, seed: int = 0, da
                              progress=sc.progress and progress and di.is_main)
     say = print if di.is_main else (lambda *a, **k: None)
     t0 = time.perf_counter()
-    target, planar, synth = load_sources(cfg, data_root, seed, dry_run)
+    # the renders' progress bars as the training's: rank 0's, none with --quiet
+    shown = cfg.replace(progress=bool(cfg.progress) and progress and di.is_main)
+    target, planar, synth = load_sources(shown, data_root, seed, dry_run)
     rec.timing("data_s", time.perf_counter() - t0)
     rec.note(describe_target(target, cfg, seed))
     say(rec.data["notes"][-1])
@@ -54,9 +57,9 @@ def run(profile: str = "smoke", out: str | Path | None = None, seed: int = 0, da
     for arch in cfg.archs:
         rows += run_arch(arch, target, sources, sc, cfg.arms, seed=seed, device=dev, log=say)[0]
     rec.timing("study_s", time.perf_counter() - t0)
-    record_rows(rec, rows, target, sc)
-    rec.note(verdict.report(NOTEBOOK, rec.data, CLAIMS))
-    if di.is_main:
+    if di.is_main:   # rank 0 alone evaluated (run_arch): the others' rows have no scores
+        record_rows(rec, rows, target, sc)
+        rec.note(verdict.report(NOTEBOOK, rec.data, CLAIMS))
         say(rec.data["notes"][-1])
         path = rec.save()
         say(f"wrote {path}" if path else "results not saved (no --out)")

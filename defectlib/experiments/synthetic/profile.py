@@ -53,6 +53,9 @@ class StudyProfile(Settings):
     max_steps: int | None = None             # dry runs: optimizer steps per training run
     max_eval_batches: int | None = None      # dry runs: validation-loss batches
     max_eval_images: int | None = None       # dry runs: test images
+    checkpoint_every: int = 0                # epochs between checkpoints (0: none)
+    checkpoint_dir: str | None = None        # the run's checkpoint folder (every run a named sub-folder)
+    resume: bool = False
 
     def training(self, model=None) -> dict:
         """Every run (pre-training, real-only, fine-tuning) trains with AdamW (paper 004, Sec. 5.1),

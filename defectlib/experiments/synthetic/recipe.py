@@ -35,11 +35,12 @@ from torch.utils.data import DataLoader
 
 from ...data.sampling import stitch, tile
 from ...engine import distributed as D
+from ...engine.distributed import info as processes   # the world size (tests replace D with a stand-in)
 from ...engine import fit, load_weights, loss_evaluator, predict, supervised_loss
 from ...losses import BCEDiceLoss
 from ...metrics import best_f1_threshold, pixel_prf
 from ...models.seg_baselines import build_seg_baseline
-from ..registry import train_config
+from ..registry import checkpointing, train_config
 from .data import CropSet, Pair, load_target, to_input
 from .profile import StudyProfile
 
@@ -60,7 +61,8 @@ def study_config(cfg) -> StudyProfile:
     """The training runs' settings of a notebook profile (``profiles.get("04", ...)``): its
     ``study``, with the profile's numerics and progress bars, dry run included."""
     sc = cfg.study.replace(precision=cfg.precision, channels_last=cfg.channels_last, sync_bn=cfg.sync_bn,
-                           progress=bool(cfg.progress))
+                           progress=bool(cfg.progress), checkpoint_every=cfg.checkpoint_every,
+                           checkpoint_dir=cfg.checkpoint_dir, resume=cfg.resume)
     if cfg.dry_run:  # 2 steps per run, one grid point: a dry run checks that every run starts
         sc = sc.replace(max_steps=cfg.max_steps, max_eval_batches=cfg.max_eval_batches, max_eval_images=2,
                         lr_grid=sc.lr_grid[:1], wd_grid=sc.wd_grid[:1])
@@ -73,26 +75,34 @@ def loss_fn(sc: StudyProfile):
 
 
 def train_loader(train_pairs: list[Pair], sc: StudyProfile, exposure: bool, seed: int = 0) -> DataLoader:
-    """Epochs of ``sc.steps_per_epoch`` batches of random crops (None: one crop per training image)."""
-    n = sc.steps_per_epoch * sc.batch_size if sc.steps_per_epoch else max(sc.batch_size, len(train_pairs))
+    """Epochs of ``sc.steps_per_epoch`` batches of random crops (None: one crop per training image).
+    Under torchrun ``sc.batch_size`` is each process's share of the global batch and the engine
+    shares the epoch's crops out among the processes: the epoch holds the crops of all of them, so
+    the steps per epoch stay the profile's (it held one process's: 2 processes took half the steps)."""
+    world = processes().world_size
+    n = sc.steps_per_epoch * sc.batch_size * world if sc.steps_per_epoch else \
+        max(sc.batch_size * world, len(train_pairs))
     return DataLoader(CropSet(train_pairs, sc.crop, n, exposure, seed=seed, defect_p=sc.defect_p),
                       batch_size=sc.batch_size, shuffle=False, drop_last=True)
 
 
 def train(model, train_pairs, val_pairs, sc: StudyProfile, lr: float, wd: float, exposure: bool,
-          seed: int = 0, device="cpu", epochs: int | None = None, curve_pairs: list[Pair] | None = None):
+          seed: int = 0, device="cpu", epochs: int | None = None, curve_pairs: list[Pair] | None = None,
+          name: str | None = None):
     """One training run through :func:`defectlib.engine.fit`; the weights of the best validation
     loss are restored (``sc.restore_best``). With ``curve_pairs`` (the target's test tiles) every
     epoch also records ``test_F1`` at threshold 0.5: a learning curve, never used to choose anything.
-    Returns the engine's History."""
+    ``name``: the run's checkpoint folder when the profile checkpoints (``best.pt`` is then read
+    from there; otherwise from a temporary folder). Returns the engine's History."""
     bce = loss_fn(sc)
     tr = train_loader(train_pairs, sc, exposure, seed)
     va = DataLoader(CropSet(val_pairs, sc.crop, sc.val_crops, exposure, augment=False, seed=seed + 1, fixed=True,
-                            defect_p=sc.defect_p), batch_size=sc.batch_size)
+                            defect_p=sc.defect_p), batch_size=sc.batch_size * processes().world_size)  # rank 0's: global
+    kept = checkpointing(sc, name)   # the run's checkpoints (resume), else only best.pt, in a temporary folder
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = train_config(sc, epochs=epochs or sc.max_epochs, lr=lr, weight_decay=wd, checkpoint_dir=tmp,
-                           save_last=False,  # only best.pt is read back: no 300-500 MB last.pt per epoch
-                           seed=seed)
+        cfg = train_config(sc, epochs=epochs or sc.max_epochs, lr=lr, weight_decay=wd, seed=seed, name=name,
+                           **({} if kept else {"checkpoint_dir": tmp,  # only best.pt is read back:
+                                               "save_last": False}))  # no 300-500 MB last.pt per epoch
         val_loss = loss_evaluator(va, bce, device, max_batches=sc.max_eval_batches)
 
         def evaluator(m):
@@ -101,7 +111,7 @@ def train(model, train_pairs, val_pairs, sc: StudyProfile, lr: float, wd: float,
                 out["test_F1"] = evaluate(m, curve_pairs, 0.5, exposure, sc, device)["F1"]
             return out
         hist = fit(model, tr, cfg, loss_fn=bce, device=device, evaluate=evaluator, monitor="val_loss")
-        best = Path(tmp) / "best.pt"
+        best = Path(cfg.checkpoint_dir) / "best.pt"
         di = D.info()
         if sc.restore_best and di.is_main and best.is_file():
             load_weights(model, best)
@@ -134,6 +144,13 @@ def _flat(pairs, probs):
             torch.cat([p.reshape(-1) for p in probs]).numpy())
 
 
+def _val_f1(model, val_pairs, exposure, sc: StudyProfile, device="cpu") -> tuple[float, float]:
+    """(threshold, pixel F1) at the F1-maximising threshold on ``val_pairs`` ((0.5, 0.0) without a defect pixel)."""
+    val = _limit(val_pairs, sc)
+    y, s = _flat(val, predict_images(model, val, exposure, sc.eval_patch, device=device))
+    return tuple(best_f1_threshold(y, s)[:2]) if y.any() else (0.5, 0.0)
+
+
 def choose_threshold(model, val_pairs, exposure, sc: StudyProfile, device="cpu") -> float:
     """The threshold maximising pixel F1 on ``val_pairs`` (paper 004)."""
     val_pairs = _limit(val_pairs, sc)
@@ -154,20 +171,21 @@ def _curve(hist) -> list[tuple[int, float]]:
     return [(e["step"], e["test_F1"]) for e in hist.epochs if "test_F1" in e]
 
 
-def pretrain(arch, source: dict, sc: StudyProfile, exposure: bool, seed=0, device="cpu", curve_pairs=None):
+def pretrain(arch, source: dict, sc: StudyProfile, exposure: bool, seed=0, device="cpu", curve_pairs=None,
+             name: str = "pretrain"):
     """Grid search over (lr, weight decay) on the source, keeping the model with the best source
-    validation F1 (paper 004). Returns (model, threshold on source val, info)."""
+    validation F1 (paper 004). ``name``: the checkpoint folder of the grid (one sub-folder per
+    point). Returns (model, threshold on source val, info)."""
     best = None
     for lr in sc.lr_grid:
         for wd in sc.wd_grid:
             torch.manual_seed(seed)
             model = build_seg_baseline(arch, in_channels=3 if exposure else 1)
             hist = train(model, source["train"], source["val"], sc, lr, wd, exposure, seed, device,
-                         curve_pairs=curve_pairs)
-            val = _limit(source["val"], sc)
-            y, s = _flat(val, predict_images(model, val, exposure, sc.eval_patch, device=device))
-            thr, f1 = best_f1_threshold(y, s)[:2] if y.any() else (0.5, 0.0)
-            thr, f1 = D.broadcast((thr, f1), D.info())   # under torchrun every rank takes rank 0's choice
+                         curve_pairs=curve_pairs, name=f"{name}/lr{lr:g}-wd{wd:g}")
+            # under torchrun rank 0 alone evaluates; the others wait here and take its choice
+            di = D.info()
+            thr, f1 = D.broadcast(_val_f1(model, source["val"], exposure, sc, device) if di.is_main else None, di)
             if best is None or f1 > best[2]:
                 best = (model, thr, f1, {"lr": lr, "wd": wd, "epochs": len(hist.epochs), "steps": hist.epochs[-1]["step"],
                                          "source_val_F1": 100 * f1, "curve": _curve(hist)})
@@ -177,35 +195,42 @@ def pretrain(arch, source: dict, sc: StudyProfile, exposure: bool, seed=0, devic
 def run_arch(arch: str, target: dict, sources: dict, sc: StudyProfile, arms=ARMS, seed: int = 0,
              device="cpu", log=print) -> tuple[list[dict], dict]:
     """Every requested arm for one architecture; pre-training is shared by an arm and its FT twin.
-    Returns the result rows and the trained models by arm."""
+    Returns the result rows and the trained models by arm. Under torchrun rank 0 alone evaluates
+    (source-validation F1, which every rank takes, the threshold, the test scores): the other
+    ranks' rows have no P / R / F1."""
     rows, cache, models = [], {}, {}
+    main = D.info().is_main
     for arm in arms:
         t0 = time.time()
         src, ft = SOURCE[arm], arm.endswith("_ft")
         exposure = "_ex" in arm
         if src is None:                                      # real-only baseline (grid on the target)
             model, thr, info = pretrain(arch, target, sc, exposure, seed, device,
-                                        curve_pairs=target["test"] if sc.curve else None)
+                                        curve_pairs=target["test"] if sc.curve else None, name=f"{arch}/{arm}")
             info = {**info, "pretrain_epochs": 0, "pretrain_steps": 0}
         else:
             if src not in cache:
-                cache[src] = pretrain(arch, sources[src], sc, exposure, seed, device)
+                cache[src] = pretrain(arch, sources[src], sc, exposure, seed, device, name=f"{arch}/pretrain-{src}")
             model, thr, info = cache[src]
             info = {**info, "pretrain_epochs": info["epochs"], "pretrain_steps": info["steps"], "curve": []}
             if ft:
                 model = copy.deepcopy(model)
                 hist = train(model, target["train"], target["val"], sc, sc.finetune_lr, info["wd"], exposure,
-                             seed, device, epochs=sc.finetune_epochs, curve_pairs=target["test"] if sc.curve else None)
-                thr = choose_threshold(model, target["val"], exposure, sc, device)
+                             seed, device, epochs=sc.finetune_epochs, curve_pairs=target["test"] if sc.curve else None,
+                             name=f"{arch}/{arm}")
+                thr = choose_threshold(model, target["val"], exposure, sc, device) if main else None
                 info = {**info, "epochs": len(hist.epochs), "steps": hist.epochs[-1]["step"], "lr": sc.finetune_lr,
                         "curve": _curve(hist)}
             else:
                 info = {**info, "epochs": 0, "steps": 0}
-        res = evaluate(model, target["test"], thr, exposure, sc, device)
+        # under torchrun rank 0 alone evaluates; the others go on to the next run (they wait for it
+        # in its first step), their rows without P / R / F1
+        res = evaluate(model, target["test"], thr, exposure, sc, device) if main else {}
         row = {"arch": arch, "arm": arm, **res, **info, "time_s": time.time() - t0}
         rows.append(row)
-        log(f"{arch:9s} {arm:12s} P {res['P']:5.1f}  R {res['R']:5.1f}  F1 {res['F1']:5.1f}  "
-            f"({row['time_s']:.0f} s)")
+        if main:
+            log(f"{arch:9s} {arm:12s} P {res['P']:5.1f}  R {res['R']:5.1f}  F1 {res['F1']:5.1f}  "
+                f"({row['time_s']:.0f} s)")
         models[arm] = model
     return rows, models
 
