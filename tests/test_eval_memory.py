@@ -192,6 +192,7 @@ def test_evaluation_and_curve_loaders_use_the_profiles_workers(monkeypatch, tmp_
     pin_memory, and the paper's learning curves read a seeded subset of the test images; cpu and
     smoke keep all of them (their numbers do not move)."""
     from defectlib.experiments.severstal import data, recipe
+    monkeypatch.delenv("DEFECTLIB_DATA", raising=False)      # the Severstal stand-in, whatever CI exports
     assert PROFILES["paper"].curve_limit and PROFILES["paper"].num_workers > 0 and PROFILES["paper"].pin_memory
     assert PROFILES["cpu"].curve_limit is None and PROFILES["smoke"].curve_limit is None
     calls = []
@@ -207,6 +208,6 @@ def test_evaluation_and_curve_loaders_use_the_profiles_workers(monkeypatch, tmp_
     monkeypatch.setattr(recipe, "train_stage", lambda *a, **k: stage)       # the loaders are what is tested
     recipe.train_unet(task_, "resnet34", cfg, seed=0, device="cpu")
     recipe.train_gate(task_, cfg, seed=0, device="cpu", say=lambda *a: None)
-    E.evaluate_unet(nn.Sequential(nn.Conv2d(1, 4, 1)), task_, cfg, seed=0, predict=dict(device="cpu", progress=False))
+    E.evaluate_unet(nn.Sequential(nn.Conv2d(1, task_.num_classes, 1)), task_, cfg, seed=0, predict=dict(device="cpu", progress=False))
     assert calls and all(kw == {"num_workers": 2, "pin_memory": True} for _, _, kw in calls), calls
     assert [limit for n, limit, _ in calls[:4]] == [cfg.val_limit, 5, cfg.val_limit, 5]   # val loss, curve (U-Net, gate)

@@ -101,7 +101,7 @@ def _described(results: dict) -> list[tuple]:
 @pytest.mark.slow
 def test_two_gloo_processes_agree_with_one_process_of_the_same_global_batch(runs):
     (single, h1), (ddp, h2), tmp = runs
-    assert sorted(p.name for p in (tmp / "ddp").iterdir()) == ["histories.json", "results.json"]  # rank 0 only
+    assert sorted(p.name for p in (tmp / "ddp").iterdir()) == ["checkpoints", "histories.json", "results.json"]  # rank 0 only
     # exact: what the recording, the split, the model sizes and the step plan fix
     assert _described(ddp) == _described(single)
     assert ddp["config"] == single["config"] and ddp["config"]["batch_size"] == 4
