@@ -153,8 +153,8 @@ FLAKY = [  # fails on its first execution (a marker file says it ran once), then
 
 
 def test_run_resume_finishes_what_failed_and_keeps_what_finished(tmp_path, make_notebook):
-    from conftest import PARAMETERS_CELL
-    params = PARAMETERS_CELL + "\nresume = False"
+    params = ('profile = "smoke"\ndata_root = None\ndevice = "auto"\nseed = 0\noutput_dir = None\n'
+              'resume = False\ndry_run = False')
     make_notebook(tmp_path / "nbs" / "01_flaky.ipynb", FLAKY, parameters=params)
     make_notebook(tmp_path / "nbs" / "02_fine.ipynb", ["x = 1"], parameters=params)
     assert runner.main(["--notebooks", str(tmp_path / "nbs"), "--out", str(tmp_path / "runs"), "--quiet"]) == 1
