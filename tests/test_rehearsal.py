@@ -7,7 +7,7 @@ steps per training run, one evaluation batch) as one process and as 4 gloo proce
 time, and both must finish and write ``results.json`` files that record the same things: the same
 keys, the same metrics (name, paper key, unit, dataset) in the same order, as many notes (but
 notebook 01's own "torchrun: ..." note) and figures. It is opt-in: on 2 CPU cores the eight runs
-take about an hour (notebook 01's five DANets at 800-1333 px alone about 20 min per run).
+take about two hours (notebook 01's five DANets at 800-1333 px about 20 min per run).
 
 What it found, each tested here without torchrun:
 
@@ -18,6 +18,10 @@ What it found, each tested here without torchrun:
 - Notebook 02 under torchrun evaluated in batches of the per-process size (a dry run's one gate
   evaluation batch: 1 image, an undefined AUC), noted "2 steps of batch 1" for a global batch of 4
   and printed every stage title once per process.
+- Notebook 04's epoch held one process's crops, which the engine then shared out among the
+  processes: 2 processes took half the cpu profile's steps per epoch, the smoke profile's none;
+  its validation loss read per-process batches, and every process drew the renders' progress bars
+  (also with --quiet).
 """
 from __future__ import annotations
 
@@ -44,7 +48,7 @@ TIMEOUT = float(os.environ.get("DEFECTLIB_REHEARSAL_TIMEOUT", 3 * 3600))
 
 @pytest.mark.slow
 @pytest.mark.skipif(os.environ.get("DEFECTLIB_REHEARSAL") != "1",
-                    reason="the 4-process rehearsal of the paper profiles takes about an hour on 2 CPU cores: "
+                    reason="the 4-process rehearsal of the paper profiles takes about two hours on 2 CPU cores: "
                            "DEFECTLIB_REHEARSAL=1 to run it (or benchmarks/rehearse_torchrun.py; README, "
                            "'Rehearse on CPU')")
 @pytest.mark.parametrize("command", rehearsal.COMMANDS)
