@@ -67,7 +67,7 @@ def test_judge_runs_reads_each_claim_from_results():
     assert judge_runs(claims["04_synthetic_data"], [{"seed": 0, "metrics": []}]) == []      # another profile's metrics
     assert judge_runs(claims["00_getting_started"], [res(0, 1.0, 2.0)]) == []                 # no claim there
     assert {nb for nb, c in claims.items() if c} == {"01_danet_neu_det", "02_severstal_two_stage", "03_ocinet_nrsd",
-                                                      "04_synthetic_data"}
+                                                      "04_synthetic_data", "05_your_own_data"}
 
 
 def test_every_claim_names_metrics_the_committed_results_have():
@@ -99,6 +99,8 @@ def test_report_shows_this_run_then_the_committed_seeds(tmp_path):
         {"profile": "cpu", "seeds": [0, 1, 2], "verdicts": [{"statement": "s", "status": "undecided", "text": "T"}]}))
     text = report("03_ocinet_nrsd", run, ocinet.CLAIMS, results_dir=tmp_path)
     assert text.endswith("profile `cpu`, seeds 0, 1, 2):\n\n- T")
+    # notebook 05 on a user's folder: the seeds committed on NEU-Seg are not that folder's verdicts
+    assert "Committed" not in report("03_ocinet_nrsd", run, ocinet.CLAIMS, results_dir=tmp_path, committed=False)
     empty = {"profile": "x", "seed": 1, "metrics": []}
     assert "no claim's metrics" in report("03_ocinet_nrsd", empty, ocinet.CLAIMS, tmp_path)
 

@@ -142,6 +142,21 @@ def test_the_notebook_reads_real_binarised_neu_seg_training(real_dataset):
     assert spec.real and len(spec.open()) == 3630
 
 
+def test_the_summary_quotes_the_committed_seeds_beside_their_folder_only(monkeypatch):
+    """The seeds committed under results/ ran on binarised NEU-Seg: a run on your folder is not
+    told that they are its verdicts."""
+    from types import SimpleNamespace
+
+    from defectlib.record import Recorder, verdict
+    seen = []
+    monkeypatch.setattr(verdict, "report", lambda *a, committed=True, **k: seen.append(committed) or "")
+    cfg = profiles.get("05", "smoke")
+    for name in (Y.NEU_SEG, "line7", "NEU-Seg stand-in (generated), binarised"):
+        data = SimpleNamespace(name=name, parts={"train": list(range(10))}, source="seeded split (seed 0)")
+        Y.record_summary(Recorder(None, "05_your_own_data", "smoke"), cfg, "smoke", Y.plan_steps(10, cfg), data)
+    assert seen == [True, False, False]
+
+
 # --- the plan, the profiles ------------------------------------------------------------------------
 def test_steps_follow_the_folders_size_within_the_profiles_bounds():
     cpu = profiles.get("05", "cpu")

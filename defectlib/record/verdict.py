@@ -199,12 +199,16 @@ def judge_runs(claims: Sequence[Claim], results: Sequence[Mapping]) -> list[Verd
     return out
 
 
-def report(notebook: str, run: Mapping, claims: Sequence[Claim], results_dir: str | Path | None = None) -> str:
+def report(notebook: str, run: Mapping, claims: Sequence[Claim], results_dir: str | Path | None = None,
+           committed: bool = True) -> str:
     """Markdown for a notebook's last cell: the verdict on each of its ``claims`` from this run
     (``run``: the :class:`~defectlib.record.Recorder`'s ``data``, one seed, so at best "cannot
-    decide"), then the verdicts committed in ``results/<notebook>/seeds.json`` over several seeds."""
+    decide"), then the verdicts committed in ``results/<notebook>/seeds.json`` over several seeds
+    (``committed=False``: not those, when this run is on other data than theirs)."""
     lines = [f"**This run** (profile `{run.get('profile')}`, seed {run.get('seed')}):", ""]
     lines += [f"- {v.text}" for v in judge_runs(claims, [run])] or ["- no claim's metrics in this run"]
+    if not committed:
+        return "\n".join(lines)
     if results_dir is None:
         from ..paths import repo_root
         root = repo_root()

@@ -16,7 +16,8 @@ brings, beside two trivial rows (the Otsu threshold, predicting nothing).
 There is no paper behind it: its ``paper`` profile is the GPU-sized run.
 """
 from ..registry import Experiment
-from .data import FolderSpec, Look, YourData, folder_spec, look, read_split_file, split, train_loader, with_models
+from .data import (NEU_SEG, FolderSpec, Look, YourData, folder_spec, look, read_split_file, split, train_loader,
+                   with_models)
 from .evaluation import (METRIC_NOTES, METRICS, THRESHOLDS, choose_threshold, digest, evaluate_model,
                          evaluate_nothing, evaluate_otsu, score_masks, threshold_curve)
 from .export import Segmenter, export_model, probability_maps
@@ -26,7 +27,7 @@ from .recipe import (BASELINES, LABELS, MODELS, build_model, complexity, doctor_
 from .results import (CLAIMS, Pick, bootstrap_difference, leaderboard, pick, record_data, record_pick, record_row,
                       record_summary)
 
-__all__ = ["EXPERIMENT", "CLAIMS", "PROFILES", "MODEL_NAMES", "YoursProfile", "StepPlan", "plan_steps",
+__all__ = ["EXPERIMENT", "CLAIMS", "PROFILES", "MODEL_NAMES", "NEU_SEG", "YoursProfile", "StepPlan", "plan_steps",
            "FolderSpec", "Look", "YourData", "folder_spec", "look", "read_split_file", "split", "train_loader",
            "with_models", "METRIC_NOTES", "METRICS", "THRESHOLDS", "choose_threshold", "digest", "evaluate_model",
            "evaluate_nothing", "evaluate_otsu", "score_masks", "threshold_curve", "Segmenter", "export_model",
@@ -34,9 +35,9 @@ __all__ = ["EXPERIMENT", "CLAIMS", "PROFILES", "MODEL_NAMES", "YoursProfile", "S
            "eval_limit", "evaluate", "train", "train_and_evaluate", "Pick", "bootstrap_difference", "leaderboard",
            "pick", "record_data", "record_pick", "record_row", "record_summary"]
 
-# claims=(): the notebook judges CLAIMS on its own run (record_summary); they join the record, and with
-# it `defectlib seeds` and the README's claims table, with the committed cpu seeds of results/05_your_own_data
+# CLAIMS: the course's claims about its models on a folder; judged over the seeds committed in
+# results/05_your_own_data (binarised NEU-Seg, cpu profile) and on each run by record_summary
 EXPERIMENT = Experiment(
     number="05", title="your own defects: the course's models trained, compared and exported on your folder",
     notebook="05_your_own_data.ipynb", profiles=PROFILES, datasets=("neu-seg",), substitutes={},
-    claims=(), doctor_probes=doctor_probes, command="python -m defectlib.experiments.yours", paper=None)
+    claims=CLAIMS, doctor_probes=doctor_probes, command="python -m defectlib.experiments.yours", paper=None)

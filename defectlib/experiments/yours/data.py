@@ -91,6 +91,10 @@ class FolderSpec:
         return f"defectlib data check {self.root} " + " ".join(opts)
 
 
+#: the folder of notebook 05 without ``data_dir``: the one its committed seeds (results/) were run on
+NEU_SEG = "NEU-Seg training, binarised"
+
+
 def folder_spec(data_dir=None, data_root=None, **options) -> FolderSpec:
     """The folder notebook 05 reads: ``data_dir`` with ``options`` (the fields of :class:`FolderSpec`),
     or, with no ``data_dir``, NEU-Seg's training images read as a folder and binarised (real under
@@ -104,7 +108,7 @@ def folder_spec(data_dir=None, data_root=None, **options) -> FolderSpec:
         return FolderSpec(root, colors=colors, defect_labels=tuple(labels) if labels is not None else None,
                           name=options.pop("name", root.name), **options)
     path, real = locate("neu-seg", data_root)
-    name = "NEU-Seg training, binarised" if real else "NEU-Seg stand-in (generated), binarised"
+    name = NEU_SEG if real else "NEU-Seg stand-in (generated), binarised"
     return FolderSpec(path, images="images/training", masks="annotations/training", name=name, real=real)
 
 
