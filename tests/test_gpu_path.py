@@ -179,7 +179,9 @@ def _broadcast_worker(rank, world, port, queue):
     dist.destroy_process_group()
 
 
-def test_broadcast_weights_gives_every_rank_rank_0s_weights_and_buffers():
+def _two_ranks(target, timeout: float) -> list:
+    """``target(rank, 2, port, queue)`` in two spawned processes joined by gloo on a free port:
+    what each put on the queue (killed if still alive a minute after)."""
     import socket
 
     import torch.multiprocessing as mp
@@ -188,12 +190,20 @@ def test_broadcast_weights_gives_every_rank_rank_0s_weights_and_buffers():
         port = s.getsockname()[1]
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    procs = [ctx.Process(target=_broadcast_worker, args=(r, 2, port, queue)) for r in range(2)]
+    procs = [ctx.Process(target=target, args=(r, 2, port, queue)) for r in range(2)]
     for p in procs:
         p.start()
-    got = dict(queue.get(timeout=120) for _ in procs)
-    for p in procs:
-        p.join(timeout=60)
+    try:
+        return [queue.get(timeout=timeout) for _ in procs]
+    finally:
+        for p in procs:
+            p.join(timeout=60)
+            if p.is_alive():
+                p.kill()
+
+
+def test_broadcast_weights_gives_every_rank_rank_0s_weights_and_buffers():
+    got = dict(_two_ranks(_broadcast_worker, timeout=120))
     torch.manual_seed(0)
     rank0 = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4)).state_dict()
     for k in rank0:
@@ -341,24 +351,7 @@ def test_notebook_04_evaluates_on_rank_0_only():
     """Under torchrun every rank of notebook 04 predicted the source validation tiles, chose its
     threshold and scored the test tiles, each computing what rank 0 computed. Two gloo processes:
     rank 0 evaluates (the same 5 predictions as one process), rank 1 none; rank 0 records the rows."""
-    import socket
-
-    import torch.multiprocessing as mp
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    procs = [ctx.Process(target=_synthetic_rank, args=(r, 2, port, queue)) for r in range(2)]
-    for p in procs:
-        p.start()
-    try:
-        got = {rank: (n, names) for rank, n, names in (queue.get(timeout=300) for _ in procs)}
-    finally:
-        for p in procs:
-            p.join(timeout=60)
-            if p.is_alive():
-                p.kill()
+    got = {rank: (n, names) for rank, n, names in _two_ranks(_synthetic_rank, timeout=300)}
     assert got[1] == (0, None), got                  # rank 1: no prediction, no results
     assert got[0][0] == 5, got                       # real: val F1 + test; planar_ft: val F1 + threshold + test
     assert {f"unet/{arm}/{k}" for arm in ("real", "planar_ft") for k in ("P", "R", "F1")} <= set(got[0][1])

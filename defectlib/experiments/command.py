@@ -167,3 +167,12 @@ def join(notebook: str, profile: str, device: str, dry_run: bool, changes: dict,
     di = D.init_from_env(backend="nccl" if dev.type == "cuda" else "gloo")
     dev = D.device_for(di, dev)
     return cfg, dev, di
+
+
+def write_histories(results_path, histories: dict) -> None:
+    """``histories.json`` beside a command's ``results.json`` (``results_path``): each trained
+    model's :class:`~defectlib.engine.History` under its name, as the notebooks' learning curves read it."""
+    import json
+    from pathlib import Path
+    Path(results_path).with_name("histories.json").write_text(
+        json.dumps({name: h.state_dict() for name, h in histories.items()}, indent=1))

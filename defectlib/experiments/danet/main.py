@@ -20,7 +20,6 @@ from COCO weights with frozen BatchNorm, where this question does not arise.
 """
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -112,8 +111,7 @@ def run(profile: str = "smoke", out: str | Path | None = None, seed: int = 0, da
         say("\n\n".join(record_summary(rec, results, dataset, real, profile, dry_run)))
         path = rec.save()
         if path is not None:
-            (path.parent / "histories.json").write_text(
-                json.dumps({f"phase{ph}": h.state_dict() for ph, h in histories.items()}, indent=1))
+            command.write_histories(path, {f"phase{ph}": h for ph, h in histories.items()})
             say(f"wrote {path}")
     D.barrier(di)
     return rec.data if di.is_main else None

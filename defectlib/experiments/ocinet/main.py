@@ -15,7 +15,6 @@ and writes ``results.json`` and ``histories.json`` into ``--out``.
 """
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -64,8 +63,7 @@ def run(profile: str = "smoke", out: str | Path | None = None, seed: int = 0, da
         record_summary(rec, cfg, profile, weights)
         path = rec.save()
         if path is not None:
-            (path.parent / "histories.json").write_text(
-                json.dumps({key: r["history"].state_dict() for key, r in runs.items()}, indent=1))
+            command.write_histories(path, {key: r["history"] for key, r in runs.items()})
             say(f"wrote {path}")
     D.barrier(di)
     return rec.data if di.is_main else None

@@ -34,8 +34,8 @@ from torch import nn
 from ...metrics import gate_report, kaggle_dice
 from ...metrics.classification import roc_auc
 from .data import eval_loader, loading
-from .pipeline import (grid_table, pair_dice, per_class, probabilities, count_scorers, apply_thresholds, collect,
-                       collect_scores, dice_report, mean_iou, thresholded_iou)
+from .pipeline import (grid_table, kept_counts, pair_dice, per_class, probabilities, count_scorers, apply_thresholds,
+                       collect, collect_scores, dice_report, mean_iou, thresholded_iou)
 
 SHOWN = 4   # the images each of notebook 02's sample figures draws
 #: the pixel thresholds of the notebook's threshold curves, 0.05 ... 0.95 (every split is counted at them)
@@ -86,14 +86,7 @@ class Counts:
         :func:`.pipeline.apply_thresholds`'s masks (a gate or a minimum area only empties whole
         class masks): what :func:`.pipeline.mask_counts` counts on the maps."""
         pred, inter = self.raw(pixel_threshold)
-        n, c = pred.shape
-        keep = np.ones((n, c), bool)
-        if scores is not None:
-            keep &= (scores >= gate_threshold).cpu().numpy()[:, None]
-        area = per_class(min_area, c, "cpu").view(c).numpy()
-        if (area > 0).any():
-            keep &= ~(np.where(keep, pred, 0) < area[None, :])
-        return np.where(keep, inter, 0), np.where(keep, pred, 0), self.true
+        return (*kept_counts(inter, pred, scores, gate_threshold, min_area), self.true)
 
     def table(self, metric, scores: torch.Tensor | None = None,
               gate_grid=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9), pixel_grid=(0.3, 0.4, 0.5, 0.6, 0.7),

@@ -164,20 +164,30 @@ def _tune_from_counts(probs, targets, score_fn, scores, gates, pixel_grid, min_a
 def grid_table(counts, true_count, score_fn, scores, gates, pixel_grid, min_area_grid) -> list[dict]:
     """Every grid point's score from ``counts``, (predicted pixels, true positives) ``[N, C]`` at
     each pixel threshold of ``pixel_grid``, and the true pixels ``true_count``."""
-    n, c = true_count.shape
     table = []
     # the direct search's order (gate, pixel, area), so ties go to the same grid point
     for gate, (k, pix), area in itertools.product(gates, enumerate(pixel_grid), min_area_grid):
         pred_count, inter = counts[k]
-        keep = np.ones((n, c), bool)
-        if gate is not None:
-            keep &= (scores >= gate).cpu().numpy()[:, None]
-        area_t = per_class(area, c, "cpu").view(c).numpy()
-        if (area_t > 0).any():
-            keep &= ~(np.where(keep, pred_count, 0) < area_t[None, :])
+        inter, pred_count = kept_counts(inter, pred_count, scores, gate, area)
         table.append({"gate_threshold": gate, "pixel_threshold": pix, "min_area": area,
-                      "score": float(score_fn(np.where(keep, inter, 0), np.where(keep, pred_count, 0), true_count))})
+                      "score": float(score_fn(inter, pred_count, true_count))})
     return table
+
+
+def kept_counts(inter: np.ndarray, pred_count: np.ndarray, scores: torch.Tensor | None, gate_threshold,
+                min_area) -> tuple[np.ndarray, np.ndarray]:
+    """(true positives, predicted pixels) ``[N, C]`` after :func:`apply_thresholds`'s gate and
+    minimum area, from the counts of the masks before them: each empties whole class masks (a gate
+    every class of an image scored below ``gate_threshold``, ``None``: no gate; a minimum area each
+    class mask smaller than it)."""
+    n, c = pred_count.shape
+    keep = np.ones((n, c), bool)
+    if scores is not None and gate_threshold is not None:
+        keep &= (scores >= gate_threshold).cpu().numpy()[:, None]
+    area = per_class(min_area, c, "cpu").view(c).numpy()
+    if (area > 0).any():
+        keep &= ~(np.where(keep, pred_count, 0) < area[None, :])
+    return np.where(keep, inter, 0), np.where(keep, pred_count, 0)
 
 
 def pair_dice(inter, pred_count, true_count) -> np.ndarray:

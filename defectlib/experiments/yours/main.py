@@ -14,7 +14,6 @@ the verdict, the export; rank 0 writes ``results.json``, ``histories.json`` and 
 """
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -84,8 +83,7 @@ def run(profile: str = "smoke", out: str | Path | None = None, seed: int = 0, da
                          label=MODELS[verdict.best].label, input_size=cfg.input_size, threshold=best["threshold"],
                          bit_depth=spec.bit_depth, info={"trained_on": yours.name, "split": yours.source,
                                                          "test": {m: best[m] for m in ("IoU", "Dice", "F1")}})
-            (path.parent / "histories.json").write_text(
-                json.dumps({k: r["history"].state_dict() for k, r in runs.items()}, indent=1))
+            command.write_histories(path, {k: r["history"] for k, r in runs.items()})
             say(f"wrote {path} and the exported {MODELS[verdict.best].label} in {path.parent / 'model'}")
     D.barrier(di)
     return rec.data if di.is_main else None
